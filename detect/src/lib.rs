@@ -1,0 +1,1 @@
+//! The detector: Sigma and Sigma correlation rules over the events stream and the lake.

@@ -1,0 +1,61 @@
+//! The Kafka side of the contract: where events and alerts travel, and how clients connect.
+
+use std::collections::BTreeMap;
+
+use rdkafka::ClientConfig;
+use serde::{Deserialize, Serialize};
+
+/// Kafka connection and topics, shared by every stage.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma separated (`host:port,host:port`). Empty means: `mcpsiem up`
+    /// starts its embedded broker.
+    pub brokers: String,
+    /// The topic collectors write audit events to and the ingester and detector read.
+    pub events_topic: String,
+    /// The topic the detector writes alerts to.
+    pub alerts_topic: String,
+    /// Extra librdkafka properties (for example `security.protocol`, `sasl.mechanism`),
+    /// passed through unchanged.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: String::new(),
+            events_topic: "mcpsiem.events".into(),
+            alerts_topic: "mcpsiem.alerts".into(),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// A librdkafka client configuration with the brokers and the extra properties set.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// Property names whose values are secrets, masked when the configuration is shown.
+    pub fn is_secret_property(name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        ["password", "secret", "key", "token"].iter().any(|w| name.contains(w))
+    }
+}
+
+/// The message key for an event: its session, or its token fingerprint when there is no
+/// session, so that one session's events stay in one partition and in order.
+pub fn event_key<'e>(event: &'e crate::McpEvent<'_>) -> Option<&'e str> {
+    event
+        .session_id
+        .as_deref()
+        .or(event.token_fingerprint.as_deref())
+        .or(event.client_address.as_deref())
+}

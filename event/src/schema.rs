@@ -1,0 +1,89 @@
+//! The list of event fields: JSON names, column names, kinds and descriptions.
+//!
+//! Generated from the [`crate::McpEvent`] definition, so the schema document, the Arrow
+//! schema and the decoder all read the same list.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
+
+use crate::value::ValueKind;
+
+/// One field of the event model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldSpec {
+    /// The dotted name used in JSON and in Sigma rules, such as `mcp.method.name`.
+    pub json_name: &'static str,
+    /// The column name in Arrow, Parquet and SQL: the JSON name with `.` replaced by `_`,
+    /// so analysts need no quoting (`mcp_method_name`).
+    pub column_name: String,
+    pub kind: ValueKind,
+    pub required: bool,
+    pub description: String,
+}
+
+/// The JSON key and column that keep unknown fields.
+pub const ATTRIBUTES_COLUMN: &str = "attributes";
+
+/// The JSON name to column name rule, in one place.
+pub fn column_name_for(json_name: &str) -> String {
+    json_name.replace('.', "_")
+}
+
+/// Every field in schema order.
+pub fn fields() -> &'static [FieldSpec] {
+    static FIELDS: LazyLock<Vec<FieldSpec>> = LazyLock::new(crate::McpEvent::<'static>::field_specs);
+    &FIELDS
+}
+
+/// Looks a field up by its JSON (Sigma) name.
+pub fn field_by_json_name(json_name: &str) -> Option<&'static FieldSpec> {
+    fields().iter().find(|f| f.json_name == json_name)
+}
+
+/// Looks a field up by its column (SQL) name.
+pub fn field_by_column_name(column_name: &str) -> Option<&'static FieldSpec> {
+    fields().iter().find(|f| f.column_name == column_name)
+}
+
+/// The Arrow type of the attributes column: string keys to JSON text values.
+pub fn attributes_data_type() -> DataType {
+    let entries = Fields::from(vec![
+        Field::new("keys", DataType::Utf8, false),
+        Field::new("values", DataType::Utf8, true),
+    ]);
+    DataType::Map(Arc::new(Field::new("entries", DataType::Struct(entries), false)), false)
+}
+
+/// The Arrow schema of the `events` table, derived from the field list.
+pub fn arrow_schema() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let mut columns: Vec<Field> = fields()
+            .iter()
+            .map(|f| Field::new(&f.column_name, f.kind.data_type(), !f.required))
+            .collect();
+        columns.push(Field::new(ATTRIBUTES_COLUMN, attributes_data_type(), true));
+        Arc::new(Schema::new(columns))
+    });
+    SCHEMA.clone()
+}
+
+/// The field table of `docs/schema.md`, in Markdown. A test keeps the document equal to it.
+pub fn markdown_field_table() -> String {
+    let mut out = String::from("| JSON / Sigma field | SQL column | type | required | meaning |\n|---|---|---|---|---|\n");
+    for f in fields() {
+        let description = f.description.trim().replace('\n', " ").replace('|', "\\|");
+        out.push_str(&format!(
+            "| `{}` | `{}` | {} | {} | {} |\n",
+            f.json_name,
+            f.column_name,
+            f.kind.json_name(),
+            if f.required { "yes" } else { "no" },
+            description
+        ));
+    }
+    out.push_str(&format!(
+        "| *(any other key)* | `{ATTRIBUTES_COLUMN}` | map of key to JSON text | no | Unknown fields, kept verbatim: the key and the value's JSON text. |\n"
+    ));
+    out
+}

@@ -1,0 +1,1 @@
+//! The query service: SQL over the lake for forensics, and evidence export.

@@ -1,0 +1,211 @@
+//! The configuration: one TOML file, `MCPSIEM_*` environment overrides, then flags.
+//!
+//! Precedence, lowest first: built-in defaults, the TOML file (`--config`, or
+//! `$MCPSIEM_CONFIG`, or `./mcpsiem.toml` when present), environment variables
+//! (`MCPSIEM_KAFKA__BROKERS=host:9092` sets `kafka.brokers`: sections are joined with a
+//! double underscore), then `--set kafka.brokers=host:9092` flags and the subcommands' own
+//! flags. Every setting is documented in `docs/configuration.md`.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use mcpsiem_event::kafka::KafkaConfig;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration, one section per concern.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    pub decoder: DecoderConfig,
+    pub site: SiteConfig,
+    pub log: LogConfig,
+}
+
+/// How incoming records are decoded (ingester, intake).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecoderConfig {
+    /// Largest record accepted, in bytes; larger ones are dead-lettered as `too_large`.
+    pub max_record_bytes: usize,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        Self { max_record_bytes: mcpsiem_event::DEFAULT_MAX_RECORD_BYTES }
+    }
+}
+
+/// Settings shared by every collector of a site.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SiteConfig {
+    /// The key of the HMAC-SHA256 token fingerprints. The same on every collector of the
+    /// site, so one token has one fingerprint everywhere. Secret: masked by `config show`.
+    pub token_key: String,
+}
+
+/// Logging.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log shippers.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `mcpsiem=debug,rdkafka=warn`; `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, level: "info".into() }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path} does not exist (given by {source_of_path})")]
+    MissingFile { path: PathBuf, source_of_path: &'static str },
+    #[error("`--set {0}` is not of the form section.key=value")]
+    BadOverride(String),
+    #[error("invalid configuration: {0}\n(see docs/configuration.md for every setting)")]
+    Invalid(#[from] Box<figment::Error>),
+}
+
+/// Where the configuration came from, for `config show`.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigSources {
+    pub file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads defaults, the file, the environment and the `--set` overrides, in that order.
+    pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<(Self, ConfigSources), ConfigError> {
+        Self::load_from(file, overrides, Env::prefixed("MCPSIEM_").split("__").ignore(&["config"]))
+    }
+
+    fn load_from(file: Option<&Path>, overrides: &[String], env: Env) -> Result<(Self, ConfigSources), ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let file = match file {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError::MissingFile { path: path.to_owned(), source_of_path: "--config or MCPSIEM_CONFIG" });
+            }
+            Some(path) => Some(path.to_owned()),
+            None => Some(PathBuf::from("mcpsiem.toml")).filter(|p| p.exists()),
+        };
+        if let Some(path) = &file {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(env);
+        for item in overrides {
+            let (key, value) = item.split_once('=').ok_or_else(|| ConfigError::BadOverride(item.clone()))?;
+            if key.trim().is_empty() {
+                return Err(ConfigError::BadOverride(item.clone()));
+            }
+            figment = figment.merge(Serialized::global(key.trim(), parse_override_value(value.trim())));
+        }
+        let config = figment.extract().map_err(Box::new)?;
+        Ok((config, ConfigSources { file }))
+    }
+
+    /// The effective configuration as TOML, with every secret replaced by `***`.
+    pub fn to_masked_toml(&self) -> String {
+        let mut value = toml::Value::try_from(self).expect("the configuration is always representable in TOML");
+        mask_secrets(&mut value);
+        toml::to_string_pretty(&value).expect("a TOML value always prints")
+    }
+}
+
+/// `--set a.b=42` gives an integer, `=true` a boolean, anything else a string.
+fn parse_override_value(text: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {text}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(text.to_owned()))
+}
+
+/// Setting names that hold secrets wherever they appear.
+fn is_secret_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["password", "secret", "token_key", "api_key", "sasl", "private"]
+        .iter()
+        .any(|w| name.contains(w))
+        || KafkaConfig::is_secret_property(&name)
+}
+
+fn mask_secrets(value: &mut toml::Value) {
+    if let toml::Value::Table(table) = value {
+        for (key, item) in table.iter_mut() {
+            match item {
+                toml::Value::String(s) if is_secret_name(key) && !s.is_empty() => *s = "***".into(),
+                _ => mask_secrets(item),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_then_file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mcpsiem.toml");
+        std::fs::write(&path, "[kafka]\nbrokers = \"file:9092\"\nevents_topic = \"from-file\"\n[decoder]\nmax_record_bytes = 10\n").unwrap();
+
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MCPSIEM_KAFKA__EVENTS_TOPIC", "from-env");
+            jail.set_env("MCPSIEM_DECODER__MAX_RECORD_BYTES", "20");
+            let (config, sources) = Config::load(Some(&path), &["decoder.max_record_bytes=30".into()]).unwrap();
+            assert_eq!(sources.file.as_deref(), Some(path.as_path()));
+            assert_eq!(config.kafka.brokers, "file:9092");
+            assert_eq!(config.kafka.events_topic, "from-env");
+            assert_eq!(config.decoder.max_record_bytes, 30);
+            assert_eq!(config.kafka.alerts_topic, KafkaConfig::default().alerts_topic);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_settings_and_bad_types_are_reported_with_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[kafka]\nbrokerz = \"x\"\n").unwrap();
+        let err = Config::load_from(Some(&path), &[], Env::raw().only(&[])).unwrap_err().to_string();
+        assert!(err.contains("brokerz"), "{err}");
+
+        let err = Config::load_from(None, &["decoder.max_record_bytes=lots".into()], Env::raw().only(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_record_bytes"), "{err}");
+        assert!(matches!(
+            Config::load_from(None, &["novalue".into()], Env::raw().only(&[])),
+            Err(ConfigError::BadOverride(_))
+        ));
+        assert!(matches!(
+            Config::load_from(Some(Path::new("/nonexistent/x.toml")), &[], Env::raw().only(&[])),
+            Err(ConfigError::MissingFile { .. })
+        ));
+    }
+
+    #[test]
+    fn secrets_are_masked_when_shown() {
+        let mut config = Config::default();
+        config.site.token_key = "s3cr3t-site-key".into();
+        config.kafka.properties.insert("sasl.password".into(), "hunter2".into());
+        config.kafka.properties.insert("security.protocol".into(), "SASL_SSL".into());
+        let shown = config.to_masked_toml();
+        assert!(!shown.contains("s3cr3t-site-key") && !shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("SASL_SSL"), "{shown}");
+        assert!(shown.contains("***"));
+    }
+}

@@ -1,0 +1,11 @@
+//! mcpsiem: a streaming SIEM for Model Context Protocol audit logs.
+//!
+//! This crate is the `mcpsiem` command line; the stages live in their own crates
+//! (`mcpsiem-event`, `mcpsiem-ingest`, `mcpsiem-detect`, `mcpsiem-query`).
+
+pub mod bench;
+pub mod broker;
+pub mod config;
+pub mod generate;
+pub mod kafka_out;
+pub mod progress;

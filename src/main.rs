@@ -1,0 +1,236 @@
+//! The `mcpsiem` command line.
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use mcpsiem::config::{Config, LogFormat};
+use mcpsiem::generate::{GenOptions, Generator, Scenario};
+use mcpsiem_event::Timestamp;
+
+#[derive(Parser)]
+#[command(name = "mcpsiem", version, about = "Streaming SIEM for Model Context Protocol audit logs")]
+struct Cli {
+    /// Configuration file (TOML). Default: $MCPSIEM_CONFIG, else ./mcpsiem.toml when present.
+    #[arg(long, short, global = true, env = "MCPSIEM_CONFIG")]
+    config: Option<PathBuf>,
+    /// Override one setting, such as `--set kafka.brokers=localhost:9092`. Repeatable.
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Generate realistic MCP audit traffic, with injected attacks on request.
+    Gen(GenArgs),
+    /// Print the event schema.
+    Schema {
+        /// Print the Arrow schema instead of the Markdown field table.
+        #[arg(long)]
+        arrow: bool,
+    },
+    /// Measure performance against named baselines.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (defaults, file, environment, flags) with secrets masked.
+    Show,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Decoder throughput against serde_json::Value parsing of the same NDJSON.
+    Decode {
+        #[arg(long, default_value_t = 200_000)]
+        events: u64,
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct GenArgs {
+    /// How many events to generate.
+    #[arg(long, default_value_t = 10_000)]
+    events: u64,
+    /// Random seed: the same seed gives the same events.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Start of the simulated period (RFC 3339).
+    #[arg(long, default_value = "2026-11-02T00:00:00Z")]
+    start: String,
+    /// Length of the simulated period in days.
+    #[arg(long, default_value_t = 1)]
+    days: u32,
+    /// Number of simulated users.
+    #[arg(long, default_value_t = 50)]
+    users: usize,
+    /// Attacks to inject: `all`, or a comma-separated list of scenario names (see --list-attacks).
+    #[arg(long, value_delimiter = ',')]
+    attacks: Vec<String>,
+    /// How many times each attack is injected.
+    #[arg(long, default_value_t = 1)]
+    attack_repeats: u32,
+    /// List the attack scenarios and exit.
+    #[arg(long)]
+    list_attacks: bool,
+    /// Write NDJSON here (`-` for stdout). Default: stdout, unless --kafka is given.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// Produce to the events topic of kafka.brokers instead of writing a file.
+    #[arg(long)]
+    kafka: bool,
+    /// Events per second when producing (0: as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(error) = run(cli) {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let (config, sources) = Config::load(cli.config.as_deref(), &cli.overrides)?;
+    init_logging(&config);
+    match cli.command {
+        Command::Config(ConfigCommand::Show) => {
+            match &sources.file {
+                Some(file) => println!("# file: {}", file.display()),
+                None => println!("# file: none (defaults, environment and flags only)"),
+            }
+            print!("{}", config.to_masked_toml());
+            Ok(())
+        }
+        Command::Gen(args) => generate(&config, args),
+        Command::Schema { arrow } => {
+            if arrow {
+                println!("{:#?}", mcpsiem_event::schema::arrow_schema());
+            } else {
+                print!("{}", mcpsiem_event::schema::markdown_field_table());
+            }
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Decode { events, rounds, json }) => {
+            eprintln!("generating {events} events…");
+            let corpus = mcpsiem::bench::NdjsonCorpus::generate(events, 42);
+            let report = mcpsiem::bench::decode_bench(&corpus, rounds);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn parse_attacks(names: &[String]) -> Result<Vec<Scenario>> {
+    if names.iter().any(|n| n == "all") {
+        return Ok(Scenario::ALL.to_vec());
+    }
+    names
+        .iter()
+        .map(|name| {
+            Scenario::parse(name).with_context(|| {
+                let known: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+                format!("unknown attack `{name}`; known: all, {}", known.join(", "))
+            })
+        })
+        .collect()
+}
+
+fn generate(config: &Config, args: GenArgs) -> Result<()> {
+    if args.list_attacks {
+        for scenario in Scenario::ALL {
+            println!("{:<26} {}", scenario.name(), scenario.description());
+        }
+        return Ok(());
+    }
+    let options = GenOptions {
+        seed: args.seed,
+        events: args.events,
+        start: Timestamp::parse(&args.start).with_context(|| format!("--start {}", args.start))?,
+        days: args.days,
+        users: args.users,
+        attacks: parse_attacks(&args.attacks)?,
+        attack_repeats: args.attack_repeats,
+        token_key: if config.site.token_key.is_empty() { GenOptions::default().token_key } else { config.site.token_key.clone() },
+    };
+    let mut generator = Generator::new(options);
+    let bar = mcpsiem::progress::counter(args.events, "events");
+    let started = Instant::now();
+    if args.kafka {
+        if config.kafka.brokers.is_empty() {
+            bail!("--kafka needs kafka.brokers: set it in the configuration, MCPSIEM_KAFKA__BROKERS or --set kafka.brokers=HOST:PORT");
+        }
+        let producer = mcpsiem::kafka_out::EventProducer::new(&config.kafka).context("creating the Kafka producer")?;
+        let mut sent = 0u64;
+        let mut payload = Vec::with_capacity(2048);
+        for event in generator.by_ref() {
+            payload.clear();
+            event.write_json(&mut payload);
+            producer.send(mcpsiem_event::kafka::event_key(&event), &payload)?;
+            sent += 1;
+            bar.inc(1);
+            if args.rate > 0 && sent % 50 == 0 {
+                let due = Duration::from_secs_f64(sent as f64 / args.rate as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+        let report = producer.flush(Duration::from_secs(120))?;
+        bar.finish_and_clear();
+        if report.failed > 0 || report.delivered != sent {
+            bail!("{} of {sent} events were not delivered to Kafka ({} failed)", sent - report.delivered, report.failed);
+        }
+        eprintln!("produced {sent} events to {} in {:.1?}", config.kafka.events_topic, started.elapsed());
+    } else {
+        let out: Box<dyn Write> = match args.out.as_deref() {
+            None => Box::new(std::io::stdout().lock()),
+            Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdout().lock()),
+            Some(path) => Box::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?),
+        };
+        let mut out = BufWriter::with_capacity(1 << 20, out);
+        let mut line = Vec::with_capacity(2048);
+        for event in generator.by_ref() {
+            line.clear();
+            event.write_json(&mut line);
+            line.push(b'\n');
+            out.write_all(&line)?;
+            bar.inc(1);
+        }
+        out.flush()?;
+        bar.finish_and_clear();
+    }
+    let summary: Vec<String> = generator.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    eprintln!("scenarios: {}", summary.join(" "));
+    Ok(())
+}
