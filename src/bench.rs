@@ -53,7 +53,8 @@ pub fn decode_bench(corpus: &NdjsonCorpus, rounds: u32) -> DecodeBenchReport {
     for _ in 0..rounds.max(1) {
         let started = Instant::now();
         for range in &corpus.lines {
-            let value: serde_json::Value = serde_json::from_slice(&corpus.bytes[range.clone()]).expect("generated JSON parses");
+            let value: serde_json::Value =
+                serde_json::from_slice(&corpus.bytes[range.clone()]).expect("generated JSON parses");
             black_box(value);
         }
         best_baseline = best_baseline.min(started.elapsed());
@@ -88,9 +89,23 @@ pub fn decode_bench(corpus: &NdjsonCorpus, rounds: u32) -> DecodeBenchReport {
 
 impl std::fmt::Display for DecodeBenchReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "decode: {} events, {:.1} MiB of NDJSON, best of {} rounds, one core", self.events, self.input_bytes as f64 / 1048576.0, self.rounds)?;
-        writeln!(f, "  baseline serde_json::Value : {:>12.0} events/s {:>8.1} MiB/s", self.baseline_events_per_sec, self.baseline_mib_per_sec)?;
-        writeln!(f, "  mcpsiem decoder -> Arrow   : {:>12.0} events/s {:>8.1} MiB/s", self.decoder_events_per_sec, self.decoder_mib_per_sec)?;
+        writeln!(
+            f,
+            "decode: {} events, {:.1} MiB of NDJSON, best of {} rounds, one core",
+            self.events,
+            self.input_bytes as f64 / 1048576.0,
+            self.rounds
+        )?;
+        writeln!(
+            f,
+            "  baseline serde_json::Value : {:>12.0} events/s {:>8.1} MiB/s",
+            self.baseline_events_per_sec, self.baseline_mib_per_sec
+        )?;
+        writeln!(
+            f,
+            "  mcpsiem decoder -> Arrow   : {:>12.0} events/s {:>8.1} MiB/s",
+            self.decoder_events_per_sec, self.decoder_mib_per_sec
+        )?;
         write!(f, "  ratio (decoder / baseline) : {:.2}x", self.ratio)
     }
 }

@@ -70,7 +70,12 @@ impl TansuBroker {
         let started = Instant::now();
         let address = self.bootstrap();
         while started.elapsed() < limit {
-            if std::net::TcpStream::connect_timeout(&address.parse().expect("a loopback address"), Duration::from_millis(200)).is_ok() {
+            if std::net::TcpStream::connect_timeout(
+                &address.parse().expect("a loopback address"),
+                Duration::from_millis(200),
+            )
+            .is_ok()
+            {
                 return Ok(());
             }
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -123,8 +128,9 @@ fn spawn(dir: &Path, port: u16) -> Result<Child, BrokerError> {
     Command::new(&binary)
         .arg("broker")
         .args(["--listener-url", &url, "--advertised-listener-url", &url])
-        .arg("--storage-engine")
-        .arg(format!("sqlite://{}", dir.join("tansu.db").display()))
+        // Tansu resolves the SQLite path against its working directory, even an absolute one.
+        .args(["--storage-engine", "sqlite://tansu.db"])
+        .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(io)?)
         .stderr(log)

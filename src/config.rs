@@ -96,7 +96,10 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         let file = match file {
             Some(path) if !path.exists() => {
-                return Err(ConfigError::MissingFile { path: path.to_owned(), source_of_path: "--config or MCPSIEM_CONFIG" });
+                return Err(ConfigError::MissingFile {
+                    path: path.to_owned(),
+                    source_of_path: "--config or MCPSIEM_CONFIG",
+                });
             }
             Some(path) => Some(path.to_owned()),
             None => Some(PathBuf::from("mcpsiem.toml")).filter(|p| p.exists()),
@@ -135,9 +138,7 @@ fn parse_override_value(text: &str) -> toml::Value {
 /// Setting names that hold secrets wherever they appear.
 fn is_secret_name(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    ["password", "secret", "token_key", "api_key", "sasl", "private"]
-        .iter()
-        .any(|w| name.contains(w))
+    ["password", "secret", "token_key", "api_key", "sasl", "private"].iter().any(|w| name.contains(w))
         || KafkaConfig::is_secret_property(&name)
 }
 
@@ -157,10 +158,15 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns its own error type
     fn defaults_then_file_then_env_then_flags() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mcpsiem.toml");
-        std::fs::write(&path, "[kafka]\nbrokers = \"file:9092\"\nevents_topic = \"from-file\"\n[decoder]\nmax_record_bytes = 10\n").unwrap();
+        std::fs::write(
+            &path,
+            "[kafka]\nbrokers = \"file:9092\"\nevents_topic = \"from-file\"\n[decoder]\nmax_record_bytes = 10\n",
+        )
+        .unwrap();
 
         figment::Jail::expect_with(|jail| {
             jail.set_env("MCPSIEM_KAFKA__EVENTS_TOPIC", "from-env");

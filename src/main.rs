@@ -181,14 +181,20 @@ fn generate(config: &Config, args: GenArgs) -> Result<()> {
         users: args.users,
         attacks: parse_attacks(&args.attacks)?,
         attack_repeats: args.attack_repeats,
-        token_key: if config.site.token_key.is_empty() { GenOptions::default().token_key } else { config.site.token_key.clone() },
+        token_key: if config.site.token_key.is_empty() {
+            GenOptions::default().token_key
+        } else {
+            config.site.token_key.clone()
+        },
     };
     let mut generator = Generator::new(options);
     let bar = mcpsiem::progress::counter(args.events, "events");
     let started = Instant::now();
     if args.kafka {
         if config.kafka.brokers.is_empty() {
-            bail!("--kafka needs kafka.brokers: set it in the configuration, MCPSIEM_KAFKA__BROKERS or --set kafka.brokers=HOST:PORT");
+            bail!(
+                "--kafka needs kafka.brokers: set it in the configuration, MCPSIEM_KAFKA__BROKERS or --set kafka.brokers=HOST:PORT"
+            );
         }
         let producer = mcpsiem::kafka_out::EventProducer::new(&config.kafka).context("creating the Kafka producer")?;
         let mut sent = 0u64;
@@ -199,7 +205,7 @@ fn generate(config: &Config, args: GenArgs) -> Result<()> {
             producer.send(mcpsiem_event::kafka::event_key(&event), &payload)?;
             sent += 1;
             bar.inc(1);
-            if args.rate > 0 && sent % 50 == 0 {
+            if args.rate > 0 && sent.is_multiple_of(50) {
                 let due = Duration::from_secs_f64(sent as f64 / args.rate as f64);
                 if let Some(wait) = due.checked_sub(started.elapsed()) {
                     std::thread::sleep(wait);
@@ -209,14 +215,20 @@ fn generate(config: &Config, args: GenArgs) -> Result<()> {
         let report = producer.flush(Duration::from_secs(120))?;
         bar.finish_and_clear();
         if report.failed > 0 || report.delivered != sent {
-            bail!("{} of {sent} events were not delivered to Kafka ({} failed)", sent - report.delivered, report.failed);
+            bail!(
+                "{} of {sent} events were not delivered to Kafka ({} failed)",
+                sent - report.delivered,
+                report.failed
+            );
         }
         eprintln!("produced {sent} events to {} in {:.1?}", config.kafka.events_topic, started.elapsed());
     } else {
         let out: Box<dyn Write> = match args.out.as_deref() {
             None => Box::new(std::io::stdout().lock()),
             Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdout().lock()),
-            Some(path) => Box::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?),
+            Some(path) => {
+                Box::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?)
+            }
         };
         let mut out = BufWriter::with_capacity(1 << 20, out);
         let mut line = Vec::with_capacity(2048);

@@ -8,8 +8,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub fn counter(total: u64, unit: &str) -> ProgressBar {
     let bar = if std::io::stderr().is_terminal() { ProgressBar::new(total) } else { ProgressBar::hidden() };
     bar.set_style(
-        ProgressStyle::with_template(&format!("{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} {unit} ({{per_sec}}, eta {{eta}})"))
-            .expect("a valid template"),
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} {unit} ({{per_sec}}, eta {{eta}})"
+        ))
+        .expect("a valid template"),
     );
     bar
 }

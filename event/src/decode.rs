@@ -240,9 +240,19 @@ mod tests {
     #[test]
     fn wrong_types_name_the_field_and_the_expected_type() {
         let cases = [
-            (r#""http.response.status_code":200"#, r#""http.response.status_code":"200""#, "http.response.status_code", "integer"),
+            (
+                r#""http.response.status_code":200"#,
+                r#""http.response.status_code":"200""#,
+                "http.response.status_code",
+                "integer",
+            ),
             (r#""mcp.method.name":"tools/call""#, r#""mcp.method.name":7"#, "mcp.method.name", "string"),
-            (r#""event.time":"2026-11-24T10:00:00.000001Z""#, r#""event.time":1732442400"#, "event.time", "RFC 3339 timestamp string"),
+            (
+                r#""event.time":"2026-11-24T10:00:00.000001Z""#,
+                r#""event.time":1732442400"#,
+                "event.time",
+                "RFC 3339 timestamp string",
+            ),
         ];
         for (from, to, field, expected) in cases {
             let err = decode(&GOOD.replace(from, to)).unwrap_err();

@@ -90,9 +90,7 @@ impl<'a> FieldValue<'a> for EventId {
                 f.write_str("a ULID string of 26 characters")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<EventId, E> {
-                ulid::Ulid::from_string(v)
-                    .map(EventId)
-                    .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
+                ulid::Ulid::from_string(v).map(EventId).map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
             }
         }
         d.deserialize_str(IdVisitor)
@@ -102,10 +100,7 @@ impl<'a> FieldValue<'a> for EventId {
     }
     fn read(column: &'a ArrayRef, row: usize) -> Option<Self> {
         let column = column.as_string::<i32>();
-        column
-            .is_valid(row)
-            .then(|| ulid::Ulid::from_string(column.value(row)).ok().map(EventId))
-            .flatten()
+        column.is_valid(row).then(|| ulid::Ulid::from_string(column.value(row)).ok().map(EventId)).flatten()
     }
     fn into_owned(self) -> Self {
         self
@@ -192,12 +187,7 @@ impl<'a> Attributes<'a> {
     }
 
     fn into_owned(self) -> Attributes<'static> {
-        Attributes(
-            self.0
-                .into_iter()
-                .map(|(k, v)| (k.into_owned(), Cow::Owned(v.into_owned())))
-                .collect(),
-        )
+        Attributes(self.0.into_iter().map(|(k, v)| (k.into_owned(), Cow::Owned(v.into_owned()))).collect())
     }
 }
 
@@ -563,11 +553,7 @@ impl EventColumns {
         let expected = schema::arrow_schema();
         let actual = batch.schema();
         if actual.fields().len() != expected.fields().len() {
-            return Err(format!(
-                "expected {} columns, found {}",
-                expected.fields().len(),
-                actual.fields().len()
-            ));
+            return Err(format!("expected {} columns, found {}", expected.fields().len(), actual.fields().len()));
         }
         for (want, got) in expected.fields().iter().zip(actual.fields().iter()) {
             if want.name() != got.name() || want.data_type() != got.data_type() {

@@ -54,7 +54,8 @@ mod tests {
     #[test]
     fn key_order_and_spacing_do_not_change_the_hash() {
         let a: serde_json::Value = serde_json::from_str(r#"{"type":"object","properties":{"b":1,"a":[1,2]}}"#).unwrap();
-        let b: serde_json::Value = serde_json::from_str(r#"{ "properties": {"a": [1, 2], "b": 1}, "type": "object" }"#).unwrap();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{ "properties": {"a": [1, 2], "b": 1}, "type": "object" }"#).unwrap();
         let c: serde_json::Value = serde_json::from_str(r#"{"type":"object","properties":{"b":2,"a":[1,2]}}"#).unwrap();
         assert_eq!(canonical_json_sha256(&a), canonical_json_sha256(&b));
         assert_ne!(canonical_json_sha256(&a), canonical_json_sha256(&c));

@@ -53,9 +53,5 @@ impl KafkaConfig {
 /// The message key for an event: its session, or its token fingerprint when there is no
 /// session, so that one session's events stay in one partition and in order.
 pub fn event_key<'e>(event: &'e crate::McpEvent<'_>) -> Option<&'e str> {
-    event
-        .session_id
-        .as_deref()
-        .or(event.token_fingerprint.as_deref())
-        .or(event.client_address.as_deref())
+    event.session_id.as_deref().or(event.token_fingerprint.as_deref()).or(event.client_address.as_deref())
 }

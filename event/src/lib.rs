@@ -15,7 +15,9 @@ pub mod token;
 pub mod value;
 
 pub use decode::{DEFAULT_MAX_RECORD_BYTES, DecodeError, EventDecoder, RejectedRecord, parse_event};
-pub use event::{Attributes, Direction, EventColumns, EventId, EventKind, FieldProblem, McpEvent, MessageType, OwnedEvent};
+pub use event::{
+    Attributes, Direction, EventColumns, EventId, EventKind, FieldProblem, McpEvent, MessageType, OwnedEvent,
+};
 pub use time::Timestamp;
 pub use value::{Text, TextList, ValueKind};
 

@@ -48,20 +48,16 @@ pub fn field_by_column_name(column_name: &str) -> Option<&'static FieldSpec> {
 
 /// The Arrow type of the attributes column: string keys to JSON text values.
 pub fn attributes_data_type() -> DataType {
-    let entries = Fields::from(vec![
-        Field::new("keys", DataType::Utf8, false),
-        Field::new("values", DataType::Utf8, true),
-    ]);
+    let entries =
+        Fields::from(vec![Field::new("keys", DataType::Utf8, false), Field::new("values", DataType::Utf8, true)]);
     DataType::Map(Arc::new(Field::new("entries", DataType::Struct(entries), false)), false)
 }
 
 /// The Arrow schema of the `events` table, derived from the field list.
 pub fn arrow_schema() -> SchemaRef {
     static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-        let mut columns: Vec<Field> = fields()
-            .iter()
-            .map(|f| Field::new(&f.column_name, f.kind.data_type(), !f.required))
-            .collect();
+        let mut columns: Vec<Field> =
+            fields().iter().map(|f| Field::new(&f.column_name, f.kind.data_type(), !f.required)).collect();
         columns.push(Field::new(ATTRIBUTES_COLUMN, attributes_data_type(), true));
         Arc::new(Schema::new(columns))
     });
@@ -70,7 +66,8 @@ pub fn arrow_schema() -> SchemaRef {
 
 /// The field table of `docs/schema.md`, in Markdown. A test keeps the document equal to it.
 pub fn markdown_field_table() -> String {
-    let mut out = String::from("| JSON / Sigma field | SQL column | type | required | meaning |\n|---|---|---|---|---|\n");
+    let mut out =
+        String::from("| JSON / Sigma field | SQL column | type | required | meaning |\n|---|---|---|---|---|\n");
     for f in fields() {
         let description = f.description.trim().replace('\n', " ").replace('|', "\\|");
         out.push_str(&format!(
@@ -86,4 +83,30 @@ pub fn markdown_field_table() -> String {
         "| *(any other key)* | `{ATTRIBUTES_COLUMN}` | map of key to JSON text | no | Unknown fields, kept verbatim: the key and the value's JSON text. |\n"
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_document_lists_every_field_as_the_model_defines_it() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/schema.md");
+        let document = std::fs::read_to_string(path).expect("docs/schema.md exists");
+        assert!(
+            document.contains(&markdown_field_table()),
+            "docs/schema.md is out of date: paste the output of `mcpsiem schema` into its field table"
+        );
+    }
+
+    #[test]
+    fn column_names_are_unique_and_sql_friendly() {
+        let mut names: Vec<&str> = fields().iter().map(|f| f.column_name.as_str()).collect();
+        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')));
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), fields().len());
+        assert_eq!(field_by_json_name("mcp.method.name").unwrap().column_name, "mcp_method_name");
+        assert_eq!(field_by_column_name("event_time").unwrap().json_name, "event.time");
+    }
 }

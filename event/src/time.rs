@@ -45,10 +45,7 @@ impl Timestamp {
     pub fn parse(text: &str) -> Result<Self, TimestampError> {
         DateTime::parse_from_rfc3339(text)
             .map(|at| Self::from_datetime(at.with_timezone(&Utc)))
-            .map_err(|e| TimestampError {
-                value: text.chars().take(64).collect(),
-                reason: e.to_string(),
-            })
+            .map_err(|e| TimestampError { value: text.chars().take(64).collect(), reason: e.to_string() })
     }
 
     /// Seconds since the epoch, as JWT `exp`/`iat` claims carry them.

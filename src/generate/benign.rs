@@ -27,7 +27,9 @@ pub fn benign_call(rng: &mut impl Rng, user: &str, tool: &str) -> (serde_json::V
             format!("Successfully wrote to /home/dev/projects/{repo}/{file}"),
         ),
         "delete_file" => (json!({"path": format!("/home/dev/projects/{repo}/target/tmp.log")}), "Deleted".into()),
-        "search_repositories" => (json!({"query": repo}), format!("{{\"total_count\":1,\"items\":[{{\"full_name\":\"corp/{repo}\"}}]}}")),
+        "search_repositories" => {
+            (json!({"query": repo}), format!("{{\"total_count\":1,\"items\":[{{\"full_name\":\"corp/{repo}\"}}]}}"))
+        }
         "get_file_contents" => (json!({"owner": "corp", "repo": repo, "path": file}), file_body(rng, file)),
         "list_commits" => (
             json!({"owner": "corp", "repo": repo}),
@@ -41,8 +43,13 @@ pub fn benign_call(rng: &mut impl Rng, user: &str, tool: &str) -> (serde_json::V
             json!({"owner": "corp", "repo": repo, "title": "Refactor handler", "head": "feature/refactor", "base": "main"}),
             format!("{{\"number\":{},\"state\":\"open\"}}", rng.random_range(100..9000)),
         ),
-        "delete_branch" => (json!({"owner": "corp", "repo": repo, "branch": "feature/old-spike"}), "Branch deleted".into()),
-        "list_channels" => (json!({"limit": 50}), "[{\"id\":\"C024BE91L\",\"name\":\"eng\"},{\"id\":\"C05ENG0PS\",\"name\":\"ops\"}]".into()),
+        "delete_branch" => {
+            (json!({"owner": "corp", "repo": repo, "branch": "feature/old-spike"}), "Branch deleted".into())
+        }
+        "list_channels" => (
+            json!({"limit": 50}),
+            "[{\"id\":\"C024BE91L\",\"name\":\"eng\"},{\"id\":\"C05ENG0PS\",\"name\":\"ops\"}]".into(),
+        ),
         "get_channel_history" => (
             json!({"channel_id": CHANNELS.choose(rng).expect("channels"), "limit": 20}),
             "[{\"user\":\"U123\",\"text\":\"deploy finished\"},{\"user\":\"U456\",\"text\":\"thanks!\"}]".into(),
@@ -53,21 +60,38 @@ pub fn benign_call(rng: &mut impl Rng, user: &str, tool: &str) -> (serde_json::V
         ),
         "query" => {
             let table = TABLES.choose(rng).expect("tables");
-            (json!({"sql": format!("SELECT count(*) FROM {table} WHERE day = current_date")}), format!("[{{\"count\":{}}}]", rng.random_range(10..100_000)))
+            (
+                json!({"sql": format!("SELECT count(*) FROM {table} WHERE day = current_date")}),
+                format!("[{{\"count\":{}}}]", rng.random_range(10..100_000)),
+            )
         }
         "list_tables" => (json!({}), TABLES.join("\n")),
         "drop_table" => (json!({"table": "tmp_import_staging"}), "DROP TABLE".into()),
         "fetch" => (json!({"url": SITES.choose(rng).expect("sites"), "max_length": 5000}), page_text(rng)),
-        "http_request" => (json!({"url": "https://status.example.com/api/v1/health", "method": "GET"}), "{\"status\":\"ok\"}".into()),
-        "search_emails" => (json!({"query": "from:ci@corp.example.com"}), "[{\"id\":\"m1\",\"subject\":\"Nightly build\"}]".into()),
-        "read_email" => (json!({"id": format!("m{}", rng.random_range(1..500))}), "Subject: Nightly build\n\nAll jobs passed.".into()),
+        "http_request" => {
+            (json!({"url": "https://status.example.com/api/v1/health", "method": "GET"}), "{\"status\":\"ok\"}".into())
+        }
+        "search_emails" => {
+            (json!({"query": "from:ci@corp.example.com"}), "[{\"id\":\"m1\",\"subject\":\"Nightly build\"}]".into())
+        }
+        "read_email" => (
+            json!({"id": format!("m{}", rng.random_range(1..500))}),
+            "Subject: Nightly build\n\nAll jobs passed.".into(),
+        ),
         "send_email" => (
             json!({"to": ["team@corp.example.com"], "subject": "Weekly status", "body": format!("Status from {user}: on track.")}),
             "Message sent".into(),
         ),
-        "searchJiraIssuesUsingJql" => (json!({"jql": "project = OPS AND status = Open"}), "[{\"key\":\"OPS-101\"},{\"key\":\"OPS-117\"}]".into()),
-        "getJiraIssue" => (json!({"issueKey": format!("OPS-{}", rng.random_range(1..400))}), "{\"summary\":\"Rotate certificates\",\"status\":\"In Progress\"}".into()),
-        "createJiraIssue" => (json!({"projectKey": "OPS", "summary": "Disk usage alert on db-2"}), "{\"key\":\"OPS-412\"}".into()),
+        "searchJiraIssuesUsingJql" => {
+            (json!({"jql": "project = OPS AND status = Open"}), "[{\"key\":\"OPS-101\"},{\"key\":\"OPS-117\"}]".into())
+        }
+        "getJiraIssue" => (
+            json!({"issueKey": format!("OPS-{}", rng.random_range(1..400))}),
+            "{\"summary\":\"Rotate certificates\",\"status\":\"In Progress\"}".into(),
+        ),
+        "createJiraIssue" => {
+            (json!({"projectKey": "OPS", "summary": "Disk usage alert on db-2"}), "{\"key\":\"OPS-412\"}".into())
+        }
         other => (json!({}), format!("{other} done")),
     }
 }

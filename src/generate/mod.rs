@@ -91,7 +91,15 @@ impl World {
             .or_insert_with(|| {
                 let issued = Timestamp::from_micros(day * 24 * HOUR_US + 7 * HOUR_US);
                 let issued = if issued > at { at } else { issued };
-                Token::issue(rng, &self.fingerprinter, &user.subject, user.client.oauth_client_id, server.location, issued, 14)
+                Token::issue(
+                    rng,
+                    &self.fingerprinter,
+                    &user.subject,
+                    user.client.oauth_client_id,
+                    server.location,
+                    issued,
+                    14,
+                )
             })
             .clone()
     }
@@ -204,7 +212,8 @@ impl Generator {
             let server_index = user.servers[self.rng.random_range(0..user.servers.len())];
             let server = &self.world.servers[server_index];
             let start = hour_start.plus_micros(self.rng.random_range(0..HOUR_US));
-            let token = (server.transport == Transport::Http).then(|| self.world.token_for(&mut self.rng, user, server, start));
+            let token =
+                (server.transport == Transport::Http).then(|| self.world.token_for(&mut self.rng, user, server, start));
             let mut session = Session::new(&mut self.rng, user, server, token);
             let events = benign::benign_session(&mut self.rng, &mut session, start);
             self.push_pending(events);
@@ -280,7 +289,8 @@ mod tests {
     fn same_seed_same_events_other_seed_other_events() {
         let a: Vec<String> = Generator::new(options(500, vec![])).map(|e| e.to_json()).collect();
         let b: Vec<String> = Generator::new(options(500, vec![])).map(|e| e.to_json()).collect();
-        let c: Vec<String> = Generator::new(GenOptions { seed: 2, ..options(500, vec![]) }).map(|e| e.to_json()).collect();
+        let c: Vec<String> =
+            Generator::new(GenOptions { seed: 2, ..options(500, vec![]) }).map(|e| e.to_json()).collect();
         assert_eq!(a.len(), 500);
         assert_eq!(a, b);
         assert_ne!(a, c);

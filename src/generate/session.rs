@@ -28,7 +28,15 @@ pub struct Token {
 }
 
 impl Token {
-    pub fn issue(rng: &mut impl Rng, fingerprinter: &TokenFingerprinter, subject: &str, client_id: &str, audience: &str, issued: Timestamp, ttl_hours: i64) -> Self {
+    pub fn issue(
+        rng: &mut impl Rng,
+        fingerprinter: &TokenFingerprinter,
+        subject: &str,
+        client_id: &str,
+        audience: &str,
+        issued: Timestamp,
+        ttl_hours: i64,
+    ) -> Self {
         let jti = format!("{:032x}", rng.random::<u128>());
         // A token-shaped string only to derive a realistic fingerprint; it is never emitted.
         let raw = format!("eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.{jti}.{:064x}", rng.random::<u128>());
@@ -196,7 +204,14 @@ impl<'w> Session<'w> {
         events
     }
 
-    pub fn tool_definition(&mut self, rng: &mut impl Rng, at: Timestamp, name: &str, description: &str, input_schema: &str) -> OwnedEvent {
+    pub fn tool_definition(
+        &mut self,
+        rng: &mut impl Rng,
+        at: Timestamp,
+        name: &str,
+        description: &str,
+        input_schema: &str,
+    ) -> OwnedEvent {
         let mut e = self.base(rng, at, EventKind::ToolDefinition);
         e.method = Some("tools/list".into());
         e.message_type = Some(MessageType::Response);
@@ -209,7 +224,14 @@ impl<'w> Session<'w> {
         e
     }
 
-    pub fn call_tool(&mut self, rng: &mut impl Rng, at: Timestamp, tool: &str, arguments: serde_json::Value, result: &str) -> OwnedEvent {
+    pub fn call_tool(
+        &mut self,
+        rng: &mut impl Rng,
+        at: Timestamp,
+        tool: &str,
+        arguments: serde_json::Value,
+        result: &str,
+    ) -> OwnedEvent {
         let duration = rng.random_range(15_000..2_500_000);
         let mut e = self.request(rng, at, "tools/call", duration);
         e.tool_name = Some(tool.to_owned().into());

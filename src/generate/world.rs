@@ -63,11 +63,36 @@ pub fn approved_servers() -> Vec<ServerSpec> {
             transport: Transport::Stdio,
             location: "npx -y @modelcontextprotocol/server-filesystem /home/dev/projects",
             tools: tools![
-                ("read_file", Read, "Read the complete contents of a file from the file system.", r#"{"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}"#),
-                ("list_directory", Search, "Get a detailed listing of all files and directories in a specified path.", r#"{"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}"#),
-                ("search_files", Search, "Recursively search for files and directories matching a pattern.", r#"{"type":"object","properties":{"path":{"type":"string"},"pattern":{"type":"string"}},"required":["path","pattern"]}"#),
-                ("write_file", Write, "Create a new file or completely overwrite an existing file with new content.", r#"{"type":"object","properties":{"path":{"type":"string"},"content":{"type":"string"}},"required":["path","content"]}"#),
-                ("delete_file", Destructive, "Delete a file from the file system.", r#"{"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}"#),
+                (
+                    "read_file",
+                    Read,
+                    "Read the complete contents of a file from the file system.",
+                    r#"{"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}"#
+                ),
+                (
+                    "list_directory",
+                    Search,
+                    "Get a detailed listing of all files and directories in a specified path.",
+                    r#"{"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}"#
+                ),
+                (
+                    "search_files",
+                    Search,
+                    "Recursively search for files and directories matching a pattern.",
+                    r#"{"type":"object","properties":{"path":{"type":"string"},"pattern":{"type":"string"}},"required":["path","pattern"]}"#
+                ),
+                (
+                    "write_file",
+                    Write,
+                    "Create a new file or completely overwrite an existing file with new content.",
+                    r#"{"type":"object","properties":{"path":{"type":"string"},"content":{"type":"string"}},"required":["path","content"]}"#
+                ),
+                (
+                    "delete_file",
+                    Destructive,
+                    "Delete a file from the file system.",
+                    r#"{"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}"#
+                ),
             ],
         },
         ServerSpec {
@@ -76,12 +101,42 @@ pub fn approved_servers() -> Vec<ServerSpec> {
             transport: Transport::Http,
             location: "https://mcp.github.example.com/mcp",
             tools: tools![
-                ("search_repositories", Search, "Search for GitHub repositories.", r#"{"type":"object","properties":{"query":{"type":"string"}},"required":["query"]}"#),
-                ("get_file_contents", Read, "Get the contents of a file or directory from a GitHub repository.", r#"{"type":"object","properties":{"owner":{"type":"string"},"repo":{"type":"string"},"path":{"type":"string"}},"required":["owner","repo","path"]}"#),
-                ("list_commits", Search, "Get list of commits of a branch in a GitHub repository.", r#"{"type":"object","properties":{"owner":{"type":"string"},"repo":{"type":"string"}},"required":["owner","repo"]}"#),
-                ("create_issue", PublicSink, "Create a new issue in a GitHub repository.", r#"{"type":"object","properties":{"owner":{"type":"string"},"repo":{"type":"string"},"title":{"type":"string"},"body":{"type":"string"}},"required":["owner","repo","title"]}"#),
-                ("create_pull_request", PublicSink, "Create a new pull request in a GitHub repository.", r#"{"type":"object","properties":{"owner":{"type":"string"},"repo":{"type":"string"},"title":{"type":"string"},"head":{"type":"string"},"base":{"type":"string"}},"required":["owner","repo","title","head","base"]}"#),
-                ("delete_branch", Destructive, "Delete a branch of a GitHub repository.", r#"{"type":"object","properties":{"owner":{"type":"string"},"repo":{"type":"string"},"branch":{"type":"string"}},"required":["owner","repo","branch"]}"#),
+                (
+                    "search_repositories",
+                    Search,
+                    "Search for GitHub repositories.",
+                    r#"{"type":"object","properties":{"query":{"type":"string"}},"required":["query"]}"#
+                ),
+                (
+                    "get_file_contents",
+                    Read,
+                    "Get the contents of a file or directory from a GitHub repository.",
+                    r#"{"type":"object","properties":{"owner":{"type":"string"},"repo":{"type":"string"},"path":{"type":"string"}},"required":["owner","repo","path"]}"#
+                ),
+                (
+                    "list_commits",
+                    Search,
+                    "Get list of commits of a branch in a GitHub repository.",
+                    r#"{"type":"object","properties":{"owner":{"type":"string"},"repo":{"type":"string"}},"required":["owner","repo"]}"#
+                ),
+                (
+                    "create_issue",
+                    PublicSink,
+                    "Create a new issue in a GitHub repository.",
+                    r#"{"type":"object","properties":{"owner":{"type":"string"},"repo":{"type":"string"},"title":{"type":"string"},"body":{"type":"string"}},"required":["owner","repo","title"]}"#
+                ),
+                (
+                    "create_pull_request",
+                    PublicSink,
+                    "Create a new pull request in a GitHub repository.",
+                    r#"{"type":"object","properties":{"owner":{"type":"string"},"repo":{"type":"string"},"title":{"type":"string"},"head":{"type":"string"},"base":{"type":"string"}},"required":["owner","repo","title","head","base"]}"#
+                ),
+                (
+                    "delete_branch",
+                    Destructive,
+                    "Delete a branch of a GitHub repository.",
+                    r#"{"type":"object","properties":{"owner":{"type":"string"},"repo":{"type":"string"},"branch":{"type":"string"}},"required":["owner","repo","branch"]}"#
+                ),
             ],
         },
         ServerSpec {
@@ -90,9 +145,24 @@ pub fn approved_servers() -> Vec<ServerSpec> {
             transport: Transport::Http,
             location: "https://mcp.slack.example.com/mcp",
             tools: tools![
-                ("list_channels", Search, "List public channels in the workspace.", r#"{"type":"object","properties":{"limit":{"type":"integer"}}}"#),
-                ("get_channel_history", Read, "Get recent messages from a channel.", r#"{"type":"object","properties":{"channel_id":{"type":"string"},"limit":{"type":"integer"}},"required":["channel_id"]}"#),
-                ("post_message", PublicSink, "Post a new message to a Slack channel.", r#"{"type":"object","properties":{"channel_id":{"type":"string"},"text":{"type":"string"}},"required":["channel_id","text"]}"#),
+                (
+                    "list_channels",
+                    Search,
+                    "List public channels in the workspace.",
+                    r#"{"type":"object","properties":{"limit":{"type":"integer"}}}"#
+                ),
+                (
+                    "get_channel_history",
+                    Read,
+                    "Get recent messages from a channel.",
+                    r#"{"type":"object","properties":{"channel_id":{"type":"string"},"limit":{"type":"integer"}},"required":["channel_id"]}"#
+                ),
+                (
+                    "post_message",
+                    PublicSink,
+                    "Post a new message to a Slack channel.",
+                    r#"{"type":"object","properties":{"channel_id":{"type":"string"},"text":{"type":"string"}},"required":["channel_id","text"]}"#
+                ),
             ],
         },
         ServerSpec {
@@ -101,9 +171,19 @@ pub fn approved_servers() -> Vec<ServerSpec> {
             transport: Transport::Stdio,
             location: "npx -y @modelcontextprotocol/server-postgres postgresql://analytics-db/analytics",
             tools: tools![
-                ("query", Read, "Run a read-only SQL query.", r#"{"type":"object","properties":{"sql":{"type":"string"}},"required":["sql"]}"#),
+                (
+                    "query",
+                    Read,
+                    "Run a read-only SQL query.",
+                    r#"{"type":"object","properties":{"sql":{"type":"string"}},"required":["sql"]}"#
+                ),
                 ("list_tables", Search, "List the tables of the database.", r#"{"type":"object","properties":{}}"#),
-                ("drop_table", Destructive, "Drop a table from the database.", r#"{"type":"object","properties":{"table":{"type":"string"}},"required":["table"]}"#),
+                (
+                    "drop_table",
+                    Destructive,
+                    "Drop a table from the database.",
+                    r#"{"type":"object","properties":{"table":{"type":"string"}},"required":["table"]}"#
+                ),
             ],
         },
         ServerSpec {
@@ -112,8 +192,18 @@ pub fn approved_servers() -> Vec<ServerSpec> {
             transport: Transport::Stdio,
             location: "uvx mcp-server-fetch",
             tools: tools![
-                ("fetch", Read, "Fetches a URL from the internet and optionally extracts its contents as markdown.", r#"{"type":"object","properties":{"url":{"type":"string","format":"uri"},"max_length":{"type":"integer"}},"required":["url"]}"#),
-                ("http_request", PublicSink, "Send an HTTP request with a method, headers and a body.", r#"{"type":"object","properties":{"url":{"type":"string"},"method":{"type":"string"},"body":{"type":"string"}},"required":["url","method"]}"#),
+                (
+                    "fetch",
+                    Read,
+                    "Fetches a URL from the internet and optionally extracts its contents as markdown.",
+                    r#"{"type":"object","properties":{"url":{"type":"string","format":"uri"},"max_length":{"type":"integer"}},"required":["url"]}"#
+                ),
+                (
+                    "http_request",
+                    PublicSink,
+                    "Send an HTTP request with a method, headers and a body.",
+                    r#"{"type":"object","properties":{"url":{"type":"string"},"method":{"type":"string"},"body":{"type":"string"}},"required":["url","method"]}"#
+                ),
             ],
         },
         ServerSpec {
@@ -122,9 +212,24 @@ pub fn approved_servers() -> Vec<ServerSpec> {
             transport: Transport::Http,
             location: "https://mcp.mail.example.com/mcp",
             tools: tools![
-                ("search_emails", Search, "Search the mailbox with a query.", r#"{"type":"object","properties":{"query":{"type":"string"}},"required":["query"]}"#),
-                ("read_email", Read, "Read one email by id.", r#"{"type":"object","properties":{"id":{"type":"string"}},"required":["id"]}"#),
-                ("send_email", PublicSink, "Send an email to one or more recipients.", r#"{"type":"object","properties":{"to":{"type":"array","items":{"type":"string"}},"subject":{"type":"string"},"body":{"type":"string"}},"required":["to","subject","body"]}"#),
+                (
+                    "search_emails",
+                    Search,
+                    "Search the mailbox with a query.",
+                    r#"{"type":"object","properties":{"query":{"type":"string"}},"required":["query"]}"#
+                ),
+                (
+                    "read_email",
+                    Read,
+                    "Read one email by id.",
+                    r#"{"type":"object","properties":{"id":{"type":"string"}},"required":["id"]}"#
+                ),
+                (
+                    "send_email",
+                    PublicSink,
+                    "Send an email to one or more recipients.",
+                    r#"{"type":"object","properties":{"to":{"type":"array","items":{"type":"string"}},"subject":{"type":"string"},"body":{"type":"string"}},"required":["to","subject","body"]}"#
+                ),
             ],
         },
         ServerSpec {
@@ -133,9 +238,24 @@ pub fn approved_servers() -> Vec<ServerSpec> {
             transport: Transport::Http,
             location: "https://mcp.atlassian.example.com/v1/mcp",
             tools: tools![
-                ("searchJiraIssuesUsingJql", Search, "Search Jira issues using JQL.", r#"{"type":"object","properties":{"jql":{"type":"string"}},"required":["jql"]}"#),
-                ("getJiraIssue", Read, "Get the details of a Jira issue by key.", r#"{"type":"object","properties":{"issueKey":{"type":"string"}},"required":["issueKey"]}"#),
-                ("createJiraIssue", PublicSink, "Create a new Jira issue in a project.", r#"{"type":"object","properties":{"projectKey":{"type":"string"},"summary":{"type":"string"},"description":{"type":"string"}},"required":["projectKey","summary"]}"#),
+                (
+                    "searchJiraIssuesUsingJql",
+                    Search,
+                    "Search Jira issues using JQL.",
+                    r#"{"type":"object","properties":{"jql":{"type":"string"}},"required":["jql"]}"#
+                ),
+                (
+                    "getJiraIssue",
+                    Read,
+                    "Get the details of a Jira issue by key.",
+                    r#"{"type":"object","properties":{"issueKey":{"type":"string"}},"required":["issueKey"]}"#
+                ),
+                (
+                    "createJiraIssue",
+                    PublicSink,
+                    "Create a new Jira issue in a project.",
+                    r#"{"type":"object","properties":{"projectKey":{"type":"string"},"summary":{"type":"string"},"description":{"type":"string"}},"required":["projectKey","summary"]}"#
+                ),
             ],
         },
     ]
@@ -152,10 +272,30 @@ pub struct ClientApp {
 
 pub fn client_apps() -> Vec<ClientApp> {
     vec![
-        ClientApp { name: "claude-code", version: "2.0.31", user_agent: "claude-code/2.0.31 (cli)", oauth_client_id: "mcp-client-claude-code" },
-        ClientApp { name: "cursor", version: "1.7.2", user_agent: "Cursor/1.7.2 (darwin arm64)", oauth_client_id: "mcp-client-cursor" },
-        ClientApp { name: "Visual Studio Code", version: "1.106.0", user_agent: "vscode/1.106.0 (linux x64)", oauth_client_id: "mcp-client-vscode" },
-        ClientApp { name: "support-agent", version: "0.9.0", user_agent: "support-agent/0.9.0 python-httpx/0.28", oauth_client_id: "svc-support-agent" },
+        ClientApp {
+            name: "claude-code",
+            version: "2.0.31",
+            user_agent: "claude-code/2.0.31 (cli)",
+            oauth_client_id: "mcp-client-claude-code",
+        },
+        ClientApp {
+            name: "cursor",
+            version: "1.7.2",
+            user_agent: "Cursor/1.7.2 (darwin arm64)",
+            oauth_client_id: "mcp-client-cursor",
+        },
+        ClientApp {
+            name: "Visual Studio Code",
+            version: "1.106.0",
+            user_agent: "vscode/1.106.0 (linux x64)",
+            oauth_client_id: "mcp-client-vscode",
+        },
+        ClientApp {
+            name: "support-agent",
+            version: "0.9.0",
+            user_agent: "support-agent/0.9.0 python-httpx/0.28",
+            oauth_client_id: "svc-support-agent",
+        },
     ]
 }
 
@@ -198,12 +338,24 @@ pub fn make_users(rng: &mut impl Rng, count: usize, server_count: usize, clients
 
 pub const REPOS: &[&str] = &["payments-api", "web-frontend", "infra", "data-pipeline", "mobile-app", "docs"];
 pub const SOURCE_FILES: &[&str] = &[
-    "src/main.rs", "src/lib.rs", "README.md", "Cargo.toml", "src/handlers/orders.py", "package.json",
-    "docs/architecture.md", "tests/test_api.py", "src/components/Cart.tsx", "Makefile",
+    "src/main.rs",
+    "src/lib.rs",
+    "README.md",
+    "Cargo.toml",
+    "src/handlers/orders.py",
+    "package.json",
+    "docs/architecture.md",
+    "tests/test_api.py",
+    "src/components/Cart.tsx",
+    "Makefile",
 ];
 pub const CHANNELS: &[&str] = &["C024BE91L", "C02QF7XK3", "C05ENG0PS", "C07RELEASE"];
 pub const TABLES: &[&str] = &["orders", "customers_daily", "events_2026", "invoices", "sessions"];
 pub const SITES: &[&str] = &[
-    "https://docs.rs/tokio/latest/tokio/", "https://developer.mozilla.org/en-US/docs/Web/HTTP", "https://www.rfc-editor.org/rfc/rfc9110",
-    "https://pkg.go.dev/net/http", "https://doc.rust-lang.org/std/", "https://kubernetes.io/docs/concepts/",
+    "https://docs.rs/tokio/latest/tokio/",
+    "https://developer.mozilla.org/en-US/docs/Web/HTTP",
+    "https://www.rfc-editor.org/rfc/rfc9110",
+    "https://pkg.go.dev/net/http",
+    "https://doc.rust-lang.org/std/",
+    "https://kubernetes.io/docs/concepts/",
 ];
