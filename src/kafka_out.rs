@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use mcpsiem_event::kafka::KafkaConfig;
 use rdkafka::ClientContext;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
@@ -25,8 +27,12 @@ impl ProducerContext for DeliveryCounter {
         match result {
             Ok(_) => self.delivered.fetch_add(1, Ordering::Relaxed),
             Err((error, message)) => {
-                tracing::error!(%error, partition = message.partition(), "event delivery failed");
-                self.failed.fetch_add(1, Ordering::Relaxed)
+                let failed = self.failed.fetch_add(1, Ordering::Relaxed) + 1;
+                // One line per doubling, so an outage does not flood the log.
+                if failed.is_power_of_two() {
+                    tracing::error!(%error, partition = message.partition(), failed, "event delivery failed");
+                }
+                failed
             }
         };
     }
@@ -90,4 +96,20 @@ impl EventProducer {
             failed: self.counter.failed.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Creates `topic` with `partitions` partitions unless it exists. Brokers that auto-create
+/// topics would give them one partition, which caps consumer groups at one member.
+pub async fn ensure_topic(kafka: &KafkaConfig, topic: &str, partitions: i32) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = kafka.client_config().create()?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let replication = TopicReplication::Fixed(kafka.replication_factor);
+    let results = admin.create_topics(&[NewTopic::new(topic, partitions, replication)], &options).await?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(KafkaError::AdminOp(code)),
+        }
+    }
+    Ok(())
 }

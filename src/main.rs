@@ -196,6 +196,14 @@ fn generate(config: &Config, args: GenArgs) -> Result<()> {
                 "--kafka needs kafka.brokers: set it in the configuration, MCPSIEM_KAFKA__BROKERS or --set kafka.brokers=HOST:PORT"
             );
         }
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime
+            .block_on(mcpsiem::kafka_out::ensure_topic(
+                &config.kafka,
+                &config.kafka.events_topic,
+                config.kafka.partitions,
+            ))
+            .with_context(|| format!("creating topic {} on {}", config.kafka.events_topic, config.kafka.brokers))?;
         let producer = mcpsiem::kafka_out::EventProducer::new(&config.kafka).context("creating the Kafka producer")?;
         let mut sent = 0u64;
         let mut payload = Vec::with_capacity(2048);

@@ -16,6 +16,11 @@ pub struct KafkaConfig {
     pub events_topic: String,
     /// The topic the detector writes alerts to.
     pub alerts_topic: String,
+    /// Partitions of the topics mcpsiem creates when they are missing: the most consumers
+    /// one group (ingesters, detectors) can spread over.
+    pub partitions: i32,
+    /// Replication factor of the topics mcpsiem creates.
+    pub replication_factor: i32,
     /// Extra librdkafka properties (for example `security.protocol`, `sasl.mechanism`),
     /// passed through unchanged.
     pub properties: BTreeMap<String, String>,
@@ -27,6 +32,8 @@ impl Default for KafkaConfig {
             brokers: String::new(),
             events_topic: "mcpsiem.events".into(),
             alerts_topic: "mcpsiem.alerts".into(),
+            partitions: 6,
+            replication_factor: 1,
             properties: BTreeMap::new(),
         }
     }

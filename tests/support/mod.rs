@@ -1,12 +1,8 @@
 //! Helpers shared by the end-to-end tests: a real Tansu broker per test and topic set-up.
 #![allow(dead_code)]
 
-use std::time::Duration;
-
 use mcpsiem::broker::TansuBroker;
 use mcpsiem_event::kafka::KafkaConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 
 /// A broker in a fresh directory, with the directory kept alive as long as the broker.
 pub struct TestBroker {
@@ -33,13 +29,7 @@ impl TestBroker {
 }
 
 pub async fn create_topic(kafka: &KafkaConfig, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = kafka.client_config().create().expect("an admin client");
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let results = admin
-        .create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &options)
+    mcpsiem::kafka_out::ensure_topic(kafka, topic, partitions)
         .await
-        .expect("create_topics answered");
-    for result in results {
-        result.unwrap_or_else(|(name, code)| panic!("creating topic {name}: {code}"));
-    }
+        .unwrap_or_else(|e| panic!("creating topic {topic}: {e}"));
 }
