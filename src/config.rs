@@ -77,7 +77,7 @@ pub enum ConfigError {
     #[error("`--set {0}` is not of the form section.key=value")]
     BadOverride(String),
     #[error("invalid configuration: {0}\n(see docs/configuration.md for every setting)")]
-    Invalid(#[from] Box<figment::Error>),
+    Invalid(Box<figment::Error>),
 }
 
 /// Where the configuration came from, for `config show`.
@@ -115,7 +115,7 @@ impl Config {
             }
             figment = figment.merge(Serialized::global(key.trim(), parse_override_value(value.trim())));
         }
-        let config = figment.extract().map_err(Box::new)?;
+        let config = figment.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))?;
         Ok((config, ConfigSources { file }))
     }
 
