@@ -141,8 +141,8 @@ pub struct Generator {
     sessions_per_weight: f64,
     /// Attacks by the hour they start in.
     schedule: BTreeMap<i64, Vec<(Scenario, u32, Timestamp)>>,
-    pending: std::collections::BinaryHeap<Reverse<(Timestamp, u64)>>,
-    pending_events: HashMap<u64, OwnedEvent>,
+    /// Generated events not yet released, earliest first (ties in generation order).
+    pending: std::collections::BinaryHeap<Reverse<Pending>>,
     next_seq: u64,
     ready: VecDeque<OwnedEvent>,
     emitted: u64,
@@ -185,7 +185,6 @@ impl Generator {
             sessions_per_weight: sessions / total_weight,
             schedule,
             pending: Default::default(),
-            pending_events: HashMap::new(),
             next_seq: 0,
             ready: VecDeque::new(),
             emitted: 0,
@@ -196,8 +195,7 @@ impl Generator {
 
     fn push_pending(&mut self, events: Vec<OwnedEvent>) {
         for event in events {
-            self.pending.push(Reverse((event.time, self.next_seq)));
-            self.pending_events.insert(self.next_seq, event);
+            self.pending.push(Reverse(Pending { time: event.time, seq: self.next_seq, event }));
             self.next_seq += 1;
         }
     }
@@ -234,18 +232,44 @@ impl Generator {
 
     /// Moves pending events before `horizon` (all of them for `None`) to the ready queue.
     fn release_until(&mut self, horizon: Option<Timestamp>) {
-        while let Some(Reverse((time, seq))) = self.pending.peek().copied() {
-            if horizon.is_some_and(|h| time >= h) {
+        while let Some(Reverse(next)) = self.pending.peek() {
+            if horizon.is_some_and(|h| next.time >= h) {
                 break;
             }
-            self.pending.pop();
-            let event = self.pending_events.remove(&seq).expect("every pending key has its event");
-            self.ready.push_back(event);
+            let Reverse(next) = self.pending.pop().expect("peeked");
+            self.ready.push_back(next.event);
         }
     }
 
     pub fn world(&self) -> &World {
         &self.world
+    }
+}
+
+/// An event waiting for its release, ordered by time then by generation order.
+struct Pending {
+    time: Timestamp,
+    seq: u64,
+    event: OwnedEvent,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        (self.time, self.seq) == (other.time, other.seq)
+    }
+}
+
+impl Eq for Pending {}
+
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.time, self.seq).cmp(&(other.time, other.seq))
     }
 }
 
