@@ -1,3 +1,3 @@
 //! The ingester: consumes the events topic and writes the Parquet lake, exactly once.
 //!
-//! Grows with the ingester issue; today it holds the lake layout shared by later parts.
+//! Empty until the ingester issue lands; the event model it will write is `mcpsiem-event`.
