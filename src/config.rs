@@ -135,11 +135,11 @@ fn parse_override_value(text: &str) -> toml::Value {
         .unwrap_or_else(|| toml::Value::String(text.to_owned()))
 }
 
-/// Setting names that hold secrets wherever they appear.
+/// Setting names that hold secrets wherever they appear, our own (`site.token_key`) and
+/// passed-through librdkafka properties (`sasl.password`, `ssl.key.password`) alike.
 fn is_secret_name(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    ["password", "secret", "token_key", "api_key", "sasl", "private"].iter().any(|w| name.contains(w))
-        || KafkaConfig::is_secret_property(&name)
+    ["password", "secret", "key", "token", "private"].iter().any(|w| name.contains(w))
 }
 
 fn mask_secrets(value: &mut toml::Value) {

@@ -49,12 +49,6 @@ impl KafkaConfig {
         }
         config
     }
-
-    /// Property names whose values are secrets, masked when the configuration is shown.
-    pub fn is_secret_property(name: &str) -> bool {
-        let name = name.to_ascii_lowercase();
-        ["password", "secret", "key", "token"].iter().any(|w| name.contains(w))
-    }
 }
 
 /// The message key for an event: its session, or its token fingerprint when there is no
