@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use mcpsiem_event::kafka::KafkaConfig;
+use mcpsiem_ingest::IngestConfig;
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration, one section per concern.
@@ -18,9 +19,26 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub kafka: KafkaConfig,
+    pub lake: LakeConfig,
     pub decoder: DecoderConfig,
+    pub ingest: IngestConfig,
     pub site: SiteConfig,
     pub log: LogConfig,
+}
+
+/// Where the Parquet lake lives.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LakeConfig {
+    /// A local directory or an object-store URL (`s3://bucket/prefix`, `gs://…`, `az://…`).
+    /// Cloud credentials come from the provider's usual environment variables.
+    pub location: String,
+}
+
+impl Default for LakeConfig {
+    fn default() -> Self {
+        Self { location: "data/lake".into() }
+    }
 }
 
 /// How incoming records are decoded (ingester, intake).

@@ -7,5 +7,7 @@ pub mod bench;
 pub mod broker;
 pub mod config;
 pub mod generate;
+pub mod ingest_cmd;
 pub mod kafka_out;
 pub mod progress;
+pub mod serve;

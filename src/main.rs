@@ -36,6 +36,19 @@ enum Command {
         #[arg(long)]
         arrow: bool,
     },
+    /// Consume the events topic into the Parquet lake (exactly once), compacting closed hours.
+    Ingest {
+        /// Stop once no record arrived for this many seconds and all is committed
+        /// (backfills, benchmarks). Default: run until SIGINT/SIGTERM.
+        #[arg(long, value_name = "SECONDS")]
+        stop_when_idle: Option<f64>,
+    },
+    /// Merge the small files of closed hours of the lake into large ones (one pass).
+    Compact {
+        /// Seconds after its end an hour counts as closed; default ingest.compaction.settle_seconds.
+        #[arg(long)]
+        settle_seconds: Option<u64>,
+    },
     /// Measure performance against named baselines.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -125,6 +138,17 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 print!("{}", mcpsiem_event::schema::markdown_field_table());
             }
+            Ok(())
+        }
+        Command::Ingest { stop_when_idle } => {
+            let idle = stop_when_idle.map(Duration::from_secs_f64);
+            let report = mcpsiem::ingest_cmd::run_ingest(&config, idle)?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::Compact { settle_seconds } => {
+            let summary = mcpsiem::ingest_cmd::run_compact(&config, settle_seconds)?;
+            println!("{}", serde_json::to_string(&summary)?);
             Ok(())
         }
         Command::Bench(BenchCommand::Decode { events, rounds, json }) => {

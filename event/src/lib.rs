@@ -9,6 +9,7 @@ pub mod decode;
 pub mod event;
 pub mod hash;
 pub mod kafka;
+pub mod lake;
 pub mod schema;
 pub mod time;
 pub mod token;

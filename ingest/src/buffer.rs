@@ -1,0 +1,146 @@
+//! One partition's records between two flushes.
+
+use std::time::Instant;
+
+use mcpsiem_event::lake::CommitRecord;
+use mcpsiem_event::{EventColumns, McpEvent};
+
+use crate::deadletter::DeadLetter;
+use crate::writer::FlushJob;
+
+/// Decoded events and dead letters of one partition over `[start, next)`.
+pub struct PartitionBuffer {
+    pub partition: i32,
+    /// Bumped each time the partition is (re)assigned or resumed from the lake.
+    pub epoch: u64,
+    /// Start of the last flush cut: the predecessor of the next one in the commit chain.
+    previous: Option<i64>,
+    /// First offset the next flush covers; unknown until the first message when the lake
+    /// holds nothing for this partition yet.
+    start: Option<i64>,
+    /// One past the last offset taken.
+    next: Option<i64>,
+    events: EventColumns,
+    dead_letters: Vec<DeadLetter>,
+    bytes: usize,
+    opened: Option<Instant>,
+}
+
+impl PartitionBuffer {
+    /// A buffer resuming after `resume`, the partition's latest commit (if any).
+    pub fn new(partition: i32, epoch: u64, resume: Option<&CommitRecord>) -> Self {
+        Self {
+            partition,
+            epoch,
+            previous: resume.map(|r| r.start),
+            start: resume.map(|r| r.end),
+            next: None,
+            events: EventColumns::with_capacity(1024),
+            dead_letters: Vec::new(),
+            bytes: 0,
+            opened: None,
+        }
+    }
+
+    /// False for an offset already taken or already in the lake: Kafka redelivers after a
+    /// seek, a reconnect or a broker restart, and those copies must not be written twice.
+    pub fn wants(&self, offset: i64) -> bool {
+        match (self.next, self.start) {
+            (Some(next), _) => offset >= next,
+            (None, Some(start)) => offset >= start,
+            (None, None) => offset >= 0,
+        }
+    }
+
+    fn take_offset(&mut self, offset: i64, size: usize) {
+        if self.start.is_none() {
+            self.start = Some(offset);
+        }
+        self.next = Some(offset + 1);
+        self.bytes += size;
+        self.opened.get_or_insert_with(Instant::now);
+    }
+
+    pub fn add_event(&mut self, offset: i64, size: usize, event: &McpEvent<'_>) {
+        self.take_offset(offset, size);
+        self.events.append(event);
+    }
+
+    pub fn add_dead_letter(&mut self, letter: DeadLetter) {
+        self.take_offset(letter.offset, letter.size());
+        self.dead_letters.push(letter);
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.opened.is_none()
+    }
+
+    /// When the first record now buffered arrived.
+    pub fn opened(&self) -> Option<Instant> {
+        self.opened
+    }
+
+    /// One past the last offset taken, or where consuming resumes.
+    pub fn position(&self) -> Option<i64> {
+        self.next.or(self.start)
+    }
+
+    /// Cuts a flush of everything buffered; the buffer goes on from its end.
+    pub fn cut(&mut self) -> Option<FlushJob> {
+        let (Some(start), Some(end)) = (self.start, self.next) else { return None };
+        let job = FlushJob {
+            partition: self.partition,
+            epoch: self.epoch,
+            start,
+            end,
+            previous: self.previous,
+            events: self.events.finish(),
+            dead_letters: std::mem::take(&mut self.dead_letters),
+        };
+        self.previous = Some(start);
+        self.start = Some(end);
+        self.next = None;
+        self.bytes = 0;
+        self.opened = None;
+        Some(job)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcpsiem_event::{EventId, EventKind, Timestamp};
+
+    #[test]
+    fn flushes_chain_and_redelivered_offsets_are_refused() {
+        let event = McpEvent::new(EventId::new(), Timestamp::now(), EventKind::Message);
+        let mut resume = CommitRecord::new("t", 1, 0, 10, "test");
+        resume.end = 10;
+        let mut buffer = PartitionBuffer::new(1, 7, Some(&resume));
+        assert!(!buffer.wants(9));
+        assert!(buffer.cut().is_none());
+        buffer.add_event(12, 100, &event);
+        buffer.add_event(13, 100, &event);
+        assert!(!buffer.wants(13));
+        let job = buffer.cut().unwrap();
+        assert_eq!((job.start, job.end, job.previous, job.epoch), (10, 14, Some(0), 7));
+        assert_eq!(job.events.num_rows(), 2);
+        assert!(buffer.is_empty());
+        buffer.add_event(14, 100, &event);
+        let job = buffer.cut().unwrap();
+        assert_eq!((job.start, job.end, job.previous), (14, 15, Some(10)));
+    }
+
+    #[test]
+    fn a_partition_new_to_the_lake_starts_at_its_first_offset() {
+        let event = McpEvent::new(EventId::new(), Timestamp::now(), EventKind::Message);
+        let mut buffer = PartitionBuffer::new(0, 1, None);
+        buffer.add_event(500, 10, &event);
+        let job = buffer.cut().unwrap();
+        assert_eq!((job.start, job.end, job.previous), (500, 501, None));
+    }
+}
