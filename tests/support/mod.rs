@@ -33,3 +33,114 @@ pub async fn create_topic(kafka: &KafkaConfig, topic: &str, partitions: i32) {
         .await
         .unwrap_or_else(|e| panic!("creating topic {topic}: {e}"));
 }
+
+/// A lake in a temporary directory plus the configuration file that points an `mcpsiem`
+/// process at it and at a broker, tuned for tests (small, frequent files; fast rejoin).
+pub struct LakeFixture {
+    pub dir: tempfile::TempDir,
+    pub config_path: std::path::PathBuf,
+}
+
+impl LakeFixture {
+    pub fn new(kafka: &KafkaConfig, extra_toml: &str) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config_path = dir.path().join("mcpsiem.toml");
+        let toml = format!(
+            r#"
+[kafka]
+brokers = "{brokers}"
+events_topic = "{topic}"
+partitions = {partitions}
+
+[kafka.properties]
+# A killed ingester's partitions move to its successor after this long.
+"session.timeout.ms" = "6000"
+"heartbeat.interval.ms" = "1000"
+# Bounds how long a rebalance waits for members that are gone.
+"max.poll.interval.ms" = "20000"
+
+[lake]
+location = "{lake}"
+
+[ingest]
+metrics_addr = ""
+roll_seconds = 1
+roll_bytes = 4000000
+staging_grace_seconds = 0
+
+[ingest.compaction]
+enabled = false
+
+[log]
+level = "info,rdkafka=warn"
+{extra_toml}
+"#,
+            brokers = kafka.brokers,
+            topic = kafka.events_topic,
+            partitions = kafka.partitions,
+            lake = dir.path().join("lake").display(),
+        );
+        std::fs::write(&config_path, toml).expect("config written");
+        Self { dir, config_path }
+    }
+
+    pub fn lake_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("lake")
+    }
+
+    pub fn lake(&self) -> mcpsiem_event::lake::Lake {
+        mcpsiem_event::lake::Lake::open(self.lake_dir().to_str().unwrap()).expect("lake opens")
+    }
+
+    /// An `mcpsiem` command using this fixture's configuration.
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mcpsiem"));
+        command.arg("--config").arg(&self.config_path).args(args);
+        command
+    }
+
+    /// Every event id in the table's live files, read the way readers must (through the
+    /// snapshot, retrying when compaction removed a listed file).
+    pub fn event_ids(&self) -> Vec<String> {
+        read_column(&self.lake(), &self.lake_dir(), mcpsiem_event::lake::Table::Events, "event_id")
+    }
+}
+
+/// Reads one string column of every live file of a table.
+pub fn read_column(
+    lake: &mcpsiem_event::lake::Lake,
+    root: &std::path::Path,
+    table: mcpsiem_event::lake::Table,
+    column: &str,
+) -> Vec<String> {
+    use arrow::array::AsArray;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    'snapshot: for _attempt in 0..20 {
+        let snapshot = runtime.block_on(mcpsiem_event::lake::Snapshot::load(lake, table)).expect("snapshot loads");
+        let mut values = Vec::new();
+        for file in &snapshot.files {
+            let handle = match std::fs::File::open(root.join(file.path.as_ref())) {
+                Ok(handle) => handle,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue 'snapshot,
+                Err(e) => panic!("opening {}: {e}", file.path),
+            };
+            let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(handle)
+                .unwrap_or_else(|e| panic!("{} is not a readable Parquet file: {e}", file.path));
+            let mask = parquet::arrow::ProjectionMask::columns(builder.parquet_schema(), [column]);
+            for batch in builder.with_projection(mask).build().unwrap() {
+                let batch = batch.unwrap_or_else(|e| panic!("reading {}: {e}", file.path));
+                values.extend(batch.column(0).as_string::<i32>().iter().map(|v| v.unwrap_or_default().to_string()));
+            }
+        }
+        return values;
+    }
+    panic!("the table kept changing under 20 snapshots in a row");
+}
+
+/// Ids that appear more than once, and ids expected but missing, for assertion messages.
+pub fn id_differences(expected: &std::collections::HashSet<String>, found: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    let doubled: Vec<String> = found.iter().filter(|id| !seen.insert(id.as_str())).cloned().collect();
+    let missing: Vec<String> = expected.iter().filter(|id| !seen.contains(id.as_str())).cloned().collect();
+    (doubled, missing)
+}
