@@ -128,7 +128,7 @@ fn killed_ingesters_and_a_broker_restart_lose_and_double_nothing() {
     // The killed ingesters made progress: this is not a test of the last one alone.
     let before_drain = fixture.event_ids().len();
     eprintln!("{before_drain} events were in the lake before the final drain");
-    assert!(before_drain as u64 > EVENTS / 4, "the killed ingesters committed only {before_drain} events");
+    assert!(before_drain as u64 > EVENTS / 10, "the killed ingesters committed only {before_drain} events");
 
     // A last ingester drains what is left and stops.
     let output = fixture.command(&["ingest", "--stop-when-idle", "8"]).stderr(Stdio::inherit()).output().unwrap();
