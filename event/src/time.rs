@@ -38,7 +38,13 @@ impl Timestamp {
     }
 
     pub fn to_datetime(self) -> DateTime<Utc> {
-        DateTime::from_timestamp_micros(self.0).expect("every i64 of microseconds is a valid chrono instant")
+        // chrono spans ±262,000 years, i64 microseconds ±292,000: clamp rather than panic on
+        // a corrupt or hostile value read back from a file.
+        DateTime::from_timestamp_micros(self.0).unwrap_or(if self.0 < 0 {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        })
     }
 
     /// Parses RFC 3339 with any UTC offset; fractions finer than a microsecond are truncated.
@@ -75,6 +81,13 @@ impl std::str::FromStr for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extreme_values_clamp_instead_of_panicking() {
+        assert_eq!(Timestamp::from_micros(i64::MAX).to_datetime(), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(Timestamp::from_micros(i64::MIN).to_datetime(), DateTime::<Utc>::MIN_UTC);
+        let _ = Timestamp::from_micros(i64::MIN).to_string();
+    }
 
     #[test]
     fn text_form_round_trips() {
