@@ -42,7 +42,7 @@ fn require_brokers(config: &Config) -> Result<()> {
 }
 
 /// Runs the ingester until a signal (or, with `stop_when_idle`, until the topic is drained).
-pub fn run_ingest(config: &Config, stop_when_idle: Option<Duration>) -> Result<IngestReport> {
+pub fn run_ingest(config: &Config, stop_when_idle: Option<Duration>, stop_after_records: Option<u64>) -> Result<IngestReport> {
     require_brokers(config)?;
     let started = std::time::Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -74,7 +74,7 @@ pub fn run_ingest(config: &Config, stop_when_idle: Option<Duration>) -> Result<I
     tracing::info!(lake = %lake.location(), topic = %config.kafka.events_topic, group = %config.ingest.group_id, "ingesting");
     let ingester =
         Ingester::new(&config.kafka, &config.ingest, config.decoder.max_record_bytes, lake, runtime.handle().clone())?;
-    let control = IngestControl { stop, stop_when_idle };
+    let control = IngestControl { stop, stop_when_idle, stop_after_records };
     let summary = ingester.run(&control);
     compaction_stop.store(true, Ordering::Relaxed);
     runtime.shutdown_timeout(Duration::from_secs(5));

@@ -42,6 +42,9 @@ enum Command {
         /// (backfills, benchmarks). Default: run until SIGINT/SIGTERM.
         #[arg(long, value_name = "SECONDS")]
         stop_when_idle: Option<f64>,
+        /// Stop after this many records, once they are committed (benchmarks).
+        #[arg(long, value_name = "N")]
+        stop_after_records: Option<u64>,
     },
     /// Merge the small files of closed hours of the lake into large ones (one pass).
     Compact {
@@ -68,6 +71,22 @@ enum BenchCommand {
         events: u64,
         #[arg(long, default_value_t = 5)]
         rounds: u32,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ingest throughput against a bare rdkafka consumer on the same local Tansu broker,
+    /// lake bytes per event against NDJSON, and the ingester's peak memory.
+    Ingest {
+        #[arg(long, default_value_t = 200_000)]
+        events: u64,
+        #[arg(long, default_value_t = 3)]
+        partitions: i32,
+        #[arg(long, default_value_t = 2)]
+        rounds: u32,
+        /// Keep the broker and lakes here instead of a temporary directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
         /// Print the figures as JSON.
         #[arg(long)]
         json: bool,
@@ -140,9 +159,9 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Ingest { stop_when_idle } => {
+        Command::Ingest { stop_when_idle, stop_after_records } => {
             let idle = stop_when_idle.map(Duration::from_secs_f64);
-            let report = mcpsiem::ingest_cmd::run_ingest(&config, idle)?;
+            let report = mcpsiem::ingest_cmd::run_ingest(&config, idle, stop_after_records)?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
@@ -155,6 +174,16 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("generating {events} events…");
             let corpus = mcpsiem::bench::NdjsonCorpus::generate(events, 42);
             let report = mcpsiem::bench::decode_bench(&corpus, rounds);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Ingest { events, partitions, rounds, dir, json }) => {
+            let options = mcpsiem::bench_ingest::IngestBenchOptions { events, partitions, rounds, dir };
+            let report = mcpsiem::bench_ingest::ingest_bench(&options)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -102,6 +102,9 @@ impl<'a> FieldValue<'a> for EventId {
         let column = column.as_string::<i32>();
         column.is_valid(row).then(|| ulid::Ulid::from_string(column.value(row)).ok().map(EventId)).flatten()
     }
+    fn as_field_ref(&self) -> crate::value::FieldRef<'_> {
+        crate::value::FieldRef::Text(Cow::Owned(self.0.to_string()))
+    }
     fn into_owned(self) -> Self {
         self
     }
@@ -271,6 +274,29 @@ macro_rules! define_event {
                         description: [$($doc),+].iter().map(|d| d.trim()).collect::<Vec<_>>().join(" "),
                     },
                 )+]
+            }
+
+            /// The value of a field by its JSON (Sigma) name, such as `mcp.method.name`; fields
+            /// outside the model come from the attributes as raw JSON.
+            pub fn field(&self, json_name: &str) -> Option<crate::value::FieldRef<'_>> {
+                match json_name {
+                    $( $json => Slot::get(&self.$name).map(FieldValue::as_field_ref), )+
+                    _ => self.attributes.get(json_name).map(crate::value::FieldRef::Json),
+                }
+            }
+
+            /// Every field that has a value, model fields first, then the attributes.
+            pub fn fields(&self) -> Vec<(&str, crate::value::FieldRef<'_>)> {
+                let mut out = Vec::with_capacity(24);
+                $(
+                    if let Some(value) = Slot::get(&self.$name) {
+                        out.push(($json, FieldValue::as_field_ref(value)));
+                    }
+                )+
+                for (key, value) in &self.attributes.0 {
+                    out.push((key.as_str(), crate::value::FieldRef::Json(value.as_ref())));
+                }
+                out
             }
 
             /// An event with the required fields set and every other field empty.

@@ -20,7 +20,7 @@ pub use event::{
     Attributes, Direction, EventColumns, EventId, EventKind, FieldProblem, McpEvent, MessageType, OwnedEvent,
 };
 pub use time::Timestamp;
-pub use value::{Text, TextList, ValueKind};
+pub use value::{FieldRef, Text, TextList, ValueKind};
 
 impl McpEvent<'_> {
     /// The compact JSON form shipped to Kafka: one object, dotted keys, no newline.

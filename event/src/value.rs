@@ -75,6 +75,40 @@ pub trait FieldValue<'a>: Sized + Clone + PartialEq + fmt::Debug {
     /// checked against the schema before, so a mismatch is a programming error.
     fn read(column: &'a ArrayRef, row: usize) -> Option<Self>;
     fn into_owned(self) -> Self::Owned;
+    /// The value as rules and queries see it.
+    fn as_field_ref(&self) -> FieldRef<'_>;
+}
+
+/// A borrowed view of one field's value, typed as the schema documents it: strings,
+/// integers, booleans, timestamps and string lists. Rules match these types strictly, so
+/// `http.response.status_code: 401` matches the integer and `'401'` does not.
+#[derive(Clone, Debug)]
+pub enum FieldRef<'v> {
+    Text(Cow<'v, str>),
+    Int(i64),
+    Bool(bool),
+    Time(crate::time::Timestamp),
+    List(Vec<&'v str>),
+    /// A field outside the model, as the raw JSON the collector sent.
+    Json(&'v serde_json::value::RawValue),
+}
+
+impl FieldRef<'_> {
+    /// The value as text, the way it reads in SQL and alert messages (timestamps in RFC 3339,
+    /// lists comma-separated, foreign JSON verbatim except for the quotes of a string).
+    pub fn to_text(&self) -> Cow<'_, str> {
+        match self {
+            FieldRef::Text(t) => Cow::Borrowed(t.as_ref()),
+            FieldRef::Int(i) => Cow::Owned(i.to_string()),
+            FieldRef::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+            FieldRef::Time(t) => Cow::Owned(t.to_string()),
+            FieldRef::List(items) => Cow::Owned(items.join(",")),
+            FieldRef::Json(raw) => match serde_json::from_str::<String>(raw.get()) {
+                Ok(s) => Cow::Owned(s),
+                Err(_) => Cow::Borrowed(raw.get()),
+            },
+        }
+    }
 }
 
 /// A string that borrows from its input when it can.
@@ -175,6 +209,9 @@ impl<'a> FieldValue<'a> for Text<'a> {
         let column = column.as_string::<i32>();
         column.is_valid(row).then(|| Text(Cow::Borrowed(column.value(row))))
     }
+    fn as_field_ref(&self) -> FieldRef<'_> {
+        FieldRef::Text(Cow::Borrowed(self.as_str()))
+    }
     fn into_owned(self) -> Text<'static> {
         Text(Cow::Owned(self.0.into_owned()))
     }
@@ -211,6 +248,9 @@ impl<'a> FieldValue<'a> for Timestamp {
         let column = column.as_primitive::<TimestampMicrosecondType>();
         column.is_valid(row).then(|| Timestamp::from_micros(column.value(row)))
     }
+    fn as_field_ref(&self) -> FieldRef<'_> {
+        FieldRef::Time(*self)
+    }
     fn into_owned(self) -> Self {
         self
     }
@@ -237,6 +277,9 @@ impl<'a> FieldValue<'a> for i64 {
         let column = column.as_primitive::<Int64Type>();
         column.is_valid(row).then(|| column.value(row))
     }
+    fn as_field_ref(&self) -> FieldRef<'_> {
+        FieldRef::Int(*self)
+    }
     fn into_owned(self) -> Self {
         self
     }
@@ -262,6 +305,9 @@ impl<'a> FieldValue<'a> for bool {
     fn read(column: &'a ArrayRef, row: usize) -> Option<Self> {
         let column = column.as_boolean();
         column.is_valid(row).then(|| column.value(row))
+    }
+    fn as_field_ref(&self) -> FieldRef<'_> {
+        FieldRef::Bool(*self)
     }
     fn into_owned(self) -> Self {
         self
@@ -343,6 +389,9 @@ impl<'a> FieldValue<'a> for TextList<'a> {
         let items = lists.values().as_string::<i32>();
         Some(TextList((start..end).map(|i| Text(Cow::Borrowed(items.value(i)))).collect()))
     }
+    fn as_field_ref(&self) -> FieldRef<'_> {
+        FieldRef::List(self.iter().collect())
+    }
     fn into_owned(self) -> TextList<'static> {
         TextList(self.0.into_iter().map(FieldValue::into_owned).collect())
     }
@@ -405,7 +454,10 @@ macro_rules! text_enum {
                 // program; reading it as null keeps the row instead of failing the batch.
                 column.is_valid(row).then(|| $name::parse(column.value(row))).flatten()
             }
-            fn into_owned(self) -> Self {
+                    fn as_field_ref(&self) -> $crate::value::FieldRef<'_> {
+                $crate::value::FieldRef::Text(std::borrow::Cow::Borrowed(self.as_str()))
+            }
+    fn into_owned(self) -> Self {
                 self
             }
         }

@@ -31,6 +31,9 @@ pub struct IngestControl {
     /// Stop once nothing arrived for this long and everything buffered is committed (for
     /// benchmarks, tests and one-shot backfills).
     pub stop_when_idle: Option<Duration>,
+    /// Stop once this many records were taken, after flushing and committing them (for
+    /// benchmarks, which must not count an idle wait).
+    pub stop_after_records: Option<u64>,
 }
 
 /// Totals of one run.
@@ -43,6 +46,8 @@ pub struct IngestSummary {
     pub bytes_written: u64,
     pub fenced: u64,
     pub redelivered_skipped: u64,
+    /// From the start of the run until everything taken was committed.
+    pub run_seconds: f64,
 }
 
 /// A change of partition ownership seen in a rebalance callback.
@@ -237,6 +242,7 @@ impl Ingester {
     pub fn run(self, control: &IngestControl) -> Result<IngestSummary, IngestError> {
         let Self { consumer, mut state } = self;
         let consumer = &consumer;
+        let started = Instant::now();
         let mut last_message = Instant::now();
         let mut last_tick = Instant::now();
         let mut last_status = Instant::now();
@@ -277,6 +283,9 @@ impl Ingester {
                     "ingest progress"
                 );
             }
+            if control.stop_after_records.is_some_and(|n| state.summary.records >= n) {
+                break;
+            }
             if let Some(idle) = control.stop_when_idle
                 && last_message.elapsed() >= idle
                 && !state.buffers.is_empty()
@@ -288,7 +297,9 @@ impl Ingester {
                 }
             }
         }
-        state.shutdown(consumer)
+        let mut summary = state.shutdown(consumer)?;
+        summary.run_seconds = started.elapsed().as_secs_f64();
+        Ok(summary)
     }
 }
 

@@ -1,0 +1,438 @@
+//! The engine: every loaded rule over a stream of events, in event-time order or close to
+//! it, producing alerts. The same engine serves the live stream and replays of the lake, so
+//! the same events give the same alerts.
+
+pub mod first_seen;
+pub mod sigma_event;
+pub mod window;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use mcpsiem_event::{EventKind, McpEvent, Timestamp};
+
+use crate::alert::{Alert, AlertSource};
+use crate::rules::{CorrelationRule, DetectionRule, FilterRule, FirstSeenRule, RuleSet};
+use first_seen::{FirstSeenState, Seen};
+use sigma_event::{FieldSelection, to_sigma_event};
+use window::{Added, Fired, Hit, WindowState};
+
+/// Engine settings (the `[detect]` section).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// How late (in event time, behind the newest event seen) an event may arrive and still
+    /// join correlation windows. Later events still match detection rules.
+    pub allowed_lateness_seconds: u64,
+    /// Cap on correlation window entries plus first-seen values, over all rules. At the cap
+    /// new state is refused and counted in `mcpsiem_detect_state_refused_total`.
+    pub max_state_entries: usize,
+    /// Repeated alerts of one rule for one group within this many seconds (event time) are
+    /// suppressed and counted.
+    pub suppress_seconds: u64,
+    /// Event ids kept in one alert.
+    pub max_event_ids: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { allowed_lateness_seconds: 60, max_state_entries: 2_000_000, suppress_seconds: 600, max_event_ids: 100 }
+    }
+}
+
+/// Where a rule's matches go.
+#[derive(Clone, Copy, Debug)]
+enum Consumer {
+    /// Correlation index, and the position of the source in its `rules`.
+    Correlation(usize, usize),
+    FirstSeen(usize),
+}
+
+/// What a detection rule is for: alerting alone, feeding others, or both.
+struct DetectionSlot {
+    rule: DetectionRule,
+    filters: Vec<usize>,
+    consumers: Vec<Consumer>,
+    /// The name the consumers use for it (for aliases).
+    reference: Vec<String>,
+    alerts: bool,
+}
+
+struct CorrelationSlot {
+    state: WindowState,
+    consumers: Vec<Consumer>,
+    reference: Vec<String>,
+    alerts: bool,
+}
+
+struct FirstSeenSlot {
+    rule: FirstSeenRule,
+    state: FirstSeenState,
+}
+
+/// Counters of one engine, also exported as metrics.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct EngineStats {
+    pub events: u64,
+    pub matches: u64,
+    pub alerts: u64,
+    pub suppressed: u64,
+    pub late: u64,
+    pub state_refused: u64,
+}
+
+pub struct Engine {
+    config: EngineConfig,
+    detections: Vec<DetectionSlot>,
+    filters: Vec<FilterRule>,
+    correlations: Vec<CorrelationSlot>,
+    first_seen: Vec<FirstSeenSlot>,
+    by_kind: HashMap<EventKind, Vec<usize>>,
+    fields: FieldSelection,
+    newest: Option<Timestamp>,
+    last_advance: Timestamp,
+    suppressed_until: HashMap<(String, String), Timestamp>,
+    pub stats: EngineStats,
+}
+
+/// The key a detection alert is grouped (and suppressed) by: the session, else the token,
+/// else the client address, as events are keyed in Kafka.
+const DETECTION_GROUP_FIELDS: [&str; 3] = ["mcp.session.id", "auth.token.fingerprint", "client.address"];
+
+impl Engine {
+    pub fn new(rules: RuleSet, config: EngineConfig) -> Self {
+        let RuleSet { detections, filters, correlations, first_seen } = rules;
+        let mut engine = Self {
+            config,
+            detections: Vec::new(),
+            filters,
+            correlations: Vec::new(),
+            first_seen: Vec::new(),
+            by_kind: HashMap::new(),
+            fields: FieldSelection::All,
+            newest: None,
+            last_advance: Timestamp::from_micros(i64::MIN),
+            suppressed_until: HashMap::new(),
+            stats: EngineStats::default(),
+        };
+        for rule in detections {
+            engine.detections.push(DetectionSlot { rule, filters: Vec::new(), consumers: Vec::new(), reference: Vec::new(), alerts: true });
+        }
+        for entry in first_seen {
+            let index = engine.first_seen.len();
+            if let Some(inline) = entry.inline {
+                engine.detections.push(DetectionSlot {
+                    rule: inline,
+                    filters: Vec::new(),
+                    consumers: vec![Consumer::FirstSeen(index)],
+                    reference: Vec::new(),
+                    alerts: false,
+                });
+            }
+            engine.first_seen.push(FirstSeenSlot { rule: entry.rule, state: FirstSeenState::default() });
+        }
+        for rule in correlations {
+            engine.correlations.push(CorrelationSlot {
+                state: WindowState::new(rule),
+                consumers: Vec::new(),
+                reference: Vec::new(),
+                alerts: true,
+            });
+        }
+        engine.wire();
+        engine
+    }
+
+    /// Connects each rule to its consumers and decides which rules alert on their own.
+    fn wire(&mut self) {
+        for (ci, slot) in self.correlations.iter().enumerate() {
+            let rule: &CorrelationRule = &slot.state.rule;
+            for (position, reference) in rule.rules.clone().iter().enumerate() {
+                if let Some(d) = self.detections.iter().position(|d| d.rule.meta.is_named(reference)) {
+                    self.detections[d].consumers.push(Consumer::Correlation(ci, position));
+                    self.detections[d].reference.push(reference.clone());
+                }
+            }
+        }
+        let links: Vec<(usize, usize, usize, String)> = self
+            .correlations
+            .iter()
+            .enumerate()
+            .flat_map(|(ci, slot)| {
+                let rules = slot.state.rule.rules.clone();
+                let all: Vec<&CorrelationSlot> = self.correlations.iter().collect();
+                rules
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(position, reference)| {
+                        all.iter()
+                            .position(|c| c.state.rule.meta.is_named(&reference))
+                            .map(|source| (source, ci, position, reference))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (source, ci, position, reference) in links {
+            self.correlations[source].consumers.push(Consumer::Correlation(ci, position));
+            self.correlations[source].reference.push(reference);
+        }
+        for (fi, slot) in self.first_seen.iter().enumerate() {
+            for reference in &slot.rule.rules {
+                if let Some(d) = self.detections.iter().position(|d| d.rule.meta.is_named(reference)) {
+                    self.detections[d].consumers.push(Consumer::FirstSeen(fi));
+                    self.detections[d].reference.push(reference.clone());
+                }
+            }
+        }
+        // Sigma `generate`: a rule used by correlations alerts alone only if one of them says so.
+        let generates = |consumers: &[Consumer], correlations: &[CorrelationSlot]| {
+            consumers.is_empty()
+                || consumers.iter().any(|c| matches!(c, Consumer::Correlation(ci, _) if correlations[*ci].state.rule.generate))
+        };
+        for d in 0..self.detections.len() {
+            if self.detections[d].alerts {
+                self.detections[d].alerts = generates(&self.detections[d].consumers, &self.correlations);
+            }
+        }
+        for c in 0..self.correlations.len() {
+            self.correlations[c].alerts = generates(&self.correlations[c].consumers, &self.correlations);
+        }
+        for (fi, filter) in self.filters.iter().enumerate() {
+            for slot in self.detections.iter_mut() {
+                if filter.rules.iter().any(|r| slot.rule.meta.is_named(r)) {
+                    slot.filters.push(fi);
+                }
+            }
+        }
+        let mut fields = BTreeSet::new();
+        let mut keywords = false;
+        for slot in &self.detections {
+            fields.extend(slot.rule.fields.iter().cloned());
+            keywords |= slot.rule.uses_keywords;
+        }
+        for filter in &self.filters {
+            fields.extend(filter.detection.fields.iter().cloned());
+            keywords |= filter.detection.uses_keywords;
+        }
+        self.fields = FieldSelection::new(fields, keywords);
+        for kind in EventKind::ALL {
+            let rules: Vec<usize> = (0..self.detections.len())
+                .filter(|d| self.detections[*d].rule.kinds.as_ref().is_none_or(|kinds| kinds.contains(kind)))
+                .collect();
+            self.by_kind.insert(*kind, rules);
+        }
+    }
+
+    pub fn detection_rules(&self) -> usize {
+        self.detections.len()
+    }
+
+    /// Window entries and first-seen values held.
+    pub fn state_entries(&self) -> usize {
+        self.correlations.iter().map(|c| c.state.entries()).sum::<usize>()
+            + self.first_seen.iter().map(|f| f.state.entries()).sum::<usize>()
+    }
+
+    fn watermark(&self) -> Timestamp {
+        let lateness = (self.config.allowed_lateness_seconds as i64).saturating_mul(1_000_000);
+        match self.newest {
+            Some(t) => Timestamp::from_micros(t.as_micros().saturating_sub(lateness)),
+            None => Timestamp::from_micros(i64::MIN),
+        }
+    }
+
+    /// Evaluates one event; returns the alerts it raised (or closed windows released).
+    pub fn process(&mut self, event: &McpEvent<'_>) -> Vec<Alert> {
+        self.stats.events += 1;
+        metrics::counter!("mcpsiem_detect_events_total").increment(1);
+        let mut alerts = Vec::new();
+        if self.newest.is_none_or(|t| event.time > t) {
+            self.newest = Some(event.time);
+        }
+        let candidates = self.by_kind.get(&event.kind).cloned().unwrap_or_default();
+        if !candidates.is_empty() {
+            let sigma = to_sigma_event(event, &self.fields);
+            for d in candidates {
+                let slot = &self.detections[d];
+                if !slot.rule.sigma.is_match(&sigma) {
+                    continue;
+                }
+                if !slot.filters.iter().all(|f| self.filters[*f].detection.sigma.is_match(&sigma)) {
+                    metrics::counter!("mcpsiem_detect_filtered_total").increment(1);
+                    continue;
+                }
+                self.stats.matches += 1;
+                metrics::counter!("mcpsiem_detect_rule_matches_total", "rule" => slot.rule.meta.key().to_string())
+                    .increment(1);
+                self.on_detection(d, event, &mut alerts);
+            }
+        }
+        // Closing deferred windows once per second of event time keeps this off the hot path.
+        let watermark = self.watermark();
+        if watermark.as_micros() >= self.last_advance.as_micros().saturating_add(1_000_000) {
+            self.last_advance = watermark;
+            self.advance(watermark, &mut alerts);
+        }
+        alerts
+    }
+
+    /// Closes every window (the end of a replay or of a test) and returns what fired.
+    pub fn finish(&mut self) -> Vec<Alert> {
+        let mut alerts = Vec::new();
+        self.advance(Timestamp::from_micros(i64::MAX), &mut alerts);
+        alerts
+    }
+
+    fn advance(&mut self, watermark: Timestamp, alerts: &mut Vec<Alert>) {
+        for c in 0..self.correlations.len() {
+            let fired = self.correlations[c].state.advance(watermark);
+            for f in fired {
+                self.on_correlation(c, f, alerts);
+            }
+        }
+        let window = (self.config.suppress_seconds as i64).saturating_mul(1_000_000);
+        self.suppressed_until.retain(|_, until| until.as_micros().saturating_add(window) >= watermark.as_micros());
+        metrics::gauge!("mcpsiem_detect_state_entries").set(self.state_entries() as f64);
+    }
+
+    fn on_detection(&mut self, d: usize, event: &McpEvent<'_>, alerts: &mut Vec<Alert>) {
+        let event_id = event.id.to_string();
+        if self.detections[d].alerts {
+            let mut group = BTreeMap::new();
+            if let Some((name, value)) =
+                DETECTION_GROUP_FIELDS.iter().find_map(|name| event.field(name).map(|v| (*name, v.to_text().into_owned())))
+            {
+                group.insert(name.to_string(), value);
+            }
+            let alert = Alert::new(
+                &self.detections[d].rule.meta,
+                AlertSource::Detection,
+                (event.time, event.time),
+                group,
+                1,
+                vec![event_id.clone()],
+            );
+            self.emit(alert, alerts);
+        }
+        let consumers = self.detections[d].consumers.clone();
+        for (i, consumer) in consumers.into_iter().enumerate() {
+            let reference = self.detections[d].reference.get(i).cloned().unwrap_or_default();
+            match consumer {
+                Consumer::Correlation(ci, position) => {
+                    let rule = &self.correlations[ci].state.rule;
+                    let Some(group) = rule
+                        .group_by
+                        .iter()
+                        .map(|name| event.field(rule.field_for(name, &reference)).map(|v| v.to_text().into_owned()))
+                        .collect::<Option<Vec<String>>>()
+                    else {
+                        // Without every group-by value the event cannot be correlated.
+                        continue;
+                    };
+                    let value = rule.field.as_deref().and_then(|f| event.field(rule.field_for(f, &reference)).map(|v| v.to_text().into_owned()));
+                    let hit = Hit { rule: position, time: event.time, value, event_ids: vec![event_id.clone()] };
+                    self.add_hit(ci, group, hit, alerts);
+                }
+                Consumer::FirstSeen(fi) => {
+                    let slot = &self.first_seen[fi];
+                    let values = |names: &[String]| -> Option<Vec<String>> {
+                        names.iter().map(|n| event.field(n).map(|v| v.to_text().into_owned())).collect()
+                    };
+                    let (Some(group), Some(value)) = (values(&slot.rule.group_by), values(&slot.rule.fields)) else {
+                        continue;
+                    };
+                    let cap = self.config.max_state_entries.saturating_sub(self.state_entries()) + self.first_seen[fi].state.entries();
+                    let slot = &mut self.first_seen[fi];
+                    match slot.state.observe(&slot.rule, event.time, &group, &value, cap) {
+                        Seen::Quiet => {}
+                        Seen::Full => {
+                            self.stats.state_refused += 1;
+                            metrics::counter!("mcpsiem_detect_state_refused_total").increment(1);
+                        }
+                        Seen::New => {
+                            let names = slot.rule.group_by.iter().chain(&slot.rule.fields);
+                            let group_map = names.cloned().zip(group.into_iter().chain(value)).collect();
+                            let alert = Alert::new(
+                                &slot.rule.meta,
+                                AlertSource::FirstSeen,
+                                (event.time, event.time),
+                                group_map,
+                                1,
+                                vec![event_id.clone()],
+                            );
+                            self.emit(alert, alerts);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn add_hit(&mut self, ci: usize, group: Vec<String>, hit: Hit, alerts: &mut Vec<Alert>) {
+        let watermark = self.watermark();
+        let cap = self.config.max_state_entries.saturating_sub(self.state_entries()) + self.correlations[ci].state.entries();
+        match self.correlations[ci].state.add(group, hit, watermark, cap) {
+            Added::Kept(Some(fired)) => self.on_correlation(ci, fired, alerts),
+            Added::Kept(None) => {}
+            Added::TooLate => {
+                self.stats.late += 1;
+                metrics::counter!("mcpsiem_detect_late_events_total").increment(1);
+            }
+            Added::Full => {
+                self.stats.state_refused += 1;
+                metrics::counter!("mcpsiem_detect_state_refused_total").increment(1);
+            }
+        }
+    }
+
+    fn on_correlation(&mut self, ci: usize, fired: Fired, alerts: &mut Vec<Alert>) {
+        let mut ids = fired.event_ids.clone();
+        ids.truncate(self.config.max_event_ids);
+        let rule = &self.correlations[ci].state.rule;
+        let group_map: BTreeMap<String, String> = rule.group_by.iter().cloned().zip(fired.group.iter().cloned()).collect();
+        if self.correlations[ci].alerts {
+            let alert = Alert::new(&rule.meta, AlertSource::Correlation, (fired.first, fired.last), group_map.clone(), fired.count, ids);
+            self.emit(alert, alerts);
+        }
+        // Chained correlations see this firing as one match carrying the group values.
+        let consumers = self.correlations[ci].consumers.clone();
+        for (i, consumer) in consumers.into_iter().enumerate() {
+            let Consumer::Correlation(next, position) = consumer else { continue };
+            let reference = self.correlations[ci].reference.get(i).cloned().unwrap_or_default();
+            let outer = &self.correlations[next].state.rule;
+            let Some(group) = outer
+                .group_by
+                .iter()
+                .map(|name| group_map.get(outer.field_for(name, &reference)).cloned())
+                .collect::<Option<Vec<String>>>()
+            else {
+                continue;
+            };
+            let value = outer.field.as_deref().and_then(|f| group_map.get(outer.field_for(f, &reference)).cloned());
+            let hit = Hit { rule: position, time: fired.last, value, event_ids: fired.event_ids.clone() };
+            self.add_hit(next, group, hit, alerts);
+        }
+    }
+
+    /// Sends an alert unless the same rule alerted for the same group within the
+    /// suppression window (in event time).
+    fn emit(&mut self, alert: Alert, alerts: &mut Vec<Alert>) {
+        let group_key = alert.group.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\u{1f}");
+        let key = (alert.rule_id.clone(), group_key);
+        let window = (self.config.suppress_seconds as i64).saturating_mul(1_000_000);
+        if let Some(previous) = self.suppressed_until.get(&key)
+            && (alert.last_time.as_micros() - previous.as_micros()).abs() < window
+        {
+            self.stats.suppressed += 1;
+            metrics::counter!("mcpsiem_detect_alerts_suppressed_total").increment(1);
+            return;
+        }
+        self.suppressed_until.insert(key, alert.last_time);
+        self.stats.alerts += 1;
+        metrics::counter!("mcpsiem_detect_alerts_total", "rule" => alert.rule_id.clone(), "level" => alert.level.as_str())
+            .increment(1);
+        alerts.push(alert);
+    }
+}
+
+#[cfg(test)]
+mod tests;

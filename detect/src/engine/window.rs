@@ -1,0 +1,239 @@
+//! Correlation windows: per rule and group, the matches of the referenced rules within the
+//! timespan, on event time.
+//!
+//! Windows slide: a condition is checked over the matches in `[t - timespan, t]` for the
+//! match time `t` (a match exactly `timespan` before still counts). Conditions that can only
+//! become true as matches arrive (`gt`, `gte`, temporal) fire at once; conditions with an
+//! upper bound or an equality (`lt`, `lte`, `eq`, `neq`) are checked when the window that
+//! starts at a group's first match has closed, that is when the watermark (the newest event
+//! time less the allowed lateness) has passed its end. After firing, the matches used are
+//! dropped so the next alert needs new matches.
+//!
+//! Invariant: each group's hits stay sorted by time; no hit is older than the watermark
+//! less the timespan once `expire` ran.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use mcpsiem_event::Timestamp;
+
+use crate::rules::{Bound, Condition, CorrelationRule, CorrelationType};
+
+/// One match fed to a correlation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hit {
+    /// Position of the matching rule in the correlation's `rules`.
+    pub rule: usize,
+    pub time: Timestamp,
+    /// The correlation's `field` in the matching event, for the value types.
+    pub value: Option<String>,
+    pub event_ids: Vec<String>,
+}
+
+/// A correlation that fired for one group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fired {
+    pub group: Vec<String>,
+    pub first: Timestamp,
+    pub last: Timestamp,
+    pub count: u64,
+    pub event_ids: Vec<String>,
+}
+
+/// What happened to a hit.
+#[derive(Debug, PartialEq)]
+pub enum Added {
+    Kept(Option<Fired>),
+    /// Older than the watermark less the timespan: it can join no open window.
+    TooLate,
+    /// The state is at its cap.
+    Full,
+}
+
+pub struct WindowState {
+    pub rule: CorrelationRule,
+    span: i64,
+    immediate: bool,
+    groups: HashMap<Vec<String>, Vec<Hit>>,
+    entries: usize,
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+impl WindowState {
+    pub fn new(rule: CorrelationRule) -> Self {
+        let immediate = match &rule.condition {
+            Condition::Bounds(bounds) => bounds.iter().all(|b| b.is_lower()),
+            Condition::Expr(_) | Condition::AllRules => true,
+        };
+        Self { span: micros(rule.timespan), rule, immediate, groups: HashMap::new(), entries: 0 }
+    }
+
+    pub fn entries(&self) -> usize {
+        self.entries
+    }
+
+    /// Adds a hit for `group`; returns what fired, if anything.
+    pub fn add(&mut self, group: Vec<String>, hit: Hit, watermark: Timestamp, cap: usize) -> Added {
+        if hit.time.as_micros() < watermark.as_micros().saturating_sub(self.span) {
+            return Added::TooLate;
+        }
+        if self.entries >= cap {
+            return Added::Full;
+        }
+        let t = hit.time;
+        let hits = self.groups.entry(group.clone()).or_default();
+        let at = hits.partition_point(|h| h.time <= t);
+        hits.insert(at, hit);
+        self.entries += 1;
+        if !self.immediate {
+            return Added::Kept(None);
+        }
+        // Windows that hold the new hit end at it or at a later hit within the timespan.
+        let mut end = at;
+        while end < hits.len() && hits[end].time.as_micros() <= t.as_micros().saturating_add(self.span) {
+            let end_time = hits[end].time.as_micros();
+            let start = hits.partition_point(|h| h.time.as_micros() < end_time.saturating_sub(self.span));
+            if evaluate(&self.rule, &hits[start..=end]) {
+                let used: Vec<Hit> = hits.drain(start..=end).collect();
+                self.entries -= used.len();
+                if hits.is_empty() {
+                    self.groups.remove(&group);
+                }
+                return Added::Kept(Some(fired(group, &used)));
+            }
+            end += 1;
+        }
+        Added::Kept(None)
+    }
+
+    /// Checks the deferred windows that closed before `watermark`, and forgets hits that can
+    /// no longer be in any window.
+    pub fn advance(&mut self, watermark: Timestamp) -> Vec<Fired> {
+        let mut out = Vec::new();
+        let horizon = watermark.as_micros().saturating_sub(self.span);
+        let mut removed = 0;
+        for (group, hits) in self.groups.iter_mut() {
+            if self.immediate {
+                let keep_from = hits.partition_point(|h| h.time.as_micros() < horizon);
+                removed += keep_from;
+                hits.drain(..keep_from);
+                continue;
+            }
+            while let Some(first) = hits.first() {
+                let window_end = first.time.as_micros().saturating_add(self.span);
+                if window_end >= watermark.as_micros() {
+                    break;
+                }
+                let end = hits.partition_point(|h| h.time.as_micros() <= window_end);
+                let window: Vec<Hit> = hits.drain(..end).collect();
+                removed += window.len();
+                if evaluate(&self.rule, &window) {
+                    out.push(fired(group.clone(), &window));
+                }
+            }
+        }
+        self.entries -= removed;
+        self.groups.retain(|_, hits| !hits.is_empty());
+        out
+    }
+
+    /// Checks every open window as if time ran out (the end of a replay).
+    pub fn finish(&mut self) -> Vec<Fired> {
+        self.advance(Timestamp::from_micros(i64::MAX))
+    }
+}
+
+fn fired(group: Vec<String>, window: &[Hit]) -> Fired {
+    let mut ids = Vec::new();
+    for hit in window {
+        ids.extend(hit.event_ids.iter().cloned());
+    }
+    Fired {
+        group,
+        first: window.first().map(|h| h.time).unwrap_or(Timestamp::from_micros(0)),
+        last: window.last().map(|h| h.time).unwrap_or(Timestamp::from_micros(0)),
+        count: window.len() as u64,
+        event_ids: ids,
+    }
+}
+
+fn numbers(window: &[Hit]) -> Vec<f64> {
+    window.iter().filter_map(|h| h.value.as_deref().and_then(|v| v.trim().parse::<f64>().ok())).collect()
+}
+
+/// Nearest-rank percentile of `values` (0 to 100).
+pub fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((p / 100.0) * values.len() as f64).ceil().max(1.0) as usize;
+    Some(values[rank.min(values.len()) - 1])
+}
+
+fn bounds_hold(bounds: &[Bound], value: f64) -> bool {
+    bounds.iter().all(|b| b.holds(value))
+}
+
+/// Whether the correlation's condition holds over the hits of one window.
+pub fn evaluate(rule: &CorrelationRule, window: &[Hit]) -> bool {
+    if window.is_empty() {
+        return false;
+    }
+    let present = |position: usize| window.iter().any(|h| h.rule == position);
+    match rule.kind {
+        CorrelationType::Temporal | CorrelationType::TemporalOrdered => {
+            let ordered_ok = rule.kind == CorrelationType::Temporal || in_order(window, rule.rules.len());
+            let condition_ok = match &rule.condition {
+                Condition::AllRules => (0..rule.rules.len()).all(present),
+                Condition::Expr(expr) => expr.eval(&|name: &str| {
+                    rule.rules.iter().position(|r| r == name).is_some_and(present)
+                }),
+                Condition::Bounds(bounds) => {
+                    let distinct = (0..rule.rules.len()).filter(|p| present(*p)).count();
+                    bounds_hold(bounds, distinct as f64)
+                }
+            };
+            ordered_ok && condition_ok
+        }
+        _ => {
+            let Condition::Bounds(bounds) = &rule.condition else { return false };
+            let value = match rule.kind {
+                CorrelationType::EventCount => window.len() as f64,
+                CorrelationType::ValueCount => {
+                    window.iter().filter_map(|h| h.value.as_deref()).collect::<BTreeSet<_>>().len() as f64
+                }
+                CorrelationType::ValueSum => numbers(window).iter().sum(),
+                CorrelationType::ValueAvg => {
+                    let values = numbers(window);
+                    if values.is_empty() {
+                        return false;
+                    }
+                    values.iter().sum::<f64>() / values.len() as f64
+                }
+                CorrelationType::ValuePercentile | CorrelationType::ValueMedian => {
+                    match percentile(&mut numbers(window), rule.percentile.unwrap_or(50.0)) {
+                        Some(v) => v,
+                        None => return false,
+                    }
+                }
+                CorrelationType::Temporal | CorrelationType::TemporalOrdered => unreachable!("handled above"),
+            };
+            bounds_hold(bounds, value)
+        }
+    }
+}
+
+/// True when the window holds rule 0, then rule 1 at or after it, … up to rule `n - 1`.
+fn in_order(window: &[Hit], n: usize) -> bool {
+    let mut next = 0;
+    for hit in window {
+        if next < n && hit.rule == next {
+            next += 1;
+        }
+    }
+    next == n
+}
