@@ -175,7 +175,10 @@ fn count_messages(kafka: &KafkaConfig, expected: u64, group: &str) -> Result<f64
     let started = Instant::now();
     let mut count = 0u64;
     while count < expected {
-        ensure!(started.elapsed() < Duration::from_secs(600), "the bare consumer saw {count} of {expected} in 10 minutes");
+        ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "the bare consumer saw {count} of {expected} in 10 minutes"
+        );
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
                 count += 1;

@@ -42,7 +42,11 @@ fn require_brokers(config: &Config) -> Result<()> {
 }
 
 /// Runs the ingester until a signal (or, with `stop_when_idle`, until the topic is drained).
-pub fn run_ingest(config: &Config, stop_when_idle: Option<Duration>, stop_after_records: Option<u64>) -> Result<IngestReport> {
+pub fn run_ingest(
+    config: &Config,
+    stop_when_idle: Option<Duration>,
+    stop_after_records: Option<u64>,
+) -> Result<IngestReport> {
     require_brokers(config)?;
     let started = std::time::Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;

@@ -63,7 +63,8 @@ fn duckdb_and_pyarrow_read_the_same_events_as_mcpsiem() {
 
     // Two days of traffic, so the lake has several date and hour partitions.
     let start = Timestamp::from_micros(Timestamp::now().as_micros() - 3 * 86_400_000_000);
-    let options = GenOptions { events: 6_000, start, days: 2, attacks: Scenario::ALL.to_vec(), ..GenOptions::default() };
+    let options =
+        GenOptions { events: 6_000, start, days: 2, attacks: Scenario::ALL.to_vec(), ..GenOptions::default() };
     let producer = EventProducer::new(&kafka).unwrap();
     let mut produced = HashSet::new();
     for event in Generator::new(options) {

@@ -34,7 +34,14 @@ impl FirstSeenState {
         self.groups.len() + self.values.len()
     }
 
-    pub fn observe(&mut self, rule: &FirstSeenRule, time: Timestamp, group: &[String], value: &[String], cap: usize) -> Seen {
+    pub fn observe(
+        &mut self,
+        rule: &FirstSeenRule,
+        time: Timestamp,
+        group: &[String],
+        value: &[String],
+        cap: usize,
+    ) -> Seen {
         let started = *self.started.get_or_insert(time);
         let group_key = group.join(&SEPARATOR.to_string());
         let mut value_key = group_key.clone();
@@ -50,8 +57,7 @@ impl FirstSeenState {
         }
         self.values.insert(value_key);
         let group_known = rule.group_by.is_empty() || !self.groups.insert(group_key);
-        let learning_over =
-            time.as_micros() >= started.as_micros().saturating_add(rule.learning.as_micros() as i64);
+        let learning_over = time.as_micros() >= started.as_micros().saturating_add(rule.learning.as_micros() as i64);
         if group_known && learning_over { Seen::New } else { Seen::Quiet }
     }
 }

@@ -115,7 +115,13 @@ impl Engine {
             stats: EngineStats::default(),
         };
         for rule in detections {
-            engine.detections.push(DetectionSlot { rule, filters: Vec::new(), consumers: Vec::new(), reference: Vec::new(), alerts: true });
+            engine.detections.push(DetectionSlot {
+                rule,
+                filters: Vec::new(),
+                consumers: Vec::new(),
+                reference: Vec::new(),
+                alerts: true,
+            });
         }
         for entry in first_seen {
             let index = engine.first_seen.len();
@@ -186,7 +192,9 @@ impl Engine {
         // Sigma `generate`: a rule used by correlations alerts alone only if one of them says so.
         let generates = |consumers: &[Consumer], correlations: &[CorrelationSlot]| {
             consumers.is_empty()
-                || consumers.iter().any(|c| matches!(c, Consumer::Correlation(ci, _) if correlations[*ci].state.rule.generate))
+                || consumers
+                    .iter()
+                    .any(|c| matches!(c, Consumer::Correlation(ci, _) if correlations[*ci].state.rule.generate))
         };
         for d in 0..self.detections.len() {
             if self.detections[d].alerts {
@@ -298,8 +306,9 @@ impl Engine {
         let event_id = event.id.to_string();
         if self.detections[d].alerts {
             let mut group = BTreeMap::new();
-            if let Some((name, value)) =
-                DETECTION_GROUP_FIELDS.iter().find_map(|name| event.field(name).map(|v| (*name, v.to_text().into_owned())))
+            if let Some((name, value)) = DETECTION_GROUP_FIELDS
+                .iter()
+                .find_map(|name| event.field(name).map(|v| (*name, v.to_text().into_owned())))
             {
                 group.insert(name.to_string(), value);
             }
@@ -328,7 +337,10 @@ impl Engine {
                         // Without every group-by value the event cannot be correlated.
                         continue;
                     };
-                    let value = rule.field.as_deref().and_then(|f| event.field(rule.field_for(f, &reference)).map(|v| v.to_text().into_owned()));
+                    let value = rule
+                        .field
+                        .as_deref()
+                        .and_then(|f| event.field(rule.field_for(f, &reference)).map(|v| v.to_text().into_owned()));
                     let hit = Hit { rule: position, time: event.time, value, event_ids: vec![event_id.clone()] };
                     self.add_hit(ci, group, hit, alerts);
                 }
@@ -340,7 +352,8 @@ impl Engine {
                     let (Some(group), Some(value)) = (values(&slot.rule.group_by), values(&slot.rule.fields)) else {
                         continue;
                     };
-                    let cap = self.config.max_state_entries.saturating_sub(self.state_entries()) + self.first_seen[fi].state.entries();
+                    let cap = self.config.max_state_entries.saturating_sub(self.state_entries())
+                        + self.first_seen[fi].state.entries();
                     let slot = &mut self.first_seen[fi];
                     match slot.state.observe(&slot.rule, event.time, &group, &value, cap) {
                         Seen::Quiet => {}
@@ -369,7 +382,8 @@ impl Engine {
 
     fn add_hit(&mut self, ci: usize, group: Vec<String>, hit: Hit, alerts: &mut Vec<Alert>) {
         let watermark = self.watermark();
-        let cap = self.config.max_state_entries.saturating_sub(self.state_entries()) + self.correlations[ci].state.entries();
+        let cap =
+            self.config.max_state_entries.saturating_sub(self.state_entries()) + self.correlations[ci].state.entries();
         match self.correlations[ci].state.add(group, hit, watermark, cap) {
             Added::Kept(Some(fired)) => self.on_correlation(ci, fired, alerts),
             Added::Kept(None) => {}
@@ -388,9 +402,17 @@ impl Engine {
         let mut ids = fired.event_ids.clone();
         ids.truncate(self.config.max_event_ids);
         let rule = &self.correlations[ci].state.rule;
-        let group_map: BTreeMap<String, String> = rule.group_by.iter().cloned().zip(fired.group.iter().cloned()).collect();
+        let group_map: BTreeMap<String, String> =
+            rule.group_by.iter().cloned().zip(fired.group.iter().cloned()).collect();
         if self.correlations[ci].alerts {
-            let alert = Alert::new(&rule.meta, AlertSource::Correlation, (fired.first, fired.last), group_map.clone(), fired.count, ids);
+            let alert = Alert::new(
+                &rule.meta,
+                AlertSource::Correlation,
+                (fired.first, fired.last),
+                group_map.clone(),
+                fired.count,
+                ids,
+            );
             self.emit(alert, alerts);
         }
         // Chained correlations see this firing as one match carrying the group values.

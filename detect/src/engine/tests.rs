@@ -217,7 +217,8 @@ fn upper_bounds_wait_for_the_window_to_close() {
     let later = e.process(&event(200, "x", "b"));
     assert_eq!(titles(&later), ["Quiet"]);
     // Four in the window: above the range.
-    let alerts = run(&mut engine(&rule), &[event(0, "x", "a"), event(1, "x", "a"), event(2, "x", "a"), event(3, "x", "a")]);
+    let alerts =
+        run(&mut engine(&rule), &[event(0, "x", "a"), event(1, "x", "a"), event(2, "x", "a"), event(3, "x", "a")]);
     assert!(alerts.is_empty());
 }
 
@@ -267,7 +268,8 @@ detection:
     mcp.server.name|expand: '%approved_servers%'
   condition: not approved
 "#;
-    let lists: NamedLists = [("approved_servers".to_string(), vec!["github".to_string(), "filesystem".to_string()])].into();
+    let lists: NamedLists =
+        [("approved_servers".to_string(), vec!["github".to_string(), "filesystem".to_string()])].into();
     let (rules, problems) = load(yaml, &lists);
     assert!(problems.is_empty(), "{problems:?}");
     let mut e = Engine::new(rules, EngineConfig { suppress_seconds: 0, ..EngineConfig::default() });

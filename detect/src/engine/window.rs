@@ -189,9 +189,9 @@ pub fn evaluate(rule: &CorrelationRule, window: &[Hit]) -> bool {
             let ordered_ok = rule.kind == CorrelationType::Temporal || in_order(window, rule.rules.len());
             let condition_ok = match &rule.condition {
                 Condition::AllRules => (0..rule.rules.len()).all(present),
-                Condition::Expr(expr) => expr.eval(&|name: &str| {
-                    rule.rules.iter().position(|r| r == name).is_some_and(present)
-                }),
+                Condition::Expr(expr) => {
+                    expr.eval(&|name: &str| rule.rules.iter().position(|r| r == name).is_some_and(present))
+                }
                 Condition::Bounds(bounds) => {
                     let distinct = (0..rule.rules.len()).filter(|p| present(*p)).count();
                     bounds_hold(bounds, distinct as f64)

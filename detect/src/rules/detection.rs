@@ -107,13 +107,7 @@ pub fn compile(
         }
         Err(_) => return Err(DocProblem::invalid("sigma-rust could not parse this rule (it panicked)")),
     };
-    let rule = DetectionRule {
-        meta,
-        sigma,
-        kinds,
-        fields: prepared.fields,
-        uses_keywords: prepared.uses_keywords,
-    };
+    let rule = DetectionRule { meta, sigma, kinds, fields: prepared.fields, uses_keywords: prepared.uses_keywords };
     Ok((rule, warnings))
 }
 
@@ -184,8 +178,10 @@ impl Prepared<'_> {
                 self.uses_keywords = true;
                 Ok(value.clone())
             }
-            _ => Err(DocProblem::invalid(format!("selection `{name}` must be a mapping, a list of mappings or keywords"))
-                .at(self.document.line_of_key(name).unwrap_or(0))),
+            _ => Err(DocProblem::invalid(format!(
+                "selection `{name}` must be a mapping, a list of mappings or keywords"
+            ))
+            .at(self.document.line_of_key(name).unwrap_or(0))),
         }
     }
 
@@ -211,11 +207,8 @@ impl Prepared<'_> {
                 value = self.expand(key_text, &value).map_err(|p| p.at(line))?;
             }
             if modifiers.iter().any(|m| m == "re") {
-                let flags: String = ["i", "m", "s"]
-                    .iter()
-                    .filter(|flag| modifiers.iter().any(|m| m == *flag))
-                    .copied()
-                    .collect();
+                let flags: String =
+                    ["i", "m", "s"].iter().filter(|flag| modifiers.iter().any(|m| m == *flag)).copied().collect();
                 modifiers.retain(|m| !matches!(m.as_str(), "i" | "m" | "s"));
                 if !flags.is_empty() {
                     value = map_strings(&value, &|pattern| format!("(?{flags}){pattern}"));

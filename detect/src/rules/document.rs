@@ -13,11 +13,13 @@ impl YamlDocument {
     /// The 1-based line in the document where `needle` first appears at the start of a
     /// key (after indentation, or after a list dash), to point problems at the right line.
     pub fn line_of_key(&self, needle: &str) -> Option<usize> {
-        self.text.lines().position(|line| {
-            let trimmed = line.trim_start().trim_start_matches("- ").trim_start();
-            trimmed.strip_prefix(needle).is_some_and(|rest| rest.starts_with(':') || rest.starts_with('|'))
-        })
-        .map(|i| i + 1)
+        self.text
+            .lines()
+            .position(|line| {
+                let trimmed = line.trim_start().trim_start_matches("- ").trim_start();
+                trimmed.strip_prefix(needle).is_some_and(|rest| rest.starts_with(':') || rest.starts_with('|'))
+            })
+            .map(|i| i + 1)
     }
 }
 

@@ -22,8 +22,10 @@ pub fn compile(
     meta: RuleMeta,
     lists: &NamedLists,
 ) -> Result<(FilterRule, Vec<DocProblem>), DocProblem> {
-    let section =
-        doc.get("filter").and_then(Value::as_mapping).ok_or_else(|| DocProblem::invalid("`filter` must be a mapping"))?;
+    let section = doc
+        .get("filter")
+        .and_then(Value::as_mapping)
+        .ok_or_else(|| DocProblem::invalid("`filter` must be a mapping"))?;
     let rules: Vec<String> = match section.get("rules") {
         Some(Value::Sequence(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
         Some(Value::String(one)) => vec![one.clone()],

@@ -219,7 +219,12 @@ fn locate(problem: DocProblem, document: &YamlDocument, key: &str) -> DocProblem
 
 fn check_unique(rules: &RuleSet, meta: &RuleMeta, document: &YamlDocument) -> Result<(), DocProblem> {
     let taken = |key: &str| {
-        rules.detections.iter().map(|r| &r.meta).chain(rules.correlations.iter().map(|r| &r.meta)).find(|m| m.is_named(key))
+        rules
+            .detections
+            .iter()
+            .map(|r| &r.meta)
+            .chain(rules.correlations.iter().map(|r| &r.meta))
+            .find(|m| m.is_named(key))
     };
     for (what, key) in [("id", &meta.id), ("name", &meta.name)] {
         if let Some(key) = key
@@ -291,7 +296,10 @@ fn resolve_references(rules: &mut RuleSet, problems: &mut Vec<RuleProblem>) {
         for missing in filter.rules.iter().filter(|r| !rules.detections.iter().any(|d| d.meta.is_named(r))) {
             problems.push(RuleProblem {
                 kind: ProblemKind::Warning,
-                ..report(&filter.detection.meta, format!("it filters rule `{missing}`, which is not a loaded detection rule"))
+                ..report(
+                    &filter.detection.meta,
+                    format!("it filters rule `{missing}`, which is not a loaded detection rule"),
+                )
             });
         }
     }
