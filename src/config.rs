@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use mcpsiem_detect::DetectConfig;
 use mcpsiem_event::kafka::KafkaConfig;
 use mcpsiem_ingest::IngestConfig;
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,7 @@ pub struct Config {
     pub lake: LakeConfig,
     pub decoder: DecoderConfig,
     pub ingest: IngestConfig,
+    pub detect: DetectConfig,
     pub site: SiteConfig,
     pub log: LogConfig,
 }

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod bench_ingest;
 pub mod broker;
 pub mod config;
+pub mod detect_cmd;
 pub mod generate;
 pub mod ingest_cmd;
 pub mod kafka_out;

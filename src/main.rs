@@ -52,9 +52,31 @@ enum Command {
         #[arg(long)]
         settle_seconds: Option<u64>,
     },
+    /// Run the rules on the events topic and send alerts to the alerts topic.
+    Detect {
+        /// Stop once no record arrived for this many seconds (tests, backfills).
+        #[arg(long, value_name = "SECONDS")]
+        stop_when_idle: Option<f64>,
+    },
+    /// Check and test rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// Measure performance against named baselines.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Load every rule and report each problem as `file:line: kind: reason`; exits non-zero
+    /// when a rule was skipped.
+    Check {
+        /// Rule files or directories; default detect.rules.
+        paths: Vec<PathBuf>,
+        /// Print the problems as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -165,6 +187,12 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
+        Command::Detect { stop_when_idle } => {
+            let summary = mcpsiem::detect_cmd::run_detect(&config, stop_when_idle.map(Duration::from_secs_f64))?;
+            println!("{}", serde_json::to_string(&summary)?);
+            Ok(())
+        }
+        Command::Rules(RulesCommand::Check { paths, json }) => mcpsiem::detect_cmd::check(&config, &paths, json),
         Command::Compact { settle_seconds } => {
             let summary = mcpsiem::ingest_cmd::run_compact(&config, settle_seconds)?;
             println!("{}", serde_json::to_string(&summary)?);

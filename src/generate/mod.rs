@@ -93,6 +93,9 @@ impl World {
             .or_insert_with(|| {
                 let issued = Timestamp::from_micros(day * 24 * HOUR_US + 7 * HOUR_US);
                 let issued = if issued > at { at } else { issued };
+                // Valid past the end of the day it serves, so benign traffic never uses an
+                // expired token (that is the `token_expired` attack's signal).
+                let lifetime_hours = ((day + 1) * 24 * HOUR_US + HOUR_US - issued.as_micros()) / HOUR_US + 1;
                 Token::issue(
                     rng,
                     &self.fingerprinter,
@@ -100,7 +103,7 @@ impl World {
                     user.client.oauth_client_id,
                     server.location,
                     issued,
-                    14,
+                    lifetime_hours,
                 )
             })
             .clone()

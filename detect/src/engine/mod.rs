@@ -16,9 +16,8 @@ use first_seen::{FirstSeenState, Seen};
 use sigma_event::{FieldSelection, to_sigma_event};
 use window::{Added, Fired, Hit, WindowState};
 
-/// Engine settings (the `[detect]` section).
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+/// Engine settings, from the `[detect]` section (documented there).
+#[derive(Clone, Debug, PartialEq)]
 pub struct EngineConfig {
     /// How late (in event time, behind the newest event seen) an event may arrive and still
     /// join correlation windows. Later events still match detection rules.

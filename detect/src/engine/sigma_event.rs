@@ -30,6 +30,8 @@ pub fn to_sigma_event(event: &McpEvent<'_>, selection: &FieldSelection) -> Event
             for name in fields {
                 if let Some(value) = event.field(name) {
                     insert(&mut out, name, value);
+                } else if let Some(value) = derived(event, name) {
+                    out.insert(name.as_str(), value);
                 }
             }
         }
@@ -37,9 +39,28 @@ pub fn to_sigma_event(event: &McpEvent<'_>, selection: &FieldSelection) -> Event
             for (name, value) in event.fields() {
                 insert(&mut out, name, value);
             }
+            for name in DERIVED_FIELDS {
+                if let Some(value) = derived(event, name) {
+                    out.insert(*name, value);
+                }
+            }
         }
     }
     out
+}
+
+/// Fields computed from others, which Sigma cannot express: the hour (0 to 23, UTC) and
+/// the ISO weekday (1 Monday to 7 Sunday, UTC) of the event time, for working-hours rules.
+pub const DERIVED_FIELDS: &[&str] = &["event.time.hour", "event.time.weekday"];
+
+fn derived(event: &McpEvent<'_>, name: &str) -> Option<i64> {
+    use chrono::{Datelike, Timelike};
+    let at = event.time.to_datetime();
+    match name {
+        "event.time.hour" => Some(i64::from(at.hour())),
+        "event.time.weekday" => Some(i64::from(at.weekday().number_from_monday())),
+        _ => None,
+    }
 }
 
 fn insert(out: &mut Event, name: &str, value: FieldRef<'_>) {

@@ -57,6 +57,7 @@ pub fn parse(doc: &Mapping, meta: RuleMeta) -> Result<FirstSeenRule, DocProblem>
     }
     let learning = match section.get("learning").and_then(Value::as_str) {
         None => Duration::from_secs(86_400),
+        Some("0" | "0s") => Duration::ZERO,
         Some(text) => parse_timespan(text)
             .ok_or_else(|| DocProblem::invalid(format!("learning `{text}`: write a number and s, m, h or d")))?,
     };

@@ -1,0 +1,63 @@
+//! The `[detect]` section of the configuration.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::EngineConfig;
+
+/// How the detector finds rules, consumes and keeps state. Every setting is documented in
+/// `docs/configuration.md`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectConfig {
+    /// Rule files or directories (searched recursively for `.yml`/`.yaml`).
+    pub rules: Vec<PathBuf>,
+    /// Named lists for `|expand` placeholders: `approved_servers = ["github", "filesystem"]`
+    /// fills `%approved_servers%`.
+    pub lists: HashMap<String, Vec<String>>,
+    /// Kafka consumer group: detectors in one group split the topic's partitions. Events a
+    /// correlation groups together must be in one partition (collectors key by session).
+    pub group_id: String,
+    /// Address of the Prometheus `/metrics` endpoint; empty disables it.
+    pub metrics_addr: String,
+    /// How late (event time, behind the newest event seen) an event may arrive and still
+    /// join correlation windows. Later events still match detection rules.
+    pub allowed_lateness_seconds: u64,
+    /// Cap on correlation window entries plus first-seen values over all rules; at the cap
+    /// new state is refused and counted in `mcpsiem_detect_state_refused_total`.
+    pub max_state_entries: usize,
+    /// Repeated alerts of one rule for one group within this many seconds (event time) are
+    /// suppressed and counted in `mcpsiem_detect_alerts_suppressed_total`.
+    pub suppress_seconds: u64,
+    /// Event ids kept in one alert.
+    pub max_event_ids: usize,
+}
+
+impl DetectConfig {
+    pub fn engine(&self) -> EngineConfig {
+        EngineConfig {
+            allowed_lateness_seconds: self.allowed_lateness_seconds,
+            max_state_entries: self.max_state_entries,
+            suppress_seconds: self.suppress_seconds,
+            max_event_ids: self.max_event_ids,
+        }
+    }
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        let engine = EngineConfig::default();
+        Self {
+            rules: vec![PathBuf::from("rules")],
+            lists: HashMap::new(),
+            group_id: "mcpsiem-detect".into(),
+            metrics_addr: "127.0.0.1:9462".into(),
+            allowed_lateness_seconds: engine.allowed_lateness_seconds,
+            max_state_entries: engine.max_state_entries,
+            suppress_seconds: engine.suppress_seconds,
+            max_event_ids: engine.max_event_ids,
+        }
+    }
+}

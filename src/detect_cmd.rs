@@ -1,0 +1,84 @@
+//! `mcpsiem rules check` and `mcpsiem detect`: wiring the detector library to the
+//! configuration, the runtime, metrics and signals.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use mcpsiem_detect::rules::{self, LoadReport, ProblemKind};
+use mcpsiem_detect::{Detector, Engine, StreamControl, StreamSummary};
+
+use crate::config::Config;
+
+/// Loads the configured rule paths (or `paths` when given).
+pub fn load_rules(config: &Config, paths: &[PathBuf]) -> LoadReport {
+    let paths = if paths.is_empty() { config.detect.rules.clone() } else { paths.to_vec() };
+    rules::load(&paths, &config.detect.lists)
+}
+
+/// A one-line account of what loaded.
+pub fn describe(report: &LoadReport) -> String {
+    let count = |kind| report.problems.iter().filter(|p| p.kind == kind).count();
+    format!(
+        "{} files: {} detection, {} correlation, {} first-seen and {} filter rules loaded; {} errors, {} unsupported, {} warnings",
+        report.files,
+        report.rules.detections.len(),
+        report.rules.correlations.len(),
+        report.rules.first_seen.len(),
+        report.rules.filters.len(),
+        count(ProblemKind::Invalid),
+        count(ProblemKind::Unsupported),
+        count(ProblemKind::Warning),
+    )
+}
+
+/// `rules check`: prints each problem as `file:line: kind: reason`; fails when a rule was
+/// skipped.
+pub fn check(config: &Config, paths: &[PathBuf], json: bool) -> Result<()> {
+    let report = load_rules(config, paths);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report.problems)?);
+    } else {
+        for problem in &report.problems {
+            println!("{problem}");
+        }
+        println!("{}", describe(&report));
+    }
+    if report.skipped() > 0 {
+        bail!("{} rules were skipped; see above", report.skipped());
+    }
+    Ok(())
+}
+
+/// Runs the detector on the events topic until a signal (or until idle).
+pub fn run_detect(config: &Config, stop_when_idle: Option<Duration>) -> Result<StreamSummary> {
+    anyhow::ensure!(
+        !config.kafka.brokers.is_empty(),
+        "kafka.brokers is empty: set it in the configuration, MCPSIEM_KAFKA__BROKERS or --set kafka.brokers=HOST:PORT"
+    );
+    let report = load_rules(config, &[]);
+    for problem in &report.problems {
+        tracing::warn!(%problem, "rule problem");
+    }
+    tracing::info!("{}", describe(&report));
+    if report.rules.is_empty() {
+        bail!("no rules loaded from {:?}: set detect.rules to your rule directories", config.detect.rules);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    {
+        let _guard = runtime.enter();
+        crate::serve::start_metrics(&config.detect.metrics_addr)?;
+    }
+    for topic in [&config.kafka.events_topic, &config.kafka.alerts_topic] {
+        runtime
+            .block_on(crate::kafka_out::ensure_topic(&config.kafka, topic, config.kafka.partitions))
+            .with_context(|| format!("creating topic {topic} on {}", config.kafka.brokers))?;
+    }
+    let stop = crate::serve::stop_on_signal(runtime.handle());
+    let engine = Engine::new(report.rules, config.detect.engine());
+    let detector = Detector::new(&config.kafka, &config.detect, engine, config.decoder.max_record_bytes)?;
+    tracing::info!(topic = %config.kafka.events_topic, alerts = %config.kafka.alerts_topic, group = %config.detect.group_id, "detecting");
+    let summary = detector.run(&StreamControl { stop, stop_when_idle })?;
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    Ok(summary)
+}
