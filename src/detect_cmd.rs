@@ -1,12 +1,16 @@
 //! `mcpsiem rules check` and `mcpsiem detect`: wiring the detector library to the
 //! configuration, the runtime, metrics and signals.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use mcpsiem_detect::replay::ReplaySummary;
 use mcpsiem_detect::rules::{self, LoadReport, ProblemKind};
 use mcpsiem_detect::{Detector, Engine, StreamControl, StreamSummary};
+use mcpsiem_event::Timestamp;
+use mcpsiem_event::lake::Lake;
 
 use crate::config::Config;
 
@@ -50,12 +54,8 @@ pub fn check(config: &Config, paths: &[PathBuf], json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Runs the detector on the events topic until a signal (or until idle).
-pub fn run_detect(config: &Config, stop_when_idle: Option<Duration>) -> Result<StreamSummary> {
-    anyhow::ensure!(
-        !config.kafka.brokers.is_empty(),
-        "kafka.brokers is empty: set it in the configuration, MCPSIEM_KAFKA__BROKERS or --set kafka.brokers=HOST:PORT"
-    );
+/// Loads the rules, failing when none loaded.
+fn engine(config: &Config) -> Result<Engine> {
     let report = load_rules(config, &[]);
     for problem in &report.problems {
         tracing::warn!(%problem, "rule problem");
@@ -64,6 +64,51 @@ pub fn run_detect(config: &Config, stop_when_idle: Option<Duration>) -> Result<S
     if report.rules.is_empty() {
         bail!("no rules loaded from {:?}: set detect.rules to your rule directories", config.detect.rules);
     }
+    Ok(Engine::new(report.rules, config.detect.engine()))
+}
+
+/// `detect --replay`: the rules over the lake between `from` and `to`, alerts as NDJSON on
+/// stdout.
+pub fn run_replay(config: &Config, from: Timestamp, to: Timestamp) -> Result<ReplaySummary> {
+    anyhow::ensure!(from < to, "--from must be before --to");
+    let mut engine = engine(config)?;
+    let lake = Lake::open(&config.lake.location)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let bar = crate::progress::counter(0, "hours");
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut write_error = None;
+    let summary = runtime.block_on(mcpsiem_detect::replay::replay(
+        &lake,
+        &mut engine,
+        from,
+        to,
+        |alert| {
+            if write_error.is_none()
+                && let Err(e) = writeln!(out, "{}", alert.to_json())
+            {
+                write_error = Some(e);
+            }
+        },
+        |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    ))?;
+    bar.finish_and_clear();
+    if let Some(e) = write_error {
+        return Err(e).context("writing alerts to stdout");
+    }
+    out.flush()?;
+    Ok(summary)
+}
+
+/// Runs the detector on the events topic until a signal (or until idle).
+pub fn run_detect(config: &Config, stop_when_idle: Option<Duration>) -> Result<StreamSummary> {
+    anyhow::ensure!(
+        !config.kafka.brokers.is_empty(),
+        "kafka.brokers is empty: set it in the configuration, MCPSIEM_KAFKA__BROKERS or --set kafka.brokers=HOST:PORT"
+    );
+    let engine = engine(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     {
         let _guard = runtime.enter();
@@ -75,7 +120,6 @@ pub fn run_detect(config: &Config, stop_when_idle: Option<Duration>) -> Result<S
             .with_context(|| format!("creating topic {topic} on {}", config.kafka.brokers))?;
     }
     let stop = crate::serve::stop_on_signal(runtime.handle());
-    let engine = Engine::new(report.rules, config.detect.engine());
     let detector = Detector::new(&config.kafka, &config.detect, engine, config.decoder.max_record_bytes)?;
     tracing::info!(topic = %config.kafka.events_topic, alerts = %config.kafka.alerts_topic, group = %config.detect.group_id, "detecting");
     let summary = detector.run(&StreamControl { stop, stop_when_idle })?;

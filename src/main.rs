@@ -57,6 +57,16 @@ enum Command {
         /// Stop once no record arrived for this many seconds (tests, backfills).
         #[arg(long, value_name = "SECONDS")]
         stop_when_idle: Option<f64>,
+        /// Run the rules over the lake's events instead of the topic, printing the alerts as
+        /// NDJSON on stdout (needs --from and --to).
+        #[arg(long, requires_all = ["from", "to"])]
+        replay: bool,
+        /// Start of the replay (RFC 3339, inclusive).
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the replay (RFC 3339, exclusive).
+        #[arg(long)]
+        to: Option<String>,
     },
     /// Check and test rules.
     #[command(subcommand)]
@@ -187,7 +197,16 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
-        Command::Detect { stop_when_idle } => {
+        Command::Detect { replay: true, from, to, .. } => {
+            let parse = |name: &str, value: Option<String>| -> Result<Timestamp> {
+                let value = value.with_context(|| format!("--{name} is required with --replay"))?;
+                Timestamp::parse(&value).with_context(|| format!("--{name} {value}"))
+            };
+            let summary = mcpsiem::detect_cmd::run_replay(&config, parse("from", from)?, parse("to", to)?)?;
+            eprintln!("{}", serde_json::to_string(&summary)?);
+            Ok(())
+        }
+        Command::Detect { stop_when_idle, .. } => {
             let summary = mcpsiem::detect_cmd::run_detect(&config, stop_when_idle.map(Duration::from_secs_f64))?;
             println!("{}", serde_json::to_string(&summary)?);
             Ok(())

@@ -4,6 +4,7 @@
 pub mod alert;
 pub mod config;
 pub mod engine;
+pub mod replay;
 pub mod rules;
 pub mod stream;
 

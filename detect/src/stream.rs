@@ -110,21 +110,39 @@ impl Detector {
         Ok(())
     }
 
+    /// Tells the engine which partitions this instance reads, so its watermark waits for a
+    /// newly assigned partition's first event instead of finding it "too late".
+    fn sync_sources(consumer: &BaseConsumer, engine: &mut Engine, known: &mut std::collections::HashSet<i32>) {
+        let Ok(assignment) = consumer.assignment() else { return };
+        let assigned: std::collections::HashSet<i32> = assignment.elements().iter().map(|e| e.partition()).collect();
+        for partition in assigned.difference(known) {
+            engine.expect_source(*partition);
+        }
+        for partition in known.difference(&assigned) {
+            engine.forget_source(*partition);
+        }
+        *known = assigned;
+    }
+
     pub fn run(mut self, control: &StreamControl) -> Result<StreamSummary, StreamError> {
         let mut summary = StreamSummary::default();
         let mut last_message = Instant::now();
         let mut last_checkpoint = Instant::now();
         let mut last_status = Instant::now();
         let mut pending_alerts = false;
+        let mut known_partitions = std::collections::HashSet::new();
         while !control.stop.load(Ordering::Relaxed) {
             match self.consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(message)) => {
                     last_message = Instant::now();
+                    if !known_partitions.contains(&message.partition()) {
+                        Self::sync_sources(&self.consumer, &mut self.engine, &mut known_partitions);
+                    }
                     summary.records += 1;
                     let Some(payload) = message.payload() else { continue };
                     match parse_event(payload, self.max_record_bytes) {
                         Ok(event) => {
-                            for alert in self.engine.process(&event) {
+                            for alert in self.engine.process_from(message.partition(), &event) {
                                 tracing::info!(rule = %alert.rule_title, level = alert.level.as_str(), group = ?alert.group, "alert");
                                 self.send(&alert)?;
                                 pending_alerts = true;
@@ -141,6 +159,10 @@ impl Detector {
             }
             if last_checkpoint.elapsed() >= Duration::from_secs(1) {
                 last_checkpoint = Instant::now();
+                Self::sync_sources(&self.consumer, &mut self.engine, &mut known_partitions);
+                for alert in self.engine.tick() {
+                    self.send(&alert)?;
+                }
                 self.checkpoint()?;
                 pending_alerts = false;
             }
@@ -154,9 +176,15 @@ impl Detector {
                 );
             }
             if control.stop_when_idle.is_some_and(|idle| last_message.elapsed() >= idle) && summary.records > 0 {
+                // A bounded run (backfill, test) ends like a replay: every window closes.
+                for alert in self.engine.finish() {
+                    self.send(&alert)?;
+                }
                 break;
             }
         }
+        // Stopping on a signal is not the end of time: open windows and held first-seen
+        // values are dropped, not fired. (Rebuilding them on restart is not done yet.)
         if pending_alerts || summary.records > 0 {
             self.checkpoint()?;
         }

@@ -50,6 +50,7 @@ impl LakeFixture {
 [kafka]
 brokers = "{brokers}"
 events_topic = "{topic}"
+alerts_topic = "{alerts}"
 partitions = {partitions}
 
 [kafka.properties]
@@ -77,6 +78,7 @@ level = "info,rdkafka=warn"
 "#,
             brokers = kafka.brokers,
             topic = kafka.events_topic,
+            alerts = kafka.alerts_topic,
             partitions = kafka.partitions,
             lake = dir.path().join("lake").display(),
         );

@@ -87,11 +87,26 @@ pub struct Engine {
     first_seen: Vec<FirstSeenSlot>,
     by_kind: HashMap<EventKind, Vec<usize>>,
     fields: FieldSelection,
-    newest: Option<Timestamp>,
+    /// Newest event time per source (Kafka partition) and when the source last delivered.
+    sources: HashMap<i32, (Option<Timestamp>, std::time::Instant)>,
     last_advance: Timestamp,
     suppressed_until: HashMap<(String, String), Timestamp>,
+    pending_first_seen: std::collections::BinaryHeap<std::cmp::Reverse<PendingObservation>>,
     pub stats: EngineStats,
 }
+
+/// A first-seen value waiting for the watermark.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct PendingObservation {
+    time: Timestamp,
+    event_id: String,
+    rule: usize,
+    group: Vec<String>,
+    value: Vec<String>,
+}
+
+/// A source that delivered nothing for this long (wall clock) no longer holds the watermark.
+const IDLE_SOURCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The key a detection alert is grouped (and suppressed) by: the session, else the token,
 /// else the client address, as events are keyed in Kafka.
@@ -108,9 +123,10 @@ impl Engine {
             first_seen: Vec::new(),
             by_kind: HashMap::new(),
             fields: FieldSelection::All,
-            newest: None,
+            sources: HashMap::new(),
             last_advance: Timestamp::from_micros(i64::MIN),
             suppressed_until: HashMap::new(),
+            pending_first_seen: std::collections::BinaryHeap::new(),
             stats: EngineStats::default(),
         };
         for rule in detections {
@@ -239,22 +255,55 @@ impl Engine {
             + self.first_seen.iter().map(|f| f.state.entries()).sum::<usize>()
     }
 
+    /// The newest event time less the allowed lateness. With several sources (partitions
+    /// read in parallel, or a backlog read one partition ahead of another) it is the minimum
+    /// over the sources that delivered within the last [`IDLE_SOURCE`], so a partition that
+    /// is behind does not find its events "too late"; idle partitions do not hold it back.
     fn watermark(&self) -> Timestamp {
         let lateness = (self.config.allowed_lateness_seconds as i64).saturating_mul(1_000_000);
-        match self.newest {
-            Some(t) => Timestamp::from_micros(t.as_micros().saturating_sub(lateness)),
-            None => Timestamp::from_micros(i64::MIN),
+        let active: Vec<Option<Timestamp>> =
+            self.sources.values().filter(|(_, seen)| seen.elapsed() < IDLE_SOURCE).map(|(t, _)| *t).collect();
+        // A source that is expected but has not delivered yet may bring anything: hold.
+        if active.iter().any(Option::is_none) {
+            return Timestamp::from_micros(i64::MIN);
         }
+        match active.into_iter().flatten().min() {
+            Some(t) => Timestamp::from_micros(t.as_micros().saturating_sub(lateness)),
+            // Every source is quiet: nothing late is on its way, release what is held.
+            None => self.sources.values().filter_map(|(t, _)| *t).max().unwrap_or(Timestamp::from_micros(i64::MIN)),
+        }
+    }
+
+    /// Announces a source (a partition just assigned) so the watermark waits for its first
+    /// event, for at most [`IDLE_SOURCE`].
+    pub fn expect_source(&mut self, source: i32) {
+        self.sources.entry(source).or_insert((None, std::time::Instant::now()));
+    }
+
+    /// The sources known (expected or delivering).
+    pub fn sources(&self) -> Vec<i32> {
+        self.sources.keys().copied().collect()
+    }
+
+    /// Forgets a source (a partition this instance no longer reads).
+    pub fn forget_source(&mut self, source: i32) {
+        self.sources.remove(&source);
     }
 
     /// Evaluates one event; returns the alerts it raised (or closed windows released).
     pub fn process(&mut self, event: &McpEvent<'_>) -> Vec<Alert> {
+        self.process_from(0, event)
+    }
+
+    /// Evaluates one event read from `source` (a Kafka partition).
+    pub fn process_from(&mut self, source: i32, event: &McpEvent<'_>) -> Vec<Alert> {
         self.stats.events += 1;
         metrics::counter!("mcpsiem_detect_events_total").increment(1);
         let mut alerts = Vec::new();
-        if self.newest.is_none_or(|t| event.time > t) {
-            self.newest = Some(event.time);
-        }
+        let now = std::time::Instant::now();
+        let newest = self.sources.entry(source).or_insert((Some(event.time), now));
+        newest.0 = Some(newest.0.map_or(event.time, |t| t.max(event.time)));
+        newest.1 = now;
         let candidates = self.by_kind.get(&event.kind).cloned().unwrap_or_default();
         if !candidates.is_empty() {
             let sigma = to_sigma_event(event, &self.fields);
@@ -273,12 +322,21 @@ impl Engine {
                 self.on_detection(d, event, &mut alerts);
             }
         }
-        // Closing deferred windows once per second of event time keeps this off the hot path.
         let watermark = self.watermark();
+        self.release_first_seen(watermark, &mut alerts);
+        // Closing deferred windows once per second of event time keeps this off the hot path.
         if watermark.as_micros() >= self.last_advance.as_micros().saturating_add(1_000_000) {
             self.last_advance = watermark;
             self.advance(watermark, &mut alerts);
         }
+        alerts
+    }
+
+    /// Releases what the watermark allows when no event arrives (call about once a second).
+    pub fn tick(&mut self) -> Vec<Alert> {
+        let mut alerts = Vec::new();
+        let watermark = self.watermark();
+        self.advance(watermark, &mut alerts);
         alerts
     }
 
@@ -290,6 +348,7 @@ impl Engine {
     }
 
     fn advance(&mut self, watermark: Timestamp, alerts: &mut Vec<Alert>) {
+        self.release_first_seen(watermark, alerts);
         for c in 0..self.correlations.len() {
             let fired = self.correlations[c].state.advance(watermark);
             for f in fired {
@@ -351,29 +410,46 @@ impl Engine {
                     let (Some(group), Some(value)) = (values(&slot.rule.group_by), values(&slot.rule.fields)) else {
                         continue;
                     };
-                    let cap = self.config.max_state_entries.saturating_sub(self.state_entries())
-                        + self.first_seen[fi].state.entries();
-                    let slot = &mut self.first_seen[fi];
-                    match slot.state.observe(&slot.rule, event.time, &group, &value, cap) {
-                        Seen::Quiet => {}
-                        Seen::Full => {
-                            self.stats.state_refused += 1;
-                            metrics::counter!("mcpsiem_detect_state_refused_total").increment(1);
-                        }
-                        Seen::New => {
-                            let names = slot.rule.group_by.iter().chain(&slot.rule.fields);
-                            let group_map = names.cloned().zip(group.into_iter().chain(value)).collect();
-                            let alert = Alert::new(
-                                &slot.rule.meta,
-                                AlertSource::FirstSeen,
-                                (event.time, event.time),
-                                group_map,
-                                1,
-                                vec![event_id.clone()],
-                            );
-                            self.emit(alert, alerts);
-                        }
-                    }
+                    // Observed in event-time order once the watermark passes, so that "first"
+                    // means the same live (partitions read in parallel) and in a replay.
+                    self.pending_first_seen.push(std::cmp::Reverse(PendingObservation {
+                        time: event.time,
+                        event_id: event_id.clone(),
+                        rule: fi,
+                        group,
+                        value,
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Observes the pending first-seen values up to `watermark`, oldest first.
+    fn release_first_seen(&mut self, watermark: Timestamp, alerts: &mut Vec<Alert>) {
+        while self.pending_first_seen.peek().is_some_and(|p| p.0.time <= watermark) {
+            let std::cmp::Reverse(pending) = self.pending_first_seen.pop().expect("peeked");
+            let fi = pending.rule;
+            let cap = self.config.max_state_entries.saturating_sub(self.state_entries())
+                + self.first_seen[fi].state.entries();
+            let slot = &mut self.first_seen[fi];
+            match slot.state.observe(&slot.rule, pending.time, &pending.group, &pending.value, cap) {
+                Seen::Quiet => {}
+                Seen::Full => {
+                    self.stats.state_refused += 1;
+                    metrics::counter!("mcpsiem_detect_state_refused_total").increment(1);
+                }
+                Seen::New => {
+                    let names = slot.rule.group_by.iter().chain(&slot.rule.fields);
+                    let group_map = names.cloned().zip(pending.group.into_iter().chain(pending.value)).collect();
+                    let alert = Alert::new(
+                        &slot.rule.meta,
+                        AlertSource::FirstSeen,
+                        (pending.time, pending.time),
+                        group_map,
+                        1,
+                        vec![pending.event_id],
+                    );
+                    self.emit(alert, alerts);
                 }
             }
         }
