@@ -107,6 +107,16 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Detector throughput with the rule pack against a naive sigma-rust loop.
+    Detect {
+        #[arg(long, default_value_t = 200_000)]
+        events: u64,
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Ingest throughput against a bare rdkafka consumer on the same local Tansu broker,
     /// lake bytes per event against NDJSON, and the ingester's peak memory.
     Ingest {
@@ -221,6 +231,20 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("generating {events} events…");
             let corpus = mcpsiem::bench::NdjsonCorpus::generate(events, 42);
             let report = mcpsiem::bench::decode_bench(&corpus, rounds);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Detect { events, rounds, json }) => {
+            eprintln!("generating {events} events…");
+            let corpus = mcpsiem::bench::NdjsonCorpus::generate(events, 42);
+            let mut lists = config.detect.lists.clone();
+            // The pack's shadow-server rule needs an inventory; use the generator's.
+            lists.entry("approved_servers".into()).or_insert_with(mcpsiem::generate::approved_server_names);
+            let report = mcpsiem::bench_detect::detect_bench(&corpus, &config.detect.rules, &lists, rounds)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -93,7 +93,20 @@ impl IngestContext {
     }
 }
 
-impl ClientContext for IngestContext {}
+impl ClientContext for IngestContext {
+    /// The lag comes from librdkafka's statistics, which it computes from the high
+    /// watermarks that fetch responses carry: asking the broker for watermarks costs a
+    /// round trip per partition, and on a busy broker those requests delay the fetches.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else { return };
+        for (partition, stats) in &topic.partitions {
+            if *partition >= 0 && stats.consumer_lag >= 0 {
+                metrics::gauge!("mcpsiem_ingest_lag_records", "partition" => partition.to_string())
+                    .set(stats.consumer_lag as f64);
+            }
+        }
+    }
+}
 
 impl ConsumerContext for IngestContext {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
@@ -167,7 +180,6 @@ struct IngestState {
     writer: Option<std::thread::JoinHandle<()>>,
     in_flight: usize,
     summary: IngestSummary,
-    last_lag_check: Instant,
 }
 
 impl Ingester {
@@ -194,7 +206,9 @@ impl Ingester {
             // Eager assignment: the rebalance callback recovers each partition from the lake
             // before its first fetch, which the cooperative protocol does not allow.
             .set("partition.assignment.strategy", "range,roundrobin")
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            // Lag (records not yet committed to the lake) for the metrics; see `stats`.
+            .set("statistics.interval.ms", "15000");
         for (key, value) in &kafka.properties {
             client.set(key, value);
         }
@@ -233,7 +247,6 @@ impl Ingester {
             writer: Some(writer),
             in_flight: 0,
             summary: IngestSummary::default(),
-            last_lag_check: Instant::now(),
         };
         Ok(Self { consumer, state })
     }
@@ -270,7 +283,7 @@ impl Ingester {
                 last_tick = Instant::now();
                 state.roll_aged()?;
                 state.handle_reports(consumer)?;
-                state.export_gauges(consumer);
+                state.export_gauges();
             }
             if last_status.elapsed() >= Duration::from_secs(10) {
                 last_status = Instant::now();
@@ -485,25 +498,10 @@ impl IngestState {
         Ok(())
     }
 
-    fn export_gauges(&mut self, consumer: &BaseConsumer<IngestContext>) {
+    fn export_gauges(&mut self) {
         metrics::gauge!("mcpsiem_ingest_buffered_bytes").set(self.buffered_bytes() as f64);
         let oldest = self.buffers.values().filter_map(PartitionBuffer::opened).map(|t| t.elapsed()).max();
         metrics::gauge!("mcpsiem_ingest_open_buffer_age_seconds").set(oldest.unwrap_or_default().as_secs_f64());
-        // Watermarks cost a broker round trip each: refresh the lag every 15 s only.
-        if self.last_lag_check.elapsed() < Duration::from_secs(15) {
-            return;
-        }
-        self.last_lag_check = Instant::now();
-        for buffer in self.buffers.values() {
-            if let (Ok((_, high)), Some(position)) = (
-                consumer.fetch_watermarks(&self.topic, buffer.partition, Duration::from_millis(500)),
-                buffer.position(),
-            ) && high >= 0
-            {
-                metrics::gauge!("mcpsiem_ingest_lag_records", "partition" => buffer.partition.to_string())
-                    .set((high - position).max(0) as f64);
-            }
-        }
     }
 
     fn shutdown(mut self, consumer: &BaseConsumer<IngestContext>) -> Result<IngestSummary, IngestError> {

@@ -318,6 +318,12 @@ pub fn scenario_of(event: &OwnedEvent) -> &'static str {
         .map_or(session::BENIGN, Scenario::name)
 }
 
+/// The names of the simulated company's approved MCP servers: the inventory the rule pack's
+/// shadow-server rule expects in `[detect.lists] approved_servers` for generated traffic.
+pub fn approved_server_names() -> Vec<String> {
+    world::approved_servers().iter().map(|s| s.name.to_string()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,3 +387,4 @@ mod tests {
         assert_eq!(activity_weight(t), 0.03);
     }
 }
+

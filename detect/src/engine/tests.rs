@@ -359,3 +359,56 @@ fn correlations_naming_missing_rules_are_dropped_with_their_location() {
     let text = report.problems[0].to_string();
     assert!(text.contains("burst.yaml:1: error: rule `c`: it names rule `nope`"), "{text}");
 }
+
+#[test]
+fn a_partition_behind_another_is_not_late() {
+    let rule = with_calls(
+        "title: Burst\ncorrelation:\n  type: event_count\n  rules: [call]\n  group-by: [client.address]\n  timespan: 1m\n  condition: {gte: 2}\n",
+    );
+    let mut e = engine(&rule);
+    e.expect_source(0);
+    e.expect_source(1);
+    // Partition 0 is hours ahead of partition 1, as when a backlog is read.
+    let mut alerts = e.process_from(0, &event(10_000, "x", "b"));
+    alerts.extend(e.process_from(1, &event(10, "x", "a")));
+    alerts.extend(e.process_from(1, &event(20, "x", "a")));
+    assert_eq!(titles(&alerts), ["Burst"]);
+    assert_eq!(e.stats.late, 0);
+    // With one source the same order is late.
+    let mut e = engine(&rule);
+    let mut alerts = e.process(&event(10_000, "x", "b"));
+    alerts.extend(e.process(&event(10, "x", "a")));
+    alerts.extend(e.process(&event(20, "x", "a")));
+    assert!(alerts.is_empty());
+    assert_eq!(e.stats.late, 2);
+}
+
+#[test]
+fn first_seen_uses_event_time_order_not_arrival_order() {
+    let rule = r#"
+title: New client
+first_seen:
+  group-by: [auth.token.fingerprint]
+  fields: [client.address]
+  learning: 0s
+logsource: {product: mcp}
+detection:
+  sel:
+    auth.token.fingerprint|exists: true
+  condition: sel
+"#;
+    // "a" happened first, so "b" is the new one, whatever the arrival order.
+    for order in [[0, 1], [1, 0]] {
+        let events = [event(0, "x", "a"), event(30, "x", "b")];
+        let mut e = engine(rule);
+        e.expect_source(0);
+        e.expect_source(1);
+        let mut alerts = Vec::new();
+        for i in order {
+            alerts.extend(e.process_from(i as i32, &events[i]));
+        }
+        alerts.extend(e.finish());
+        assert_eq!(alerts.len(), 1, "{order:?}");
+        assert_eq!(alerts[0].group.get("client.address").map(String::as_str), Some("b"), "{order:?}");
+    }
+}

@@ -214,6 +214,10 @@ impl Prepared<'_> {
                     value = map_strings(&value, &|pattern| format!("(?{flags}){pattern}"));
                 }
             }
+            if let Some(regex) = substring_as_regex(&modifiers, &value) {
+                modifiers = vec!["re".to_string()];
+                value = Value::from(regex);
+            }
             if !field.is_empty() {
                 self.fields.insert(field.clone());
             }
@@ -253,6 +257,31 @@ impl Prepared<'_> {
             out.push(Value::from("\u{0}mcpsiem-empty-list\u{0}"));
         }
         Ok(Value::Sequence(out))
+    }
+}
+
+/// sigma-rust matches `contains`, `startswith` and `endswith` with a wildcard matcher that
+/// lowercases the field char by char and shifts a buffer for every char, once per value:
+/// on kilobytes of tool results that is most of the detector's time. The same test as one
+/// case-insensitive regular expression (an alternation of the escaped values) runs on the
+/// `regex` crate's literal search instead. Only plain values are rewritten: wildcards,
+/// escapes, `all`, `cased` and value transformations keep sigma-rust's own handling.
+fn substring_as_regex(modifiers: &[String], value: &Value) -> Option<String> {
+    let [modifier] = modifiers else { return None };
+    let values: Vec<&str> = match value {
+        Value::String(s) => vec![s.as_str()],
+        Value::Sequence(items) => items.iter().map(Value::as_str).collect::<Option<Vec<_>>>()?,
+        _ => return None,
+    };
+    if values.is_empty() || values.iter().any(|v| v.is_empty() || v.contains(['*', '?', '\\'])) {
+        return None;
+    }
+    let alternation = values.iter().map(|v| regex::escape(v)).collect::<Vec<_>>().join("|");
+    match modifier.as_str() {
+        "contains" => Some(format!("(?i)(?:{alternation})")),
+        "startswith" => Some(format!("(?i)^(?:{alternation})")),
+        "endswith" => Some(format!("(?i)(?:{alternation})$")),
+        _ => None,
     }
 }
 
