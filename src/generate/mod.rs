@@ -387,4 +387,3 @@ mod tests {
         assert_eq!(activity_weight(t), 0.03);
     }
 }
-
