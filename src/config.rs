@@ -15,6 +15,10 @@ use mcpsiem_event::kafka::KafkaConfig;
 use mcpsiem_ingest::IngestConfig;
 use serde::{Deserialize, Serialize};
 
+/// `MCPSIEM_*` variables that are not settings: the config file's path, the Tansu binary's
+/// path and the ingester's fault-injection switch.
+const NOT_SETTINGS: &[&str] = &["config", "tansu", "ingest_crash_at"];
+
 /// The whole configuration, one section per concern.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -109,7 +113,7 @@ pub struct ConfigSources {
 impl Config {
     /// Loads defaults, the file, the environment and the `--set` overrides, in that order.
     pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<(Self, ConfigSources), ConfigError> {
-        Self::load_from(file, overrides, Env::prefixed("MCPSIEM_").split("__").ignore(&["config"]))
+        Self::load_from(file, overrides, Env::prefixed("MCPSIEM_").split("__").ignore(NOT_SETTINGS))
     }
 
     fn load_from(file: Option<&Path>, overrides: &[String], env: Env) -> Result<(Self, ConfigSources), ConfigError> {

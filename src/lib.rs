@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod bench_detect;
 pub mod bench_ingest;
+pub mod bench_latency;
 pub mod broker;
 pub mod config;
 pub mod detect_cmd;

@@ -117,6 +117,17 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// End-to-end latency from producing an event to its alert on the alerts topic.
+    Latency {
+        /// Events per second produced (one in a hundred is a probe that must alert).
+        #[arg(long, default_value_t = 200)]
+        rate: u64,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Ingest throughput against a bare rdkafka consumer on the same local Tansu broker,
     /// lake bytes per event against NDJSON, and the ingester's peak memory.
     Ingest {
@@ -245,6 +256,17 @@ fn run(cli: Cli) -> Result<()> {
             // The pack's shadow-server rule needs an inventory; use the generator's.
             lists.entry("approved_servers".into()).or_insert_with(mcpsiem::generate::approved_server_names);
             let report = mcpsiem::bench_detect::detect_bench(&corpus, &config.detect.rules, &lists, rounds)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Latency { rate, seconds, json }) => {
+            let mut lists = config.detect.lists.clone();
+            lists.entry("approved_servers".into()).or_insert_with(mcpsiem::generate::approved_server_names);
+            let report = mcpsiem::bench_latency::latency_bench(&config.detect.rules, &lists, rate.max(1), seconds)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

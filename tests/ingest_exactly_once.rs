@@ -44,7 +44,12 @@ fn wait_for_assignment(log: &std::path::Path, seen: usize) -> usize {
 fn wait_or_kill(child: &mut Child, limit: Duration) -> &'static str {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
+        if let Ok(Some(status)) = child.try_wait() {
+            // A crash point aborts (a signal, no exit code); an exit code is a failed start.
+            assert!(
+                status.code().is_none(),
+                "the ingester exited with {status} instead of aborting at its crash point"
+            );
             return "aborted at its crash point";
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -128,10 +133,13 @@ fn killed_ingesters_and_a_broker_restart_lose_and_double_nothing() {
     // The killed ingesters made progress: this is not a test of the last one alone.
     let before_drain = fixture.event_ids().len();
     eprintln!("{before_drain} events were in the lake before the final drain");
-    assert!(before_drain as u64 > EVENTS / 10, "the killed ingesters committed only {before_drain} events");
+    // Between 17,000 and 26,000 on a 2-core machine, depending on where the kills land.
+    assert!(before_drain as u64 > EVENTS / 20, "the killed ingesters committed only {before_drain} events");
 
     // A last ingester drains what is left and stops.
-    let output = fixture.command(&["ingest", "--stop-when-idle", "8"]).stderr(Stdio::inherit()).output().unwrap();
+    // Generous: after the kills and the restart, Tansu can take many seconds before it
+    // answers the first fetches of a new member.
+    let output = fixture.command(&["ingest", "--stop-when-idle", "30"]).stderr(Stdio::inherit()).output().unwrap();
     assert!(output.status.success(), "the final ingester failed; log: {}", log.display());
 
     let found = fixture.event_ids();

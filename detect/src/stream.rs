@@ -65,7 +65,10 @@ impl Detector {
             .set("group.id", &config.group_id)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            // Alerts within a second: a fetch waits at most this long for data to arrive
+            // (librdkafka's default, 500 ms, is half the budget).
+            .set("fetch.wait.max.ms", "100");
         for (key, value) in &kafka.properties {
             client.set(key, value);
         }

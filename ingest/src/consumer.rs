@@ -117,7 +117,7 @@ impl ConsumerContext for IngestContext {
                     let partition = element.partition();
                     let offset = match self.recover(partition) {
                         Ok(resume) => {
-                            let offset = resume.as_ref().map_or(Offset::Beginning, |r| Offset::Offset(r.end));
+                            let offset = resume_offset(resume.as_ref());
                             tracing::info!(
                                 partition,
                                 ?offset,
@@ -264,7 +264,11 @@ impl Ingester {
                 break;
             }
             let polled = consumer.poll(Duration::from_millis(100));
-            state.apply_ownership_changes(consumer)?;
+            if state.apply_ownership_changes(consumer)? {
+                // Joining the group and the first fetch are not idleness: a backfill must
+                // not stop before its partitions delivered anything.
+                last_message = Instant::now();
+            }
             match polled {
                 Some(Ok(message)) => {
                     last_message = Instant::now();
@@ -317,8 +321,10 @@ impl Ingester {
 }
 
 impl IngestState {
-    fn apply_ownership_changes(&mut self, consumer: &BaseConsumer<IngestContext>) -> Result<(), IngestError> {
+    /// Applies the rebalance callback's changes; true when any happened.
+    fn apply_ownership_changes(&mut self, consumer: &BaseConsumer<IngestContext>) -> Result<bool, IngestError> {
         let changes = std::mem::take(&mut *consumer.context().changes.lock().expect("no panics under the lock"));
+        let changed = !changes.is_empty();
         for change in changes {
             match change {
                 OwnershipChange::Assigned { partition, resume } => {
@@ -336,7 +342,7 @@ impl IngestState {
                 }
             }
         }
-        Ok(())
+        Ok(changed)
     }
 
     fn take(&mut self, message: &BorrowedMessage<'_>) {
@@ -486,7 +492,7 @@ impl IngestState {
             return Ok(()); // revoked, or already resumed since
         }
         let resume = consumer.context().recover(partition)?;
-        let offset = resume.as_ref().map_or(Offset::Beginning, |r| Offset::Offset(r.end));
+        let offset = resume_offset(resume.as_ref());
         self.next_epoch += 1;
         self.buffers.insert(partition, PartitionBuffer::new(partition, self.next_epoch, resume.as_ref()));
         if let Err(e) = consumer.seek(&self.topic, partition, offset, Duration::from_secs(10)) {
@@ -519,6 +525,15 @@ impl IngestState {
         }
         Ok(self.summary)
     }
+}
+
+/// Where a partition resumes: after the lake's last commit, else at offset 0. Not the
+/// logical `Beginning`: librdkafka resolves that with a ListOffsets request first, and a
+/// busy broker (Tansu under load in the fault test) can leave the partition waiting on it
+/// for minutes while the others are fetched. When offset 0 is gone to retention, the fetch
+/// is out of range and `auto.offset.reset=earliest` applies, as before.
+fn resume_offset(resume: Option<&CommitRecord>) -> Offset {
+    Offset::Offset(resume.map_or(0, |r| r.end))
 }
 
 /// Names this process in commit records.

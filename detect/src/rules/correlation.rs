@@ -216,7 +216,8 @@ pub fn parse_timespan(text: &str) -> Option<Duration> {
     (seconds > 0).then(|| Duration::from_secs(seconds))
 }
 
-fn strings(value: Option<&Value>) -> Vec<String> {
+/// A YAML string or list of strings as a list (Sigma allows both for most list keys).
+pub(crate) fn strings(value: Option<&Value>) -> Vec<String> {
     match value {
         Some(Value::Sequence(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
         Some(Value::String(one)) => vec![one.clone()],

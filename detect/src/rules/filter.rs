@@ -26,11 +26,10 @@ pub fn compile(
         .get("filter")
         .and_then(Value::as_mapping)
         .ok_or_else(|| DocProblem::invalid("`filter` must be a mapping"))?;
-    let rules: Vec<String> = match section.get("rules") {
-        Some(Value::Sequence(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
-        Some(Value::String(one)) => vec![one.clone()],
-        _ => return Err(DocProblem::invalid("a filter needs `rules`: the ids or names of the rules it filters")),
-    };
+    let rules = super::correlation::strings(section.get("rules"));
+    if rules.is_empty() {
+        return Err(DocProblem::invalid("a filter needs `rules`: the ids or names of the rules it filters"));
+    }
     let mut selections = section.clone();
     selections.remove("rules");
     let mut as_rule = doc.clone();

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde_norway::{Mapping, Value};
 
-use super::correlation::parse_timespan;
+use super::correlation::{parse_timespan, strings};
 use super::meta::RuleMeta;
 use super::problem::DocProblem;
 
@@ -32,14 +32,6 @@ pub struct FirstSeenRule {
     pub fields: Vec<String>,
     /// No alerts until this long after the first event the rule saw.
     pub learning: Duration,
-}
-
-fn strings(value: Option<&Value>) -> Vec<String> {
-    match value {
-        Some(Value::Sequence(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
-        Some(Value::String(one)) => vec![one.clone()],
-        _ => Vec::new(),
-    }
 }
 
 pub fn parse(doc: &Mapping, meta: RuleMeta) -> Result<FirstSeenRule, DocProblem> {

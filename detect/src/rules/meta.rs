@@ -72,13 +72,7 @@ impl RuleMeta {
     /// Reads the shared keys of a rule document.
     pub fn read(doc: &Mapping, file: PathBuf, line: usize) -> Result<Self, DocProblem> {
         let text = |key: &str| doc.get(key).and_then(Value::as_str).map(str::to_owned);
-        let list = |key: &str| -> Vec<String> {
-            match doc.get(key) {
-                Some(Value::Sequence(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
-                Some(Value::String(one)) => vec![one.clone()],
-                _ => Vec::new(),
-            }
-        };
+        let list = |key: &str| super::correlation::strings(doc.get(key));
         let title = text("title").ok_or_else(|| DocProblem::invalid("the rule has no `title`"))?;
         let level = match doc.get("level") {
             None => Level::default(),
