@@ -62,11 +62,7 @@ fn live_detection_alerts_every_scenario_and_replay_agrees() {
     let producer = EventProducer::new(&kafka).unwrap();
     let mut scenario_of = HashMap::new();
     for event in Generator::new(options) {
-        let scenario = event
-            .attributes
-            .get("mcpsiem.scenario")
-            .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
-            .unwrap_or_default();
+        let scenario = mcpsiem::generate::scenario_of(&event).to_string();
         scenario_of.insert(event.id.to_string(), scenario);
         producer.send(mcpsiem_event::kafka::event_key(&event), event.to_json().as_bytes()).unwrap();
     }

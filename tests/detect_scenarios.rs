@@ -29,11 +29,7 @@ fn every_injected_scenario_raises_an_alert() {
     let mut scenario_of: HashMap<String, String> = HashMap::new();
     let mut alerts = Vec::new();
     for event in Generator::new(options) {
-        let scenario = event
-            .attributes
-            .get("mcpsiem.scenario")
-            .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
-            .unwrap_or_default();
+        let scenario = mcpsiem::generate::scenario_of(&event).to_string();
         scenario_of.insert(event.id.to_string(), scenario);
         alerts.extend(engine.process(&event));
     }
