@@ -96,12 +96,7 @@ approved_servers = ["filesystem", "github", "slack", "postgres", "fetch", "email
     let mut detected: BTreeSet<&str> = BTreeSet::new();
     let mut benign = 0;
     for alert in &live {
-        let scenarios: Vec<&str> = alert
-            .event_ids
-            .iter()
-            .filter_map(|id| scenario_of.get(id).map(String::as_str))
-            .filter(|s| *s != "benign")
-            .collect();
+        let scenarios = support::attack_scenarios(alert, &scenario_of);
         benign += usize::from(scenarios.is_empty());
         detected.extend(scenarios);
     }

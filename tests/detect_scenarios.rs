@@ -1,6 +1,8 @@
 //! The rule pack against generated traffic: every injected attack scenario raises an alert
 //! whose events include the scenario's events, and the alerts on benign traffic are counted.
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
@@ -38,12 +40,7 @@ fn every_injected_scenario_raises_an_alert() {
     let mut detected: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     let mut benign_alerts: BTreeMap<String, usize> = BTreeMap::new();
     for alert in &alerts {
-        let scenarios: Vec<&str> = alert
-            .event_ids
-            .iter()
-            .filter_map(|id| scenario_of.get(id).map(String::as_str))
-            .filter(|s| *s != "benign")
-            .collect();
+        let scenarios = support::attack_scenarios(alert, &scenario_of);
         if scenarios.is_empty() {
             *benign_alerts.entry(alert.rule_title.clone()).or_default() += 1;
         }

@@ -146,3 +146,12 @@ pub fn id_differences(expected: &std::collections::HashSet<String>, found: &[Str
     let missing: Vec<String> = expected.iter().filter(|id| !seen.contains(id.as_str())).cloned().collect();
     (doubled, missing)
 }
+
+/// The attack scenarios among an alert's events (`benign` left out), given each generated
+/// event's scenario by id.
+pub fn attack_scenarios<'a>(
+    alert: &mcpsiem_detect::Alert,
+    scenario_of: &'a std::collections::HashMap<String, String>,
+) -> Vec<&'a str> {
+    alert.event_ids.iter().filter_map(|id| scenario_of.get(id).map(String::as_str)).filter(|s| *s != "benign").collect()
+}

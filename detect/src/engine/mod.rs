@@ -245,10 +245,6 @@ impl Engine {
         }
     }
 
-    pub fn detection_rules(&self) -> usize {
-        self.detections.len()
-    }
-
     /// Window entries and first-seen values held.
     pub fn state_entries(&self) -> usize {
         self.correlations.iter().map(|c| c.state.entries()).sum::<usize>()
@@ -278,11 +274,6 @@ impl Engine {
     /// event, for at most [`IDLE_SOURCE`].
     pub fn expect_source(&mut self, source: i32) {
         self.sources.entry(source).or_insert((None, std::time::Instant::now()));
-    }
-
-    /// The sources known (expected or delivering).
-    pub fn sources(&self) -> Vec<i32> {
-        self.sources.keys().copied().collect()
     }
 
     /// Forgets a source (a partition this instance no longer reads).

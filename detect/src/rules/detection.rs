@@ -37,11 +37,6 @@ impl std::fmt::Debug for DetectionRule {
     }
 }
 
-/// The categories of `logsource` for product `mcp`: one per event kind.
-pub fn kinds_for_category(category: &str) -> Option<EventKind> {
-    EventKind::parse(category)
-}
-
 /// Reads `logsource`: product `mcp` (other products are not ours) and a category per kind.
 pub fn read_logsource(doc: &Mapping) -> Result<Option<Vec<EventKind>>, DocProblem> {
     let Some(logsource) = doc.get("logsource") else {
@@ -60,7 +55,8 @@ pub fn read_logsource(doc: &Mapping) -> Result<Option<Vec<EventKind>>, DocProble
     }
     match logsource.get("category").and_then(Value::as_str) {
         None => Ok(None),
-        Some(category) => match kinds_for_category(category) {
+        // The categories are the event kinds.
+        Some(category) => match EventKind::parse(category) {
             Some(kind) => Ok(Some(vec![kind])),
             None => {
                 let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
