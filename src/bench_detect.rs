@@ -1,6 +1,7 @@
-//! `mcpsiem bench detect`: the detector with the full rule pack against the naive loop
+//! `mcpsiem bench detect`: the detector with the full rule pack against (a) the naive loop
 //! (parse each event into a sigma-rust `Event` from its JSON and call `is_match` for every
-//! detection rule), on the same events, one core, same run.
+//! detection rule) and (b) rsigma, the strongest Rust peer, with its correlation engine, on
+//! the same events, one core, same run. Then both engines' detection verdicts are compared.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -28,6 +29,16 @@ pub struct DetectBenchReport {
     pub ratio: f64,
     pub baseline_matches: u64,
     pub detector_alerts: u64,
+    /// rsigma-eval's rules (detection, correlation and filter) and what it could not take.
+    pub rsigma_rules: usize,
+    pub rsigma_left_out: Vec<String>,
+    pub rsigma_events_per_sec: f64,
+    /// Detector throughput over rsigma's; the target is at least 1.
+    pub ratio_vs_rsigma: f64,
+    pub rsigma_results: crate::bench_rsigma::PeerCounts,
+    /// Events whose detection verdicts were compared, and the rules where they differ.
+    pub verdicts_compared: u64,
+    pub disagreements: Vec<crate::bench_rsigma::Disagreement>,
 }
 
 fn load(paths: &[PathBuf], lists: &NamedLists) -> Result<RuleSet> {
@@ -67,8 +78,11 @@ pub fn detect_bench(
 ) -> Result<DetectBenchReport> {
     let counts = load(paths, lists)?;
     let naive_count = naive_rules(paths)?.len();
+    let peer = crate::bench_rsigma::peer_rules(paths)?;
     let mut best_baseline = Duration::MAX;
     let mut best_detector = Duration::MAX;
+    let mut best_rsigma = Duration::MAX;
+    let mut rsigma_results = crate::bench_rsigma::PeerCounts::default();
     let mut baseline_matches = 0;
     let mut detector_alerts = 0;
     for _ in 0..rounds.max(1) {
@@ -96,7 +110,15 @@ pub fn detect_bench(
         alerts += engine.finish().len() as u64;
         best_detector = best_detector.min(started.elapsed());
         detector_alerts = alerts;
+
+        let mut rsigma = crate::bench_rsigma::correlation_engine(&peer)?;
+        let started = Instant::now();
+        rsigma_results = crate::bench_rsigma::run(&mut rsigma, corpus.lines.iter().map(|r| &corpus.bytes[r.clone()]));
+        best_rsigma = best_rsigma.min(started.elapsed());
     }
+    let engine = Engine::new(load(paths, lists)?, EngineConfig::default());
+    let (verdicts_compared, disagreements) =
+        crate::bench_rsigma::compare_verdicts(&engine, &peer, corpus.lines.iter().map(|r| &corpus.bytes[r.clone()]))?;
     let events = corpus.lines.len();
     let per_sec = |d: Duration| events as f64 / d.as_secs_f64();
     Ok(DetectBenchReport {
@@ -111,6 +133,13 @@ pub fn detect_bench(
         ratio: best_baseline.as_secs_f64() / best_detector.as_secs_f64(),
         baseline_matches,
         detector_alerts,
+        rsigma_rules: peer.rules(),
+        rsigma_left_out: peer.left_out,
+        rsigma_events_per_sec: per_sec(best_rsigma),
+        ratio_vs_rsigma: best_rsigma.as_secs_f64() / best_detector.as_secs_f64(),
+        rsigma_results,
+        verdicts_compared,
+        disagreements,
     })
 }
 
@@ -131,6 +160,32 @@ impl std::fmt::Display for DetectBenchReport {
             "  mcpsiem engine (all rules, correlations, first-seen)             : {:>10.0} events/s ({} alerts)",
             self.detector_events_per_sec, self.detector_alerts
         )?;
-        write!(f, "  ratio (engine / baseline) : {:.2}x (target >= 2)", self.ratio)
+        writeln!(
+            f,
+            "  rsigma-eval 0.23 (JSON -> JsonEvent, CorrelationEngine, {} rules) : {:>10.0} events/s ({} detections, {} correlations)",
+            self.rsigma_rules,
+            self.rsigma_events_per_sec,
+            self.rsigma_results.detections,
+            self.rsigma_results.correlations
+        )?;
+        writeln!(f, "  ratio (engine / naive loop) : {:.2}x (target >= 2)", self.ratio)?;
+        writeln!(f, "  ratio (engine / rsigma)     : {:.2}x (target >= 1)", self.ratio_vs_rsigma)?;
+        for left in &self.rsigma_left_out {
+            writeln!(f, "  left out of rsigma: {left}")?;
+        }
+        write!(f, "  verdicts compared on {} events: ", self.verdicts_compared)?;
+        if self.disagreements.is_empty() {
+            write!(f, "the engines agree on every rule")?;
+        }
+        for d in &self.disagreements {
+            write!(f, "\n    {}: only mcpsiem {}, only rsigma {}", d.rule, d.only_mcpsiem, d.only_rsigma)?;
+            if let Some(e) = &d.example_only_mcpsiem {
+                write!(f, "\n      only mcpsiem, e.g. {e}")?;
+            }
+            if let Some(e) = &d.example_only_rsigma {
+                write!(f, "\n      only rsigma, e.g. {e}")?;
+            }
+        }
+        Ok(())
     }
 }

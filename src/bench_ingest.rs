@@ -204,6 +204,8 @@ fn run_ingester(kafka: &KafkaConfig, lake: &Path, events: u64, group: &str) -> R
         .args(set("ingest.group_id", group))
         .args(set("ingest.metrics_addr", ""))
         .args(set("ingest.compaction.enabled", "false"))
+        // The baseline consumes the events topic only.
+        .args(set("ingest.alerts", "false"))
         .args(["ingest", "--stop-after-records", &events.to_string()])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())

@@ -65,11 +65,16 @@ pub fn latency_bench(
     if report.skipped() > 0 {
         bail!("{} rules were skipped; run `mcpsiem rules check`", report.skipped());
     }
-    let config = DetectConfig { group_id: "latency-detect".into(), ..DetectConfig::default() };
+    let config = DetectConfig {
+        group_id: "latency-detect".into(),
+        state_path: dir.path().join("detect-state.json"),
+        watch_rules: false,
+        ..DetectConfig::default()
+    };
     let engine = Engine::new(report.rules, config.engine());
     let detector = Detector::new(&kafka, &config, engine, usize::MAX)?;
     let stop = Arc::new(AtomicBool::new(false));
-    let control = StreamControl { stop: stop.clone(), stop_when_idle: None };
+    let control = StreamControl { stop: stop.clone(), ..StreamControl::default() };
     let detector = std::thread::spawn(move || detector.run(&control));
 
     let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();

@@ -54,6 +54,49 @@ pub fn check(config: &Config, paths: &[PathBuf], json: bool) -> Result<()> {
     Ok(())
 }
 
+/// `rules test`: every rule against its test events; one line per rule, failures in detail.
+pub fn test(config: &Config, paths: &[PathBuf], json: bool) -> Result<()> {
+    let paths = if paths.is_empty() { config.detect.rules.clone() } else { paths.to_vec() };
+    let report = mcpsiem_detect::rule_tests::run(&paths, &config.detect.lists);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for problem in &report.problems {
+            println!("{problem}");
+        }
+        for rule in &report.rules {
+            let cases = rule.cases.len();
+            if rule.passed() {
+                println!("ok    {} ({cases} cases)", rule.title);
+                continue;
+            }
+            println!("FAIL  {} ({}:{})", rule.title, rule.file.display(), rule.rule);
+            if let Some(missing) = &rule.missing {
+                println!("      {missing}");
+            }
+            for case in rule.cases.iter().filter(|c| !c.passed) {
+                println!(
+                    "      case `{}` ({}): {}",
+                    case.case,
+                    case.file.display(),
+                    case.detail.as_deref().unwrap_or("failed")
+                );
+            }
+        }
+        let failed = report.rules.iter().filter(|r| !r.passed()).count();
+        let cases: usize = report.rules.iter().map(|r| r.cases.len()).sum();
+        println!(
+            "{} rules, {cases} cases: {} passed, {failed} failed",
+            report.rules.len(),
+            report.rules.len() - failed
+        );
+    }
+    if !report.passed() {
+        bail!("rule tests failed; see above");
+    }
+    Ok(())
+}
+
 /// Loads the rules, failing when none loaded.
 fn engine(config: &Config) -> Result<Engine> {
     let report = load_rules(config, &[]);
@@ -120,9 +163,10 @@ pub fn run_detect(config: &Config, stop_when_idle: Option<Duration>) -> Result<S
             .with_context(|| format!("creating topic {topic} on {}", config.kafka.brokers))?;
     }
     let stop = crate::serve::stop_on_signal(runtime.handle());
+    let reload = crate::serve::flag_on_hangup(runtime.handle());
     let detector = Detector::new(&config.kafka, &config.detect, engine, config.decoder.max_record_bytes)?;
     tracing::info!(topic = %config.kafka.events_topic, alerts = %config.kafka.alerts_topic, group = %config.detect.group_id, "detecting");
-    let summary = detector.run(&StreamControl { stop, stop_when_idle })?;
+    let summary = detector.run(&StreamControl { stop, stop_when_idle, reload })?;
     runtime.shutdown_timeout(Duration::from_secs(2));
     Ok(summary)
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use mcpsiem_event::Timestamp;
-use mcpsiem_event::lake::Lake;
+use mcpsiem_event::lake::{Lake, Table};
 use mcpsiem_ingest::parquet_file::ParquetSettings;
 use mcpsiem_ingest::{CompactionSummary, Compactor, IngestControl, IngestSummary, Ingester};
 
@@ -18,6 +18,9 @@ use crate::config::Config;
 pub struct IngestReport {
     #[serde(flatten)]
     pub summary: IngestSummary,
+    /// The alerts topic's ingester, when `ingest.alerts` is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<IngestSummary>,
     pub peak_rss_bytes: Option<u64>,
     pub seconds: f64,
 }
@@ -55,9 +58,15 @@ pub fn run_ingest(
         let _guard = runtime.enter();
         crate::serve::start_metrics(&config.ingest.metrics_addr)?;
     }
-    runtime
-        .block_on(crate::kafka_out::ensure_topic(&config.kafka, &config.kafka.events_topic, config.kafka.partitions))
-        .with_context(|| format!("creating topic {} on {}", config.kafka.events_topic, config.kafka.brokers))?;
+    let mut topics = vec![&config.kafka.events_topic];
+    if config.ingest.alerts {
+        topics.push(&config.kafka.alerts_topic);
+    }
+    for topic in topics {
+        runtime
+            .block_on(crate::kafka_out::ensure_topic(&config.kafka, topic, config.kafka.partitions))
+            .with_context(|| format!("creating topic {topic} on {}", config.kafka.brokers))?;
+    }
     let stop = crate::serve::stop_on_signal(runtime.handle());
     let compaction_stop = Arc::new(AtomicBool::new(false));
     if config.ingest.compaction.enabled {
@@ -76,14 +85,43 @@ pub fn run_ingest(
         });
     }
     tracing::info!(lake = %lake.location(), topic = %config.kafka.events_topic, group = %config.ingest.group_id, "ingesting");
+    // The alerts ingester runs beside the events one and stops after it.
+    let alerts_stop = Arc::new(AtomicBool::new(false));
+    let alerts = if config.ingest.alerts {
+        let ingester = Ingester::for_table(
+            Table::Alerts,
+            &config.kafka,
+            &config.ingest,
+            config.decoder.max_record_bytes,
+            lake.clone(),
+            runtime.handle().clone(),
+        )?;
+        let control = IngestControl { stop: alerts_stop.clone(), stop_when_idle, stop_after_records: None };
+        Some(
+            std::thread::Builder::new()
+                .name("alerts-ingester".into())
+                .spawn(move || ingester.run(&control))
+                .context("starting the alerts ingester")?,
+        )
+    } else {
+        None
+    };
     let ingester =
         Ingester::new(&config.kafka, &config.ingest, config.decoder.max_record_bytes, lake, runtime.handle().clone())?;
     let control = IngestControl { stop, stop_when_idle, stop_after_records };
     let summary = ingester.run(&control);
+    alerts_stop.store(true, Ordering::SeqCst);
+    let alerts = match alerts {
+        Some(handle) => Some(
+            handle.join().map_err(|_| anyhow::anyhow!("the alerts ingester panicked"))?.context("alerts ingester")?,
+        ),
+        None => None,
+    };
     compaction_stop.store(true, Ordering::Relaxed);
     runtime.shutdown_timeout(Duration::from_secs(5));
     Ok(IngestReport {
         summary: summary?,
+        alerts,
         peak_rss_bytes: crate::serve::peak_rss_bytes(),
         seconds: started.elapsed().as_secs_f64(),
     })

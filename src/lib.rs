@@ -7,6 +7,8 @@ pub mod bench;
 pub mod bench_detect;
 pub mod bench_ingest;
 pub mod bench_latency;
+pub mod bench_noise;
+pub mod bench_rsigma;
 pub mod broker;
 pub mod config;
 pub mod detect_cmd;

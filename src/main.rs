@@ -87,6 +87,21 @@ enum RulesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print `rules/README.md`: a table of every rule with its threat, kind, level, fields
+    /// and tags, generated from the rule files.
+    Doc {
+        /// Rule files or directories; default detect.rules.
+        paths: Vec<PathBuf>,
+    },
+    /// Run every rule against the test events beside it (`*.tests.yml`) and report per
+    /// rule; exits non-zero when a case fails or a rule lacks a match or a close-miss case.
+    Test {
+        /// Rule files or directories; default detect.rules.
+        paths: Vec<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -113,6 +128,19 @@ enum BenchCommand {
         events: u64,
         #[arg(long, default_value_t = 3)]
         rounds: u32,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Alerts per rule on benign-only generated traffic, and which rules catch each
+    /// injected attack scenario (another seed than the rule tests).
+    Noise {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 100_000)]
+        attack_events: u64,
+        #[arg(long, default_value_t = 7_331)]
+        seed: u64,
         /// Print the figures as JSON.
         #[arg(long)]
         json: bool,
@@ -233,6 +261,12 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Rules(RulesCommand::Check { paths, json }) => mcpsiem::detect_cmd::check(&config, &paths, json),
+        Command::Rules(RulesCommand::Doc { paths }) => {
+            let paths = if paths.is_empty() { config.detect.rules.clone() } else { paths };
+            print!("{}", mcpsiem_detect::rules_doc::markdown(&paths, &config.detect.lists));
+            Ok(())
+        }
+        Command::Rules(RulesCommand::Test { paths, json }) => mcpsiem::detect_cmd::test(&config, &paths, json),
         Command::Compact { settle_seconds } => {
             let summary = mcpsiem::ingest_cmd::run_compact(&config, settle_seconds)?;
             println!("{}", serde_json::to_string(&summary)?);
@@ -260,6 +294,20 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 println!("{report}");
+            }
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Noise { events, attack_events, seed, json }) => {
+            let mut lists = config.detect.lists.clone();
+            lists.entry("approved_servers".into()).or_insert_with(mcpsiem::generate::approved_server_names);
+            let report = mcpsiem::bench_noise::noise_bench(&config.detect.rules, &lists, events, attack_events, seed)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            if !report.missed_scenarios.is_empty() {
+                anyhow::bail!("scenarios no rule detected: {:?}", report.missed_scenarios);
             }
             Ok(())
         }

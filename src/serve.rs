@@ -43,6 +43,20 @@ pub fn stop_on_signal(runtime: &tokio::runtime::Handle) -> Arc<AtomicBool> {
     stop
 }
 
+/// A flag set on each SIGHUP (the stage clears it once it acted, such as reloading rules).
+pub fn flag_on_hangup(runtime: &tokio::runtime::Handle) -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    runtime.spawn(async move {
+        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading");
+            set.store(true, Ordering::SeqCst);
+        }
+    });
+    flag
+}
+
 /// Peak resident memory of this process in bytes (Linux `VmHWM`), if known.
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -12,6 +12,7 @@ use mcpsiem::generate::{GenOptions, Generator, Scenario};
 use mcpsiem::kafka_out::EventProducer;
 use mcpsiem_detect::Alert;
 use mcpsiem_event::Timestamp;
+use mcpsiem_event::lake::Table;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
@@ -103,6 +104,15 @@ approved_servers = ["filesystem", "github", "slack", "postgres", "fetch", "email
     eprintln!("{} alerts, {benign} on benign events only", live.len());
     let missed: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).filter(|s| !detected.contains(s)).collect();
     assert!(missed.is_empty(), "scenarios without a live alert: {missed:?}");
+
+    // The ingester stores the alerts topic in the lake's `alerts` table, each alert once.
+    let ingest = fixture.command(&["ingest", "--stop-when-idle", "3"]).stdout(Stdio::null()).status().unwrap();
+    assert!(ingest.success());
+    let mut stored = support::read_column(&fixture.lake(), &fixture.lake_dir(), Table::Alerts, "alert_id");
+    stored.sort();
+    let mut sent: Vec<String> = live.iter().map(|a| a.id.clone()).collect();
+    sent.sort();
+    assert_eq!(stored, sent, "the alerts table holds exactly the alerts of the topic");
 
     let to = Timestamp::now().to_string();
     let replay = fixture

@@ -33,6 +33,14 @@ pub struct DetectConfig {
     pub suppress_seconds: u64,
     /// Event ids kept in one alert.
     pub max_event_ids: usize,
+    /// Where the detector keeps its snapshot (open windows, first-seen values, offsets);
+    /// empty keeps state in memory only, so a restart forgets it.
+    pub state_path: PathBuf,
+    /// Seconds between snapshots (and at every clean stop).
+    pub snapshot_seconds: u64,
+    /// Reload the rules when a rule file changes (checked every two seconds). SIGHUP
+    /// reloads them either way.
+    pub watch_rules: bool,
 }
 
 impl DetectConfig {
@@ -58,6 +66,9 @@ impl Default for DetectConfig {
             max_state_entries: engine.max_state_entries,
             suppress_seconds: engine.suppress_seconds,
             max_event_ids: engine.max_event_ids,
+            state_path: PathBuf::from("data/detect/state.json"),
+            snapshot_seconds: 30,
+            watch_rules: true,
         }
     }
 }

@@ -4,11 +4,16 @@
 pub mod alert;
 pub mod config;
 pub mod engine;
+pub mod reload;
 pub mod replay;
+pub mod rule_tests;
 pub mod rules;
+pub mod rules_doc;
+pub mod stable_hash;
+pub mod state_file;
 pub mod stream;
 
 pub use alert::{Alert, AlertSource};
 pub use config::DetectConfig;
-pub use engine::{Engine, EngineConfig, EngineStats};
+pub use engine::{Engine, EngineConfig, EngineState, EngineStats, Restored};
 pub use stream::{Detector, StreamControl, StreamSummary};

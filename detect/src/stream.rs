@@ -5,19 +5,25 @@
 //! again; they carry the same id (derived from the rule and the events), so consumers can
 //! drop repeats.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mcpsiem_event::kafka::KafkaConfig;
 use mcpsiem_event::parse_event;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
 
 use crate::Alert;
 use crate::config::DetectConfig;
 use crate::engine::{Engine, EngineStats};
+use crate::reload::{RuleWatch, reload};
+use crate::state_file::{Snapshot, StateFileError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
@@ -25,6 +31,55 @@ pub enum StreamError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("alerts were not acknowledged by the broker within {0:?}; is it reachable?")]
     FlushTimeout(Duration),
+    #[error(transparent)]
+    State(#[from] StateFileError),
+}
+
+/// Resumes partitions at the snapshot's offsets (once each) and reports the consumer lag.
+struct DetectContext {
+    topic: String,
+    resume: Mutex<BTreeMap<i32, i64>>,
+}
+
+impl ClientContext for DetectContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else { return };
+        for (partition, stats) in &topic.partitions {
+            if *partition >= 0 && stats.consumer_lag >= 0 {
+                metrics::gauge!("mcpsiem_detect_lag_records", "partition" => partition.to_string())
+                    .set(stats.consumer_lag as f64);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for DetectContext {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            let mut resume = self.resume.lock().expect("no panics while holding the lock");
+            let mut assignment = TopicPartitionList::new();
+            for element in tpl.elements() {
+                let partition = element.partition();
+                // The snapshot's offset is older than the committed one: reading from it
+                // rebuilds the windows the snapshot does not hold yet.
+                let offset = resume.remove(&partition).map_or(Offset::Stored, Offset::Offset);
+                tracing::info!(partition, ?offset, "partition assigned");
+                if let Err(e) = assignment.add_partition_offset(element.topic(), partition, offset) {
+                    tracing::error!(partition, error = %e, "cannot set the resume offset");
+                }
+            }
+            if let Err(e) = consumer.assign(&assignment) {
+                tracing::error!(error = %e, "assigning partitions failed");
+            }
+        } else {
+            if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+                tracing::error!(error = ?err, "rebalance error; dropping the assignment");
+            }
+            if let Err(e) = consumer.unassign() {
+                tracing::error!(error = %e, "unassigning partitions failed");
+            }
+        }
+    }
 }
 
 /// How a run ends.
@@ -33,6 +88,8 @@ pub struct StreamControl {
     pub stop: Arc<AtomicBool>,
     /// Stop once nothing arrived for this long (tests, benchmarks).
     pub stop_when_idle: Option<Duration>,
+    /// Set (by SIGHUP) to reload the rules; cleared when done.
+    pub reload: Arc<AtomicBool>,
 }
 
 /// Totals of one run.
@@ -46,33 +103,66 @@ pub struct StreamSummary {
 }
 
 pub struct Detector {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<DetectContext>,
     producer: ThreadedProducer<DefaultProducerContext>,
+    events_topic: String,
     alerts_topic: String,
     max_record_bytes: usize,
+    config: DetectConfig,
     engine: Engine,
+    /// Next offset per partition as of the last snapshot or the restored one.
+    offsets: BTreeMap<i32, i64>,
 }
 
 impl Detector {
+    /// Connects to Kafka and, when `detect.state_path` holds a snapshot of this topic,
+    /// restores the engine's state from it and resumes where it was taken.
     pub fn new(
         kafka: &KafkaConfig,
         config: &DetectConfig,
-        engine: Engine,
+        mut engine: Engine,
         max_record_bytes: usize,
     ) -> Result<Self, StreamError> {
+        let mut offsets = BTreeMap::new();
+        if !config.state_path.as_os_str().is_empty()
+            && let Some(snapshot) = Snapshot::load(&config.state_path)?
+        {
+            if snapshot.topic == kafka.events_topic {
+                let entries = snapshot.engine.entries();
+                let restored = engine.restore_state(snapshot.engine);
+                tracing::info!(
+                    path = %config.state_path.display(),
+                    entries,
+                    state_kept_for = restored.rules_kept,
+                    state_dropped_for = ?restored.rules_dropped,
+                    offsets = ?snapshot.offsets,
+                    "detector state restored"
+                );
+                offsets = snapshot.offsets;
+            } else {
+                tracing::warn!(
+                    path = %config.state_path.display(),
+                    topic = %snapshot.topic,
+                    "the detector state is for another topic; starting empty"
+                );
+            }
+        }
+        let context = DetectContext { topic: kafka.events_topic.clone(), resume: Mutex::new(offsets.clone()) };
         let mut client = kafka.client_config();
         client
             .set("group.id", &config.group_id)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
+            .set("partition.assignment.strategy", "range,roundrobin")
+            .set("statistics.interval.ms", "5000")
             // Alerts within a second: a fetch waits at most this long for data to arrive
             // (librdkafka's default, 500 ms, is half the budget).
             .set("fetch.wait.max.ms", "100");
         for (key, value) in &kafka.properties {
             client.set(key, value);
         }
-        let consumer: BaseConsumer = client.create()?;
+        let consumer: BaseConsumer<DetectContext> = client.create_with_context(context)?;
         consumer.subscribe(&[&kafka.events_topic])?;
         let mut producer_config = kafka.client_config();
         producer_config.set("enable.idempotence", "true").set("compression.type", "zstd").set("linger.ms", "5");
@@ -80,7 +170,16 @@ impl Detector {
             producer_config.set(key, value);
         }
         let producer: ThreadedProducer<DefaultProducerContext> = producer_config.create()?;
-        Ok(Self { consumer, producer, alerts_topic: kafka.alerts_topic.clone(), max_record_bytes, engine })
+        Ok(Self {
+            consumer,
+            producer,
+            events_topic: kafka.events_topic.clone(),
+            alerts_topic: kafka.alerts_topic.clone(),
+            max_record_bytes,
+            config: config.clone(),
+            engine,
+            offsets,
+        })
     }
 
     fn send(&self, alert: &Alert) -> Result<(), StreamError> {
@@ -101,12 +200,52 @@ impl Detector {
         }
     }
 
-    fn checkpoint(&self) -> Result<(), StreamError> {
+    fn flush(&self) -> Result<(), StreamError> {
         let limit = Duration::from_secs(60);
-        self.producer.flush(limit).map_err(|_| StreamError::FlushTimeout(limit))?;
+        self.producer.flush(limit).map_err(|_| StreamError::FlushTimeout(limit))
+    }
+
+    /// Commits the consumed offsets once the alerts raised before them are acknowledged.
+    fn checkpoint(&self) -> Result<(), StreamError> {
+        self.flush()?;
         if let Ok(positions) = self.consumer.position()
-            && positions.count() > 0
+            && positions.elements().iter().any(|e| matches!(e.offset(), Offset::Offset(_)))
             && let Err(e) = self.consumer.commit(&positions, CommitMode::Async)
+        {
+            tracing::debug!(error = %e, "offset commit failed; retried at the next checkpoint");
+        }
+        Ok(())
+    }
+
+    /// Writes the engine state with the offsets it corresponds to, then commits them.
+    fn snapshot(&mut self) -> Result<(), StreamError> {
+        self.flush()?;
+        let assigned: HashSet<i32> = self
+            .consumer
+            .assignment()
+            .map(|a| a.elements().iter().map(|e| e.partition()).collect())
+            .unwrap_or_default();
+        self.offsets.retain(|partition, _| assigned.contains(partition));
+        if let Ok(positions) = self.consumer.position() {
+            for element in positions.elements() {
+                if let Offset::Offset(next) = element.offset() {
+                    self.offsets.insert(element.partition(), next);
+                }
+            }
+        }
+        if !self.config.state_path.as_os_str().is_empty() {
+            let started = Instant::now();
+            let snapshot = Snapshot::new(&self.events_topic, self.offsets.clone(), self.engine.export_state());
+            let bytes = snapshot.save(&self.config.state_path)?;
+            metrics::gauge!("mcpsiem_detect_snapshot_bytes").set(bytes as f64);
+            metrics::histogram!("mcpsiem_detect_snapshot_seconds").record(started.elapsed().as_secs_f64());
+        }
+        let mut commit = TopicPartitionList::new();
+        for (partition, next) in &self.offsets {
+            let _ = commit.add_partition_offset(&self.events_topic, *partition, Offset::Offset(*next));
+        }
+        if commit.count() > 0
+            && let Err(e) = self.consumer.commit(&commit, CommitMode::Async)
         {
             tracing::debug!(error = %e, "offset commit failed; retried at the next checkpoint");
         }
@@ -115,9 +254,9 @@ impl Detector {
 
     /// Tells the engine which partitions this instance reads, so its watermark waits for a
     /// newly assigned partition's first event instead of finding it "too late".
-    fn sync_sources(consumer: &BaseConsumer, engine: &mut Engine, known: &mut std::collections::HashSet<i32>) {
+    fn sync_sources(consumer: &BaseConsumer<DetectContext>, engine: &mut Engine, known: &mut HashSet<i32>) {
         let Ok(assignment) = consumer.assignment() else { return };
-        let assigned: std::collections::HashSet<i32> = assignment.elements().iter().map(|e| e.partition()).collect();
+        let assigned: HashSet<i32> = assignment.elements().iter().map(|e| e.partition()).collect();
         for partition in assigned.difference(known) {
             engine.expect_source(*partition);
         }
@@ -127,13 +266,22 @@ impl Detector {
         *known = assigned;
     }
 
+    fn reload_rules(&mut self) {
+        let placeholder = Engine::new(Default::default(), self.config.engine());
+        let engine = std::mem::replace(&mut self.engine, placeholder);
+        self.engine = reload(engine, &self.config);
+    }
+
     pub fn run(mut self, control: &StreamControl) -> Result<StreamSummary, StreamError> {
         let mut summary = StreamSummary::default();
         let mut last_message = Instant::now();
         let mut last_checkpoint = Instant::now();
+        let mut last_snapshot = Instant::now();
         let mut last_status = Instant::now();
-        let mut pending_alerts = false;
-        let mut known_partitions = std::collections::HashSet::new();
+        let mut last_watch = Instant::now();
+        let mut watch = self.config.watch_rules.then(|| RuleWatch::new(&self.config.rules));
+        let snapshot_every = Duration::from_secs(self.config.snapshot_seconds.max(1));
+        let mut known_partitions = HashSet::new();
         while !control.stop.load(Ordering::Relaxed) {
             match self.consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(message)) => {
@@ -148,7 +296,6 @@ impl Detector {
                             for alert in self.engine.process_from(message.partition(), &event) {
                                 tracing::info!(rule = %alert.rule_title, level = alert.level.as_str(), group = ?alert.group, "alert");
                                 self.send(&alert)?;
-                                pending_alerts = true;
                             }
                         }
                         Err(_) => {
@@ -166,8 +313,21 @@ impl Detector {
                 for alert in self.engine.tick() {
                     self.send(&alert)?;
                 }
-                self.checkpoint()?;
-                pending_alerts = false;
+                if last_snapshot.elapsed() >= snapshot_every {
+                    last_snapshot = Instant::now();
+                    self.snapshot()?;
+                } else {
+                    self.checkpoint()?;
+                }
+            }
+            let files_changed = watch.as_mut().is_some_and(|w| {
+                last_watch.elapsed() >= Duration::from_secs(2) && {
+                    last_watch = Instant::now();
+                    w.changed()
+                }
+            });
+            if files_changed || control.reload.swap(false, Ordering::SeqCst) {
+                self.reload_rules();
             }
             if last_status.elapsed() >= Duration::from_secs(10) {
                 last_status = Instant::now();
@@ -179,18 +339,21 @@ impl Detector {
                 );
             }
             if control.stop_when_idle.is_some_and(|idle| last_message.elapsed() >= idle) && summary.records > 0 {
+                // The snapshot is taken before the end: a later run continues the windows
+                // rather than inheriting ones closed early.
+                self.snapshot()?;
                 // A bounded run (backfill, test) ends like a replay: every window closes.
                 for alert in self.engine.finish() {
                     self.send(&alert)?;
                 }
-                break;
+                self.flush()?;
+                summary.engine = self.engine.stats.clone();
+                return Ok(summary);
             }
         }
         // Stopping on a signal is not the end of time: open windows and held first-seen
-        // values are dropped, not fired. (Rebuilding them on restart is not done yet.)
-        if pending_alerts || summary.records > 0 {
-            self.checkpoint()?;
-        }
+        // values go to the snapshot, and the next run continues them.
+        self.snapshot()?;
         summary.engine = self.engine.stats.clone();
         Ok(summary)
     }

@@ -5,6 +5,7 @@
 //! service read the same fields. The field list lives in one place ([`event`]), and the JSON
 //! form, the Arrow schema and `docs/schema.md` are derived from it.
 
+pub mod alert;
 pub mod decode;
 pub mod event;
 pub mod hash;
@@ -15,6 +16,7 @@ pub mod time;
 pub mod token;
 pub mod value;
 
+pub use alert::{Alert, AlertSource, Level, alert_batch, alert_schema};
 pub use decode::{DEFAULT_MAX_RECORD_BYTES, DecodeError, EventDecoder, RejectedRecord, parse_event};
 pub use event::{
     Attributes, Direction, EventColumns, EventId, EventKind, FieldProblem, McpEvent, MessageType, OwnedEvent,

@@ -2,13 +2,20 @@
 
 use std::time::Instant;
 
-use mcpsiem_event::lake::CommitRecord;
-use mcpsiem_event::{EventColumns, McpEvent};
+use mcpsiem_event::lake::{CommitRecord, Table};
+use mcpsiem_event::{Alert, EventColumns, McpEvent, alert_batch};
 
 use crate::deadletter::DeadLetter;
 use crate::writer::FlushJob;
 
-/// Decoded events and dead letters of one partition over `[start, next)`.
+/// The rows of the table a buffer fills.
+enum Rows {
+    // Boxed: the column builders are kilobytes, an alerts buffer a vector.
+    Events(Box<EventColumns>),
+    Alerts(Vec<Alert>),
+}
+
+/// Decoded rows (events or alerts) and dead letters of one partition over `[start, next)`.
 pub struct PartitionBuffer {
     pub partition: i32,
     /// Bumped each time the partition is (re)assigned or resumed from the lake.
@@ -20,22 +27,25 @@ pub struct PartitionBuffer {
     start: Option<i64>,
     /// One past the last offset taken.
     next: Option<i64>,
-    events: EventColumns,
+    rows: Rows,
     dead_letters: Vec<DeadLetter>,
     bytes: usize,
     opened: Option<Instant>,
 }
 
 impl PartitionBuffer {
-    /// A buffer resuming after `resume`, the partition's latest commit (if any).
-    pub fn new(partition: i32, epoch: u64, resume: Option<&CommitRecord>) -> Self {
+    /// A buffer of `table` rows resuming after `resume`, the partition's latest commit.
+    pub fn new(table: Table, partition: i32, epoch: u64, resume: Option<&CommitRecord>) -> Self {
         Self {
             partition,
             epoch,
             previous: resume.map(|r| r.start),
             start: resume.map(|r| r.end),
             next: None,
-            events: EventColumns::with_capacity(1024),
+            rows: match table {
+                Table::Alerts => Rows::Alerts(Vec::new()),
+                _ => Rows::Events(Box::new(EventColumns::with_capacity(1024))),
+            },
             dead_letters: Vec::new(),
             bytes: 0,
             opened: None,
@@ -63,12 +73,30 @@ impl PartitionBuffer {
 
     pub fn add_event(&mut self, offset: i64, size: usize, event: &McpEvent<'_>) {
         self.take_offset(offset, size);
-        self.events.append(event);
+        match &mut self.rows {
+            Rows::Events(events) => events.append(event),
+            Rows::Alerts(_) => unreachable!("an alerts buffer is only given alerts"),
+        }
+    }
+
+    pub fn add_alert(&mut self, offset: i64, size: usize, alert: Alert) {
+        self.take_offset(offset, size);
+        match &mut self.rows {
+            Rows::Alerts(alerts) => alerts.push(alert),
+            Rows::Events(_) => unreachable!("an events buffer is only given events"),
+        }
     }
 
     pub fn add_dead_letter(&mut self, letter: DeadLetter) {
         self.take_offset(letter.offset, letter.size());
         self.dead_letters.push(letter);
+    }
+
+    fn table(&self) -> Table {
+        match self.rows {
+            Rows::Events(_) => Table::Events,
+            Rows::Alerts(_) => Table::Alerts,
+        }
     }
 
     pub fn bytes(&self) -> usize {
@@ -98,7 +126,11 @@ impl PartitionBuffer {
             start,
             end,
             previous: self.previous,
-            events: self.events.finish(),
+            table: self.table(),
+            rows: match &mut self.rows {
+                Rows::Events(events) => events.finish(),
+                Rows::Alerts(alerts) => alert_batch(&std::mem::take(alerts)),
+            },
             dead_letters: std::mem::take(&mut self.dead_letters),
         };
         self.previous = Some(start);
@@ -120,7 +152,7 @@ mod tests {
         let event = McpEvent::new(EventId::new(), Timestamp::now(), EventKind::Message);
         let mut resume = CommitRecord::new("t", 1, 0, 10, "test");
         resume.end = 10;
-        let mut buffer = PartitionBuffer::new(1, 7, Some(&resume));
+        let mut buffer = PartitionBuffer::new(Table::Events, 1, 7, Some(&resume));
         assert!(!buffer.wants(9));
         assert!(buffer.cut().is_none());
         buffer.add_event(12, 100, &event);
@@ -128,7 +160,7 @@ mod tests {
         assert!(!buffer.wants(13));
         let job = buffer.cut().unwrap();
         assert_eq!((job.start, job.end, job.previous, job.epoch), (10, 14, Some(0), 7));
-        assert_eq!(job.events.num_rows(), 2);
+        assert_eq!(job.rows.num_rows(), 2);
         assert!(buffer.is_empty());
         buffer.add_event(14, 100, &event);
         let job = buffer.cut().unwrap();
@@ -138,7 +170,7 @@ mod tests {
     #[test]
     fn a_partition_new_to_the_lake_starts_at_its_first_offset() {
         let event = McpEvent::new(EventId::new(), Timestamp::now(), EventKind::Message);
-        let mut buffer = PartitionBuffer::new(0, 1, None);
+        let mut buffer = PartitionBuffer::new(Table::Events, 0, 1, None);
         buffer.add_event(500, 10, &event);
         let job = buffer.cut().unwrap();
         assert_eq!((job.start, job.end, job.previous), (500, 501, None));

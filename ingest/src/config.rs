@@ -34,6 +34,9 @@ pub struct IngestConfig {
     pub keep_commits: usize,
     /// Address of the Prometheus `/metrics` endpoint; empty disables it.
     pub metrics_addr: String,
+    /// Also store the alerts topic in the lake's `alerts` table, with the same exactly-once
+    /// commit log, in the consumer group `<group_id>.alerts`.
+    pub alerts: bool,
     pub compaction: CompactionConfig,
 }
 
@@ -50,6 +53,7 @@ impl Default for IngestConfig {
             staging_grace_seconds: 120,
             keep_commits: 1000,
             metrics_addr: "127.0.0.1:9461".into(),
+            alerts: true,
             compaction: CompactionConfig::default(),
         }
     }

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mcpsiem_event::kafka::KafkaConfig;
-use mcpsiem_event::lake::{CommitLog, CommitRecord, Lake};
-use mcpsiem_event::{Timestamp, parse_event};
+use mcpsiem_event::lake::{CommitLog, CommitRecord, Lake, Table};
+use mcpsiem_event::{Alert, Timestamp, parse_event};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::types::RDKafkaRespErr;
@@ -170,6 +170,9 @@ pub struct Ingester {
 /// while the state changes.
 struct IngestState {
     config: IngestConfig,
+    /// The table this ingester fills: events from the events topic, or alerts from the
+    /// alerts topic.
+    table: Table,
     topic: String,
     max_record_bytes: usize,
     bounds: TimeBounds,
@@ -183,6 +186,7 @@ struct IngestState {
 }
 
 impl Ingester {
+    /// An ingester of the events topic into the `events` table.
     pub fn new(
         kafka: &KafkaConfig,
         config: &IngestConfig,
@@ -190,16 +194,33 @@ impl Ingester {
         lake: Lake,
         runtime: Handle,
     ) -> Result<Self, IngestError> {
+        Self::for_table(Table::Events, kafka, config, max_record_bytes, lake, runtime)
+    }
+
+    /// An ingester of `table`: `events` from the events topic, or `alerts` from the alerts
+    /// topic (in its own consumer group, `<group_id>.alerts`).
+    pub fn for_table(
+        table: Table,
+        kafka: &KafkaConfig,
+        config: &IngestConfig,
+        max_record_bytes: usize,
+        lake: Lake,
+        runtime: Handle,
+    ) -> Result<Self, IngestError> {
+        let (topic, group_id) = match table {
+            Table::Alerts => (kafka.alerts_topic.clone(), format!("{}.alerts", config.group_id)),
+            _ => (kafka.events_topic.clone(), config.group_id.clone()),
+        };
         let context = IngestContext {
             lake: lake.clone(),
-            topic: kafka.events_topic.clone(),
+            topic: topic.clone(),
             runtime: runtime.clone(),
             staging_grace: config.staging_grace(),
             changes: Mutex::new(Vec::new()),
         };
         let mut client = kafka.client_config();
         client
-            .set("group.id", &config.group_id)
+            .set("group.id", &group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
@@ -213,7 +234,7 @@ impl Ingester {
             client.set(key, value);
         }
         let consumer: BaseConsumer<IngestContext> = client.create_with_context(context).map_err(IngestError::Kafka)?;
-        consumer.subscribe(&[&kafka.events_topic]).map_err(IngestError::Kafka)?;
+        consumer.subscribe(&[&topic]).map_err(IngestError::Kafka)?;
 
         // One job in the queue and one being written: enough to overlap decoding with
         // encoding, and a bound on memory.
@@ -221,7 +242,7 @@ impl Ingester {
         let (report_tx, reports) = mpsc::channel();
         let writer = FileWriter {
             lake,
-            topic: kafka.events_topic.clone(),
+            topic: topic.clone(),
             writer_id: writer_id(),
             settings: ParquetSettings { zstd_level: config.zstd_level, row_group_rows: config.row_group_rows },
             keep_commits: config.keep_commits,
@@ -233,7 +254,8 @@ impl Ingester {
             .map_err(|e| IngestError::Thread(e.to_string()))?;
 
         let state = IngestState {
-            topic: kafka.events_topic.clone(),
+            table,
+            topic,
             config: config.clone(),
             max_record_bytes,
             bounds: TimeBounds {
@@ -329,7 +351,10 @@ impl IngestState {
             match change {
                 OwnershipChange::Assigned { partition, resume } => {
                     self.next_epoch += 1;
-                    self.buffers.insert(partition, PartitionBuffer::new(partition, self.next_epoch, resume.as_ref()));
+                    self.buffers.insert(
+                        partition,
+                        PartitionBuffer::new(self.table, partition, self.next_epoch, resume.as_ref()),
+                    );
                 }
                 OwnershipChange::Revoked { partition } => {
                     // Uncommitted records are dropped, not flushed: the next owner reads them
@@ -360,6 +385,15 @@ impl IngestState {
         let payload = message.payload();
         let reason = match payload {
             None => DeadLetterReason::EmptyMessage,
+            // Alerts keep their own times: a replay of last month raises last month's alerts.
+            Some(bytes) if self.table == Table::Alerts => match Alert::from_json(bytes) {
+                Ok(alert) => {
+                    buffer.add_alert(offset, bytes.len(), alert);
+                    self.summary.events += 1;
+                    return;
+                }
+                Err(e) => DeadLetterReason::NotAnAlert(e.to_string()),
+            },
             Some(bytes) => match parse_event(bytes, self.max_record_bytes) {
                 Ok(mut event) => {
                     let age = received.as_micros().saturating_sub(event.time.as_micros());
@@ -494,7 +528,7 @@ impl IngestState {
         let resume = consumer.context().recover(partition)?;
         let offset = resume_offset(resume.as_ref());
         self.next_epoch += 1;
-        self.buffers.insert(partition, PartitionBuffer::new(partition, self.next_epoch, resume.as_ref()));
+        self.buffers.insert(partition, PartitionBuffer::new(self.table, partition, self.next_epoch, resume.as_ref()));
         if let Err(e) = consumer.seek(&self.topic, partition, offset, Duration::from_secs(10)) {
             // The buffer refuses offsets below the resume point anyway; a failed seek only
             // means records after it are skipped until the next rebalance, so stop instead.

@@ -18,6 +18,8 @@ pub enum DeadLetterReason {
     InFuture { event_time: Timestamp },
     /// The Kafka message has no value.
     EmptyMessage,
+    /// A record of the alerts topic that is not an alert.
+    NotAnAlert(String),
 }
 
 impl DeadLetterReason {
@@ -27,6 +29,7 @@ impl DeadLetterReason {
             Self::TooOld { .. } => "too_old",
             Self::InFuture { .. } => "in_future",
             Self::EmptyMessage => "empty_message",
+            Self::NotAnAlert(_) => "not_an_alert",
         }
     }
 
@@ -40,6 +43,7 @@ impl DeadLetterReason {
                 "event time {event_time} is later than ingest.max_event_future_seconds after its arrival; fix the collector's clock"
             ),
             Self::EmptyMessage => "the Kafka message has no value".into(),
+            Self::NotAnAlert(reason) => format!("{reason}; only the detector should write to the alerts topic"),
         }
     }
 
@@ -47,7 +51,7 @@ impl DeadLetterReason {
         match self {
             Self::Decode(e) => e.field(),
             Self::TooOld { .. } | Self::InFuture { .. } => Some("event.time"),
-            Self::EmptyMessage => None,
+            Self::EmptyMessage | Self::NotAnAlert(_) => None,
         }
     }
 }

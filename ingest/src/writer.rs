@@ -25,7 +25,9 @@ pub struct FlushJob {
     pub end: i64,
     /// Start of the flush this one follows in the commit log.
     pub previous: Option<i64>,
-    pub events: RecordBatch,
+    /// The table the rows go to (events or alerts), and the rows.
+    pub table: Table,
+    pub rows: RecordBatch,
     pub dead_letters: Vec<DeadLetter>,
 }
 
@@ -109,10 +111,10 @@ impl FileWriter {
         let started = Instant::now();
         let log = CommitLog::new(self.lake.clone(), &self.topic, job.partition);
         let mut record = CommitRecord::new(&self.topic, job.partition, job.start, job.end, &self.writer_id);
-        record.events = job.events.num_rows() as u64;
+        record.events = job.rows.num_rows() as u64;
         record.dead_letters = job.dead_letters.len() as u64;
 
-        let mut tables = vec![(Table::Events, job.events)];
+        let mut tables = vec![(job.table, job.rows)];
         if !job.dead_letters.is_empty() {
             tables.push((Table::DeadLetters, deadletter_batch(&job.dead_letters)));
         }

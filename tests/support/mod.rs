@@ -97,7 +97,8 @@ level = "info,rdkafka=warn"
     /// An `mcpsiem` command using this fixture's configuration.
     pub fn command(&self, args: &[&str]) -> std::process::Command {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mcpsiem"));
-        command.arg("--config").arg(&self.config_path).args(args);
+        // In the fixture's directory, so relative defaults (the detector's state file) stay there.
+        command.current_dir(self.dir.path()).arg("--config").arg(&self.config_path).args(args);
         command
     }
 

@@ -20,7 +20,7 @@ pub enum Seen {
     Full,
 }
 
-#[derive(Default, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct FirstSeenState {
     pub started: Option<Timestamp>,
     groups: HashSet<String>,

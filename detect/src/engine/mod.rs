@@ -4,6 +4,7 @@
 
 pub mod first_seen;
 pub mod sigma_event;
+pub mod state;
 pub mod window;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -14,6 +15,7 @@ use crate::alert::{Alert, AlertSource};
 use crate::rules::{CorrelationRule, DetectionRule, FilterRule, FirstSeenRule, RuleSet};
 use first_seen::{FirstSeenState, Seen};
 use sigma_event::{FieldSelection, to_sigma_event};
+pub use state::{EngineState, Restored};
 use window::{Added, Fired, Hit, WindowState};
 
 /// Engine settings, from the `[detect]` section (documented there).
@@ -245,6 +247,25 @@ impl Engine {
         }
     }
 
+    /// The keys of the detection rules that match `event` (by its kind, filters applied,
+    /// no state touched): to compare verdicts with another engine.
+    pub fn detection_verdicts(&self, event: &McpEvent<'_>) -> Vec<String> {
+        let Some(candidates) = self.by_kind.get(&event.kind) else { return Vec::new() };
+        let sigma = to_sigma_event(event, &self.fields);
+        candidates
+            .iter()
+            .map(|d| &self.detections[*d])
+            .filter(|slot| slot.rule.sigma.is_match(&sigma))
+            .filter(|slot| slot.filters.iter().all(|f| self.filters[*f].detection.sigma.is_match(&sigma)))
+            .map(|slot| slot.rule.meta.key().to_string())
+            .collect()
+    }
+
+    /// Whether detection rule `key` is evaluated on events of `kind` (its logsource).
+    pub fn evaluates(&self, key: &str, kind: EventKind) -> bool {
+        self.by_kind.get(&kind).is_some_and(|rules| rules.iter().any(|d| self.detections[*d].rule.meta.key() == key))
+    }
+
     /// Window entries and first-seen values held.
     pub fn state_entries(&self) -> usize {
         self.correlations.iter().map(|c| c.state.entries()).sum::<usize>()
@@ -361,7 +382,7 @@ impl Engine {
             {
                 group.insert(name.to_string(), value);
             }
-            let alert = Alert::new(
+            let alert = crate::alert::raise(
                 &self.detections[d].rule.meta,
                 AlertSource::Detection,
                 (event.time, event.time),
@@ -432,7 +453,7 @@ impl Engine {
                 Seen::New => {
                     let names = slot.rule.group_by.iter().chain(&slot.rule.fields);
                     let group_map = names.cloned().zip(pending.group.into_iter().chain(pending.value)).collect();
-                    let alert = Alert::new(
+                    let alert = crate::alert::raise(
                         &slot.rule.meta,
                         AlertSource::FirstSeen,
                         (pending.time, pending.time),
@@ -471,7 +492,7 @@ impl Engine {
         let group_map: BTreeMap<String, String> =
             rule.group_by.iter().cloned().zip(fired.group.iter().cloned()).collect();
         if self.correlations[ci].alerts {
-            let alert = Alert::new(
+            let alert = crate::alert::raise(
                 &rule.meta,
                 AlertSource::Correlation,
                 (fired.first, fired.last),

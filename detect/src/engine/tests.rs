@@ -412,3 +412,63 @@ detection:
         assert_eq!(alerts[0].group.get("client.address").map(String::as_str), Some("b"), "{order:?}");
     }
 }
+
+const BURST: &str = "title: Burst\nid: burst\ncorrelation:\n  type: event_count\n  rules: [call]\n  group-by: [client.address]\n  timespan: 1m\n  condition: {gte: 3}\n";
+
+const NEW_ADDRESS: &str = r#"
+title: Token from a new address
+id: new-address
+first_seen:
+  group-by: [auth.token.fingerprint]
+  fields: [client.address]
+  learning: 0s
+logsource: {product: mcp}
+detection:
+  sel:
+    auth.token.fingerprint|exists: true
+  condition: sel
+"#;
+
+#[test]
+fn state_restored_into_a_new_engine_continues_windows_and_first_seen() {
+    let rules = format!("{}---\n{BURST}---\n{NEW_ADDRESS}", CALLS);
+    let mut first = engine(&rules);
+    // Two of three calls, and the token learned at address a; the first-seen value waits
+    // for the watermark, so it travels as a pending observation.
+    assert!(first.process(&event(0, "x", "a")).is_empty());
+    assert!(first.process(&event(10, "x", "a")).is_empty());
+    let saved = first.export_state();
+    assert_eq!(saved.correlations.len(), 1);
+    assert_eq!(saved.pending_first_seen.len(), 2);
+    // Through JSON, as the snapshot file holds it.
+    let json = serde_json::to_string(&saved).unwrap();
+    let mut second = engine(&rules);
+    let restored = second.restore_state(serde_json::from_str(&json).unwrap());
+    assert_eq!(restored, Restored { rules_kept: 2, rules_dropped: vec![] });
+    let alerts = run(&mut second, &[event(20, "x", "a"), event(30, "x", "b")]);
+    let mut got = titles(&alerts);
+    got.sort();
+    assert_eq!(got, ["Burst", "Token from a new address"]);
+    // Without the state, neither fires: one call is not a burst, and a token never seen is
+    // learned, not "seen from a new address".
+    assert!(run(&mut engine(&rules), &[event(20, "x", "a")]).is_empty());
+    assert!(run(&mut engine(&rules), &[event(30, "x", "b")]).is_empty());
+}
+
+#[test]
+fn reload_keeps_windows_of_unchanged_rules_and_drops_changed_ones() {
+    let other = "title: Other burst\nid: other\ncorrelation:\n  type: event_count\n  rules: [call]\n  group-by: [client.address]\n  timespan: 1m\n  condition: {gte: 3}\n";
+    let before = format!("{CALLS}---\n{BURST}---\n{other}");
+    let mut e = engine(&before);
+    e.process(&event(0, "x", "a"));
+    e.process(&event(10, "x", "a"));
+    // `other` changes its threshold; `burst` only gets a comment, which is not a change.
+    let after = format!("{CALLS}---\n# tuned\n{BURST}---\n{}", other.replace("gte: 3", "gte: 4"));
+    let (rules, problems) = load(&after, &NamedLists::new());
+    assert!(problems.is_empty(), "{problems:?}");
+    let (mut e, restored) = e.reload(rules);
+    assert_eq!(restored, Restored { rules_kept: 1, rules_dropped: vec!["other".to_string()] });
+    let alerts = run(&mut e, &[event(20, "x", "a")]);
+    assert_eq!(titles(&alerts), ["Burst"]);
+    assert_eq!(alerts[0].count, 3);
+}

@@ -20,7 +20,7 @@ use mcpsiem_event::Timestamp;
 use crate::rules::{Bound, Condition, CorrelationRule, CorrelationType};
 
 /// One match fed to a correlation.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Hit {
     /// Position of the matching rule in the correlation's `rules`.
     pub rule: usize,
@@ -138,6 +138,25 @@ impl WindowState {
         self.entries -= removed;
         self.groups.retain(|_, hits| !hits.is_empty());
         out
+    }
+
+    /// The open windows, for a snapshot or a rule reload.
+    pub fn export(&self) -> Vec<(Vec<String>, Vec<Hit>)> {
+        let mut groups: Vec<(Vec<String>, Vec<Hit>)> =
+            self.groups.iter().map(|(group, hits)| (group.clone(), hits.clone())).collect();
+        groups.sort_by(|a, b| a.0.cmp(&b.0));
+        groups
+    }
+
+    /// Restores windows from [`WindowState::export`], keeping each group's hits in time order.
+    pub fn import(&mut self, groups: Vec<(Vec<String>, Vec<Hit>)>) {
+        for (group, mut hits) in groups {
+            hits.sort_by_key(|h| h.time);
+            self.entries += hits.len();
+            let held = self.groups.entry(group).or_default();
+            self.entries -= held.len();
+            *held = hits;
+        }
     }
 
     /// Checks every open window as if time ran out (the end of a replay).

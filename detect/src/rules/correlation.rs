@@ -37,6 +37,19 @@ impl CorrelationType {
         })
     }
 
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EventCount => "event_count",
+            Self::ValueCount => "value_count",
+            Self::Temporal => "temporal",
+            Self::TemporalOrdered => "temporal_ordered",
+            Self::ValueSum => "value_sum",
+            Self::ValueAvg => "value_avg",
+            Self::ValuePercentile => "value_percentile",
+            Self::ValueMedian => "value_median",
+        }
+    }
+
     /// Types whose condition reads a field's values.
     pub fn needs_field(self) -> bool {
         matches!(self, Self::ValueCount | Self::ValueSum | Self::ValueAvg | Self::ValuePercentile | Self::ValueMedian)

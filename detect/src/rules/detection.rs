@@ -210,6 +210,20 @@ impl Prepared<'_> {
                     value = map_strings(&value, &|pattern| format!("(?{flags}){pattern}"));
                 }
             }
+            if modifiers.is_empty() && value.is_null() {
+                // Sigma's `field: null` means "absent or null"; the decoder drops nulls, so
+                // that is sigma-rust's `exists: false`.
+                modifiers = vec!["exists".to_string()];
+                value = Value::Bool(false);
+            }
+            if modifiers.iter().any(|m| m == "fieldref") {
+                // The referenced fields must be copied into the evaluated event too.
+                let referenced = match &value {
+                    Value::Sequence(items) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+                    other => other.as_str().map(str::to_owned).into_iter().collect::<Vec<_>>(),
+                };
+                self.fields.extend(referenced);
+            }
             if let Some(regex) = substring_as_regex(&modifiers, &value) {
                 modifiers = vec!["re".to_string()];
                 value = Value::from(regex);

@@ -6,40 +6,7 @@ use serde_norway::{Mapping, Value};
 
 use super::problem::DocProblem;
 
-/// The Sigma rule levels, lowest first.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Level {
-    Informational,
-    Low,
-    #[default]
-    Medium,
-    High,
-    Critical,
-}
-
-impl Level {
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "informational" => Level::Informational,
-            "low" => Level::Low,
-            "medium" => Level::Medium,
-            "high" => Level::High,
-            "critical" => Level::Critical,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Informational => "informational",
-            Level::Low => "low",
-            Level::Medium => "medium",
-            Level::High => "high",
-            Level::Critical => "critical",
-        }
-    }
-}
+pub use mcpsiem_event::Level;
 
 /// A rule's identity and description, as alerts and `rules/README.md` show them.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -56,6 +23,10 @@ pub struct RuleMeta {
     pub references: Vec<String>,
     pub file: PathBuf,
     pub line: usize,
+    /// A hash of the rule's meaning (its parsed YAML, so comments and layout do not count):
+    /// on a reload, state is carried over only for rules whose digest is unchanged.
+    #[serde(skip)]
+    pub digest: String,
 }
 
 impl RuleMeta {
@@ -94,6 +65,13 @@ impl RuleMeta {
             references: list("references"),
             file,
             line,
+            digest: digest(doc),
         })
     }
+}
+
+/// The digest of a rule document: its parsed form, serialized again, hashed.
+fn digest(doc: &Mapping) -> String {
+    let canonical = serde_norway::to_string(doc).unwrap_or_default();
+    format!("{:032x}", crate::stable_hash::stable_hash(canonical.as_bytes()))
 }

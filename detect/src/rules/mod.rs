@@ -326,3 +326,5 @@ fn reaches_itself(rules: &RuleSet, start: &CorrelationRule) -> bool {
 pub fn parse_mapping(text: &str) -> Option<Mapping> {
     serde_norway::from_str::<Value>(text).ok().and_then(|v| v.as_mapping().cloned())
 }
+#[cfg(test)]
+mod constructs_tests;
