@@ -48,6 +48,13 @@ pub fn peer_rules(paths: &[PathBuf]) -> Result<PeerRules> {
             }
             match rsigma_parser::parse_sigma_yaml(&document.text) {
                 Ok(parsed) if parsed.errors.is_empty() => {
+                    // rsigma refuses a whole collection for one rule it cannot compile.
+                    let mut alone = SigmaCollection::new();
+                    alone.rules.extend(parsed.rules.iter().cloned());
+                    if let Err(e) = rsigma_eval::Engine::new().add_collection(&alone) {
+                        left_out.push(format!("{place}: rsigma: {e}"));
+                        continue;
+                    }
                     collection.rules.extend(parsed.rules);
                     collection.correlations.extend(parsed.correlations);
                     collection.filters.extend(parsed.filters);

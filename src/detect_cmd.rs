@@ -151,12 +151,13 @@ pub fn run_detect(config: &Config, stop_when_idle: Option<Duration>) -> Result<S
         !config.kafka.brokers.is_empty(),
         "kafka.brokers is empty: set it in the configuration, MCPSIEM_KAFKA__BROKERS or --set kafka.brokers=HOST:PORT"
     );
-    let engine = engine(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     {
         let _guard = runtime.enter();
         crate::serve::start_metrics(&config.detect.metrics_addr)?;
     }
+    // After the metrics recorder: the engine registers its per-rule counters when built.
+    let engine = engine(config)?;
     for topic in [&config.kafka.events_topic, &config.kafka.alerts_topic] {
         runtime
             .block_on(crate::kafka_out::ensure_topic(&config.kafka, topic, config.kafka.partitions))

@@ -285,6 +285,16 @@ macro_rules! define_event {
                 }
             }
 
+            /// The getter of a model field, resolved once from its JSON name so that hot
+            /// paths skip the name comparisons of [`McpEvent::field`]; `None` for names
+            /// outside the model (look those up in the attributes).
+            pub fn accessor(json_name: &str) -> Option<FieldAccessor> {
+                match json_name {
+                    $( $json => Some(|e| Slot::get(&e.$name).map(FieldValue::as_field_ref)), )+
+                    _ => None,
+                }
+            }
+
             /// Every field that has a value, model fields first, then the attributes.
             pub fn fields(&self) -> Vec<(&str, crate::value::FieldRef<'_>)> {
                 let mut out = Vec::with_capacity(24);
@@ -568,6 +578,9 @@ define_event! {
 
 /// An event that owns all its data.
 pub type OwnedEvent = McpEvent<'static>;
+
+/// A model field's getter (see [`McpEvent::accessor`]).
+pub type FieldAccessor = for<'e, 'x> fn(&'e McpEvent<'x>) -> Option<crate::value::FieldRef<'e>>;
 
 /// Arrow builders for a batch of events.
 pub type EventColumns = EventColumnsFor<'static>;

@@ -19,7 +19,8 @@ pub mod value;
 pub use alert::{Alert, AlertSource, Level, alert_batch, alert_schema};
 pub use decode::{DEFAULT_MAX_RECORD_BYTES, DecodeError, EventDecoder, RejectedRecord, parse_event};
 pub use event::{
-    Attributes, Direction, EventColumns, EventId, EventKind, FieldProblem, McpEvent, MessageType, OwnedEvent,
+    Attributes, Direction, EventColumns, EventId, EventKind, FieldAccessor, FieldProblem, McpEvent, MessageType,
+    OwnedEvent,
 };
 pub use time::Timestamp;
 pub use value::{FieldRef, Text, TextList, ValueKind};

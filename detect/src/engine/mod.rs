@@ -51,6 +51,8 @@ enum Consumer {
 /// What a detection rule is for: alerting alone, feeding others, or both.
 struct DetectionSlot {
     rule: DetectionRule,
+    /// `mcpsiem_detect_rule_matches_total{rule}`, registered once: per match it is hot.
+    matches: metrics::Counter,
     filters: Vec<usize>,
     consumers: Vec<Consumer>,
     /// The name the consumers use for it (for aliases).
@@ -87,14 +89,20 @@ pub struct Engine {
     filters: Vec<FilterRule>,
     correlations: Vec<CorrelationSlot>,
     first_seen: Vec<FirstSeenSlot>,
-    by_kind: HashMap<EventKind, Vec<usize>>,
-    fields: FieldSelection,
+    by_kind: HashMap<EventKind, std::sync::Arc<[usize]>>,
+    /// The fields the rules evaluated on each event kind read.
+    fields: HashMap<EventKind, FieldSelection>,
     /// Newest event time per source (Kafka partition) and when the source last delivered.
     sources: HashMap<i32, (Option<Timestamp>, std::time::Instant)>,
     last_advance: Timestamp,
     suppressed_until: HashMap<(String, String), Timestamp>,
     pending_first_seen: std::collections::BinaryHeap<std::cmp::Reverse<PendingObservation>>,
     pub stats: EngineStats,
+    events_counter: metrics::Counter,
+}
+
+fn matches_counter(rule: &DetectionRule) -> metrics::Counter {
+    metrics::counter!("mcpsiem_detect_rule_matches_total", "rule" => rule.meta.key().to_string())
 }
 
 /// A first-seen value waiting for the watermark.
@@ -124,15 +132,17 @@ impl Engine {
             correlations: Vec::new(),
             first_seen: Vec::new(),
             by_kind: HashMap::new(),
-            fields: FieldSelection::All,
+            fields: HashMap::new(),
             sources: HashMap::new(),
             last_advance: Timestamp::from_micros(i64::MIN),
             suppressed_until: HashMap::new(),
             pending_first_seen: std::collections::BinaryHeap::new(),
             stats: EngineStats::default(),
+            events_counter: metrics::counter!("mcpsiem_detect_events_total"),
         };
         for rule in detections {
             engine.detections.push(DetectionSlot {
+                matches: matches_counter(&rule),
                 rule,
                 filters: Vec::new(),
                 consumers: Vec::new(),
@@ -144,6 +154,7 @@ impl Engine {
             let index = engine.first_seen.len();
             if let Some(inline) = entry.inline {
                 engine.detections.push(DetectionSlot {
+                    matches: matches_counter(&inline),
                     rule: inline,
                     filters: Vec::new(),
                     consumers: vec![Consumer::FirstSeen(index)],
@@ -228,22 +239,25 @@ impl Engine {
                 }
             }
         }
-        let mut fields = BTreeSet::new();
-        let mut keywords = false;
-        for slot in &self.detections {
-            fields.extend(slot.rule.fields.iter().cloned());
-            keywords |= slot.rule.uses_keywords;
-        }
+        let mut filter_fields = BTreeSet::new();
+        let mut filter_keywords = false;
         for filter in &self.filters {
-            fields.extend(filter.detection.fields.iter().cloned());
-            keywords |= filter.detection.uses_keywords;
+            filter_fields.extend(filter.detection.fields.iter().cloned());
+            filter_keywords |= filter.detection.uses_keywords;
         }
-        self.fields = FieldSelection::new(fields, keywords);
         for kind in EventKind::ALL {
             let rules: Vec<usize> = (0..self.detections.len())
                 .filter(|d| self.detections[*d].rule.kinds.as_ref().is_none_or(|kinds| kinds.contains(kind)))
                 .collect();
-            self.by_kind.insert(*kind, rules);
+            // Per kind: a tool definition needs none of a tool call's kilobytes copied.
+            let mut fields = filter_fields.clone();
+            let mut keywords = filter_keywords;
+            for d in &rules {
+                fields.extend(self.detections[*d].rule.fields.iter().cloned());
+                keywords |= self.detections[*d].rule.uses_keywords;
+            }
+            self.fields.insert(*kind, FieldSelection::new(fields, keywords));
+            self.by_kind.insert(*kind, rules.into());
         }
     }
 
@@ -251,7 +265,7 @@ impl Engine {
     /// no state touched): to compare verdicts with another engine.
     pub fn detection_verdicts(&self, event: &McpEvent<'_>) -> Vec<String> {
         let Some(candidates) = self.by_kind.get(&event.kind) else { return Vec::new() };
-        let sigma = to_sigma_event(event, &self.fields);
+        let sigma = to_sigma_event(event, &self.fields[&event.kind]);
         candidates
             .iter()
             .map(|d| &self.detections[*d])
@@ -278,13 +292,18 @@ impl Engine {
     /// is behind does not find its events "too late"; idle partitions do not hold it back.
     fn watermark(&self) -> Timestamp {
         let lateness = (self.config.allowed_lateness_seconds as i64).saturating_mul(1_000_000);
-        let active: Vec<Option<Timestamp>> =
-            self.sources.values().filter(|(_, seen)| seen.elapsed() < IDLE_SOURCE).map(|(t, _)| *t).collect();
-        // A source that is expected but has not delivered yet may bring anything: hold.
-        if active.iter().any(Option::is_none) {
-            return Timestamp::from_micros(i64::MIN);
+        let mut oldest_active: Option<Timestamp> = None;
+        for (newest, seen) in self.sources.values() {
+            if seen.elapsed() >= IDLE_SOURCE {
+                continue;
+            }
+            match newest {
+                // A source that is expected but has not delivered yet may bring anything: hold.
+                None => return Timestamp::from_micros(i64::MIN),
+                Some(t) => oldest_active = Some(oldest_active.map_or(*t, |o| o.min(*t))),
+            }
         }
-        match active.into_iter().flatten().min() {
+        match oldest_active {
             Some(t) => Timestamp::from_micros(t.as_micros().saturating_sub(lateness)),
             // Every source is quiet: nothing late is on its way, release what is held.
             None => self.sources.values().filter_map(|(t, _)| *t).max().unwrap_or(Timestamp::from_micros(i64::MIN)),
@@ -310,16 +329,16 @@ impl Engine {
     /// Evaluates one event read from `source` (a Kafka partition).
     pub fn process_from(&mut self, source: i32, event: &McpEvent<'_>) -> Vec<Alert> {
         self.stats.events += 1;
-        metrics::counter!("mcpsiem_detect_events_total").increment(1);
+        self.events_counter.increment(1);
         let mut alerts = Vec::new();
         let now = std::time::Instant::now();
         let newest = self.sources.entry(source).or_insert((Some(event.time), now));
         newest.0 = Some(newest.0.map_or(event.time, |t| t.max(event.time)));
         newest.1 = now;
-        let candidates = self.by_kind.get(&event.kind).cloned().unwrap_or_default();
+        let candidates = self.by_kind.get(&event.kind).cloned().unwrap_or_else(|| std::sync::Arc::from([]));
         if !candidates.is_empty() {
-            let sigma = to_sigma_event(event, &self.fields);
-            for d in candidates {
+            let sigma = to_sigma_event(event, &self.fields[&event.kind]);
+            for &d in candidates.iter() {
                 let slot = &self.detections[d];
                 if !slot.rule.sigma.is_match(&sigma) {
                     continue;
@@ -329,8 +348,7 @@ impl Engine {
                     continue;
                 }
                 self.stats.matches += 1;
-                metrics::counter!("mcpsiem_detect_rule_matches_total", "rule" => slot.rule.meta.key().to_string())
-                    .increment(1);
+                slot.matches.increment(1);
                 self.on_detection(d, event, &mut alerts);
             }
         }

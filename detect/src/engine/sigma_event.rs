@@ -3,22 +3,35 @@
 
 use std::collections::BTreeSet;
 
-use mcpsiem_event::{FieldRef, McpEvent};
+use mcpsiem_event::{FieldAccessor, FieldRef, McpEvent};
 use sigma_rust::Event;
 
 /// Which fields to copy into the sigma-rust event.
 #[derive(Clone, Debug)]
 pub enum FieldSelection {
-    /// Only these (the union of the fields the rules read): most events have ~40 fields and
-    /// rules read a handful, so this is most of the detector's speed.
-    Only(Vec<String>),
+    /// Only these (the union of the fields the rules read), with their getters resolved:
+    /// most events have ~40 fields and rules read a handful, so this is most of the
+    /// detector's speed.
+    Only(Vec<(String, Option<FieldAccessor>)>),
     /// Every field, when a rule has a keyword selection.
     All,
 }
 
 impl FieldSelection {
     pub fn new(fields: BTreeSet<String>, any_keywords: bool) -> Self {
-        if any_keywords { Self::All } else { Self::Only(fields.into_iter().collect()) }
+        if any_keywords {
+            Self::All
+        } else {
+            Self::Only(
+                fields
+                    .into_iter()
+                    .map(|name| {
+                        let getter = McpEvent::accessor(&name);
+                        (name, getter)
+                    })
+                    .collect(),
+            )
+        }
     }
 }
 
@@ -27,8 +40,12 @@ pub fn to_sigma_event(event: &McpEvent<'_>, selection: &FieldSelection) -> Event
     let mut out = Event::new();
     match selection {
         FieldSelection::Only(fields) => {
-            for name in fields {
-                if let Some(value) = event.field(name) {
+            for (name, getter) in fields {
+                let value = match getter {
+                    Some(get) => get(event),
+                    None => event.field(name),
+                };
+                if let Some(value) = value {
                     insert(&mut out, name, value);
                 } else if let Some(value) = derived(event, name) {
                     out.insert(name.as_str(), value);

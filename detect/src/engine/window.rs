@@ -55,6 +55,10 @@ pub struct WindowState {
     span: i64,
     immediate: bool,
     groups: HashMap<Vec<String>, Vec<Hit>>,
+    /// Each group by the time of its first hit: `advance` visits only the groups with hits
+    /// about to leave every window, not all of them (a backlog moves the watermark on
+    /// almost every event).
+    by_first: BTreeSet<(i64, Vec<String>)>,
     entries: usize,
 }
 
@@ -68,11 +72,41 @@ impl WindowState {
             Condition::Bounds(bounds) => bounds.iter().all(|b| b.is_lower()),
             Condition::Expr(_) | Condition::AllRules => true,
         };
-        Self { span: micros(rule.timespan), rule, immediate, groups: HashMap::new(), entries: 0 }
+        Self {
+            span: micros(rule.timespan),
+            rule,
+            immediate,
+            groups: HashMap::new(),
+            by_first: BTreeSet::new(),
+            entries: 0,
+        }
     }
 
     pub fn entries(&self) -> usize {
         self.entries
+    }
+
+    fn first_time(&self, group: &[String]) -> Option<i64> {
+        self.groups.get(group).and_then(|hits| hits.first()).map(|h| h.time.as_micros())
+    }
+
+    /// Keeps `by_first` in step after `group`'s hits changed (its first was `old_first`).
+    fn reindex(&mut self, group: Vec<String>, old_first: Option<i64>) {
+        let new_first = self.first_time(&group);
+        if new_first == old_first {
+            return;
+        }
+        if let Some(old) = old_first {
+            self.by_first.remove(&(old, group.clone()));
+        }
+        match new_first {
+            Some(new) => {
+                self.by_first.insert((new, group));
+            }
+            None => {
+                self.groups.remove(&group);
+            }
+        }
     }
 
     /// Adds a hit for `group`; returns what fired, if anything.
@@ -83,30 +117,30 @@ impl WindowState {
         if self.entries >= cap {
             return Added::Full;
         }
+        let old_first = self.first_time(&group);
         let t = hit.time;
         let hits = self.groups.entry(group.clone()).or_default();
         let at = hits.partition_point(|h| h.time <= t);
         hits.insert(at, hit);
         self.entries += 1;
-        if !self.immediate {
-            return Added::Kept(None);
-        }
-        // Windows that hold the new hit end at it or at a later hit within the timespan.
-        let mut end = at;
-        while end < hits.len() && hits[end].time.as_micros() <= t.as_micros().saturating_add(self.span) {
-            let end_time = hits[end].time.as_micros();
-            let start = hits.partition_point(|h| h.time.as_micros() < end_time.saturating_sub(self.span));
-            if evaluate(&self.rule, &hits[start..=end]) {
-                let used: Vec<Hit> = hits.drain(start..=end).collect();
-                self.entries -= used.len();
-                if hits.is_empty() {
-                    self.groups.remove(&group);
+        let mut outcome = Added::Kept(None);
+        if self.immediate {
+            // Windows that hold the new hit end at it or at a later hit within the timespan.
+            let mut end = at;
+            while end < hits.len() && hits[end].time.as_micros() <= t.as_micros().saturating_add(self.span) {
+                let end_time = hits[end].time.as_micros();
+                let start = hits.partition_point(|h| h.time.as_micros() < end_time.saturating_sub(self.span));
+                if evaluate(&self.rule, &hits[start..=end]) {
+                    let used: Vec<Hit> = hits.drain(start..=end).collect();
+                    self.entries -= used.len();
+                    outcome = Added::Kept(Some(fired(group.clone(), &used)));
+                    break;
                 }
-                return Added::Kept(Some(fired(group, &used)));
+                end += 1;
             }
-            end += 1;
         }
-        Added::Kept(None)
+        self.reindex(group, old_first);
+        outcome
     }
 
     /// Checks the deferred windows that closed before `watermark`, and forgets hits that can
@@ -114,29 +148,34 @@ impl WindowState {
     pub fn advance(&mut self, watermark: Timestamp) -> Vec<Fired> {
         let mut out = Vec::new();
         let horizon = watermark.as_micros().saturating_sub(self.span);
-        let mut removed = 0;
-        for (group, hits) in self.groups.iter_mut() {
+        // Both kinds of work concern exactly the groups whose first hit is before the
+        // horizon: for immediate rules those hits expire, for deferred ones the window that
+        // starts at the first hit has closed.
+        while self.by_first.first().is_some_and(|(first, _)| *first < horizon) {
+            let (first, group) = self.by_first.pop_first().expect("checked");
+            let Some(hits) = self.groups.get_mut(&group) else { continue };
             if self.immediate {
                 let keep_from = hits.partition_point(|h| h.time.as_micros() < horizon);
-                removed += keep_from;
+                self.entries -= keep_from;
                 hits.drain(..keep_from);
-                continue;
-            }
-            while let Some(first) = hits.first() {
-                let window_end = first.time.as_micros().saturating_add(self.span);
-                if window_end >= watermark.as_micros() {
-                    break;
+            } else {
+                while let Some(first) = hits.first() {
+                    let window_end = first.time.as_micros().saturating_add(self.span);
+                    if window_end >= watermark.as_micros() {
+                        break;
+                    }
+                    let end = hits.partition_point(|h| h.time.as_micros() <= window_end);
+                    let window: Vec<Hit> = hits.drain(..end).collect();
+                    self.entries -= window.len();
+                    if evaluate(&self.rule, &window) {
+                        out.push(fired(group.clone(), &window));
+                    }
                 }
-                let end = hits.partition_point(|h| h.time.as_micros() <= window_end);
-                let window: Vec<Hit> = hits.drain(..end).collect();
-                removed += window.len();
-                if evaluate(&self.rule, &window) {
-                    out.push(fired(group.clone(), &window));
-                }
             }
+            // Popped already: `reindex` puts the group back under its new first hit.
+            self.by_first.insert((first, group.clone()));
+            self.reindex(group, Some(first));
         }
-        self.entries -= removed;
-        self.groups.retain(|_, hits| !hits.is_empty());
         out
     }
 
@@ -152,10 +191,12 @@ impl WindowState {
     pub fn import(&mut self, groups: Vec<(Vec<String>, Vec<Hit>)>) {
         for (group, mut hits) in groups {
             hits.sort_by_key(|h| h.time);
+            let old_first = self.first_time(&group);
             self.entries += hits.len();
-            let held = self.groups.entry(group).or_default();
+            let held = self.groups.entry(group.clone()).or_default();
             self.entries -= held.len();
             *held = hits;
+            self.reindex(group, old_first);
         }
     }
 

@@ -274,10 +274,15 @@ impl Prepared<'_> {
 /// lowercases the field char by char and shifts a buffer for every char, once per value:
 /// on kilobytes of tool results that is most of the detector's time. The same test as one
 /// case-insensitive regular expression (an alternation of the escaped values) runs on the
-/// `regex` crate's literal search instead. Only plain values are rewritten: wildcards,
+/// `regex` crate's literal search instead. Plain values (equality) go the same way. Only plain values are rewritten: wildcards,
 /// escapes, `all`, `cased` and value transformations keep sigma-rust's own handling.
 fn substring_as_regex(modifiers: &[String], value: &Value) -> Option<String> {
-    let [modifier] = modifiers else { return None };
+    let modifier = match modifiers {
+        // A plain value is a case-insensitive equality: the same matcher, the same cost.
+        [] => "equals",
+        [modifier] => modifier.as_str(),
+        _ => return None,
+    };
     let values: Vec<&str> = match value {
         Value::String(s) => vec![s.as_str()],
         Value::Sequence(items) => items.iter().map(Value::as_str).collect::<Option<Vec<_>>>()?,
@@ -287,7 +292,8 @@ fn substring_as_regex(modifiers: &[String], value: &Value) -> Option<String> {
         return None;
     }
     let alternation = values.iter().map(|v| regex::escape(v)).collect::<Vec<_>>().join("|");
-    match modifier.as_str() {
+    match modifier {
+        "equals" => Some(format!("(?i)^(?:{alternation})$")),
         "contains" => Some(format!("(?i)(?:{alternation})")),
         "startswith" => Some(format!("(?i)^(?:{alternation})")),
         "endswith" => Some(format!("(?i)(?:{alternation})$")),
