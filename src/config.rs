@@ -13,6 +13,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use mcpsiem_detect::DetectConfig;
 use mcpsiem_event::kafka::KafkaConfig;
 use mcpsiem_ingest::IngestConfig;
+use mcpsiem_query::QueryConfig;
 use serde::{Deserialize, Serialize};
 
 /// `MCPSIEM_*` variables that are not settings: the config file's path, the Tansu binary's
@@ -28,6 +29,7 @@ pub struct Config {
     pub decoder: DecoderConfig,
     pub ingest: IngestConfig,
     pub detect: DetectConfig,
+    pub query: QueryConfig,
     pub site: SiteConfig,
     pub log: LogConfig,
 }

@@ -16,4 +16,5 @@ pub mod generate;
 pub mod ingest_cmd;
 pub mod kafka_out;
 pub mod progress;
+pub mod query_cmd;
 pub mod serve;

@@ -71,9 +71,43 @@ enum Command {
     /// Check and test rules.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Serve the query API (SQL over the lake) with its metrics, until SIGINT/SIGTERM.
+    Serve,
+    /// Run SQL over the lake and print the answer (tables: events, alerts, deadletters, audit_log).
+    Query {
+        sql: String,
+        /// Rows from this time (RFC 3339), by each table's time column.
+        #[arg(long)]
+        start: Option<String>,
+        /// Rows before this time (RFC 3339).
+        #[arg(long)]
+        end: Option<String>,
+        /// At most this many rows (never more than query.max_rows).
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: mcpsiem::query_cmd::OutputFormat,
+    },
+    /// API keys of the query service.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
     /// Measure performance against named baselines.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum ApikeyCommand {
+    /// Print a new random key and the `[[query.api_keys]]` entry (its hash) to add to the
+    /// configuration.
+    Create {
+        /// Who gets the key, as the audit log names them.
+        #[arg(long)]
+        name: String,
+        /// analyst (query), auditor (query and export) or admin (also the audit log).
+        #[arg(long, default_value = "analyst")]
+        role: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -258,6 +292,20 @@ fn run(cli: Cli) -> Result<()> {
         Command::Detect { stop_when_idle, .. } => {
             let summary = mcpsiem::detect_cmd::run_detect(&config, stop_when_idle.map(Duration::from_secs_f64))?;
             println!("{}", serde_json::to_string(&summary)?);
+            Ok(())
+        }
+        Command::Serve => mcpsiem::query_cmd::run_serve(&config),
+        Command::Query { sql, start, end, limit, format } => {
+            mcpsiem::query_cmd::run_query(&config, &sql, start.as_deref(), end.as_deref(), limit, format)
+        }
+        Command::Apikey(ApikeyCommand::Create { name, role }) => {
+            let role = match role.as_str() {
+                "analyst" => mcpsiem_query::Role::Analyst,
+                "auditor" => mcpsiem_query::Role::Auditor,
+                "admin" => mcpsiem_query::Role::Admin,
+                other => anyhow::bail!("--role {other}: use analyst, auditor or admin"),
+            };
+            mcpsiem::query_cmd::create_api_key(&name, role);
             Ok(())
         }
         Command::Rules(RulesCommand::Check { paths, json }) => mcpsiem::detect_cmd::check(&config, &paths, json),

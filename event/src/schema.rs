@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 
 use crate::value::ValueKind;
 
@@ -83,6 +83,26 @@ pub fn markdown_field_table() -> String {
         "| *(any other key)* | `{ATTRIBUTES_COLUMN}` | map of key to JSON text | no | Unknown fields, kept verbatim: the key and the value's JSON text. |\n"
     ));
     out
+}
+
+/// The Arrow schema of the `deadletters` table.
+pub fn deadletter_schema() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let time = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        Arc::new(Schema::new(vec![
+            Field::new("received_time", time.clone(), false),
+            Field::new("topic", DataType::Utf8, false),
+            Field::new("partition", DataType::Int32, false),
+            Field::new("offset", DataType::Int64, false),
+            Field::new("kafka_key", DataType::Binary, true),
+            Field::new("kafka_time", time, true),
+            Field::new("reason", DataType::Utf8, false),
+            Field::new("error", DataType::Utf8, false),
+            Field::new("field", DataType::Utf8, true),
+            Field::new("raw", DataType::Binary, false),
+        ]))
+    });
+    SCHEMA.clone()
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! Dead letters: records that could not be ingested, kept with the reason.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use arrow_array::builder::{BinaryBuilder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
 use mcpsiem_event::{DecodeError, Timestamp};
 
 /// Why a record was not ingested.
@@ -76,25 +76,7 @@ impl DeadLetter {
     }
 }
 
-/// The Arrow schema of the `deadletters` table.
-pub fn deadletter_schema() -> SchemaRef {
-    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-        let time = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-        Arc::new(Schema::new(vec![
-            Field::new("received_time", time.clone(), false),
-            Field::new("topic", DataType::Utf8, false),
-            Field::new("partition", DataType::Int32, false),
-            Field::new("offset", DataType::Int64, false),
-            Field::new("kafka_key", DataType::Binary, true),
-            Field::new("kafka_time", time, true),
-            Field::new("reason", DataType::Utf8, false),
-            Field::new("error", DataType::Utf8, false),
-            Field::new("field", DataType::Utf8, true),
-            Field::new("raw", DataType::Binary, false),
-        ]))
-    });
-    SCHEMA.clone()
-}
+pub use mcpsiem_event::schema::deadletter_schema;
 
 /// Dead letters as one batch of the `deadletters` schema.
 pub fn deadletter_batch(letters: &[DeadLetter]) -> RecordBatch {

@@ -1,1 +1,17 @@
-//! The query service: SQL over the lake for forensics, and evidence export.
+//! The query service: SQL over the lake for forensics, with roles, limits and an audit log.
+
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod format;
+pub mod http;
+pub mod tables;
+
+pub use auth::{ApiKey, Caller, Role};
+pub use config::QueryConfig;
+pub use engine::{QueryAnswer, QueryEngine, QueryRequest};
+pub use error::QueryError;
+pub use format::Format;
+pub use tables::TimeRange;

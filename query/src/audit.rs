@@ -1,0 +1,146 @@
+//! The `audit_log` table: every query (and, later, export): who, when, what SQL, how many
+//! rows, how long, and how it ended. One small JSON object per query under
+//! `audit_log/date=YYYY-MM-DD/` in the lake, so it lives with the data it describes and
+//! survives the query service.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::json::JsonFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::prelude::SessionContext;
+use mcpsiem_event::Timestamp;
+use mcpsiem_event::lake::Lake;
+use object_store::path::Path;
+use serde::Serialize;
+
+use crate::QueryError;
+use crate::auth::Caller;
+use crate::engine::QueryRequest;
+use crate::tables::{FileRead, LAKE_URL};
+
+const ROOT: &str = "audit_log";
+
+/// One line of the audit log.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditRecord {
+    pub audit_time: String,
+    pub action: String,
+    pub caller: String,
+    pub role: String,
+    pub sql: String,
+    pub range_start: Option<String>,
+    pub range_end: Option<String>,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub rows: u64,
+    pub truncated: bool,
+    pub duration_ms: u64,
+    pub files_read: u64,
+    pub bytes_read: u64,
+}
+
+impl AuditRecord {
+    pub fn start(caller: &Caller, request: &QueryRequest) -> Self {
+        Self {
+            audit_time: Timestamp::now().to_string(),
+            action: "query".into(),
+            caller: caller.name.clone(),
+            role: caller.role.as_str().into(),
+            sql: request.sql.clone(),
+            range_start: request.range.start.map(|t| t.to_string()),
+            range_end: request.range.end.map(|t| t.to_string()),
+            outcome: "running".into(),
+            error: None,
+            rows: 0,
+            truncated: false,
+            duration_ms: 0,
+            files_read: 0,
+            bytes_read: 0,
+        }
+    }
+
+    pub fn finished(mut self, rows: u64, truncated: bool, files: &[FileRead], elapsed: Duration) -> Self {
+        self.outcome = "ok".into();
+        self.rows = rows;
+        self.truncated = truncated;
+        self.duration_ms = elapsed.as_millis() as u64;
+        self.files_read = files.len() as u64;
+        self.bytes_read = files.iter().map(|f| f.size).sum();
+        self
+    }
+
+    pub fn failed(mut self, error: &QueryError, elapsed: Duration) -> Self {
+        self.outcome = error.code().into();
+        self.error = Some(error.to_string());
+        self.duration_ms = elapsed.as_millis() as u64;
+        self
+    }
+}
+
+/// Where audit records go and how they are read back.
+#[derive(Clone)]
+pub struct AuditLog {
+    lake: Lake,
+}
+
+pub fn audit_schema() -> SchemaRef {
+    let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
+    Arc::new(Schema::new(vec![
+        Field::new("audit_time", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        text("action", false),
+        text("caller", false),
+        text("role", false),
+        text("sql", false),
+        text("range_start", true),
+        text("range_end", true),
+        text("outcome", false),
+        text("error", true),
+        Field::new("rows", DataType::UInt64, false),
+        Field::new("truncated", DataType::Boolean, false),
+        Field::new("duration_ms", DataType::UInt64, false),
+        Field::new("files_read", DataType::UInt64, false),
+        Field::new("bytes_read", DataType::UInt64, false),
+    ]))
+}
+
+impl AuditLog {
+    pub fn new(lake: Lake) -> Self {
+        Self { lake }
+    }
+
+    /// Stores a record; a failure is logged, never fails the query it describes.
+    pub async fn write(&self, record: AuditRecord) {
+        let date = record.audit_time.get(..10).unwrap_or("unknown").to_string();
+        let path = Path::from(format!("{ROOT}/date={date}/{}.json", ulid::Ulid::new()));
+        let mut line = serde_json::to_vec(&record).expect("an audit record serializes");
+        line.push(b'\n');
+        if let Err(e) = self.lake.put(&path, Bytes::from(line)).await {
+            tracing::error!(error = %e, caller = %record.caller, "cannot write the audit record");
+            metrics::counter!("mcpsiem_query_audit_failures_total").increment(1);
+        }
+    }
+
+    /// Registers the `audit_log` table in `ctx`.
+    pub async fn register(&self, ctx: &SessionContext) -> Result<(), QueryError> {
+        let objects = self.lake.list(&Path::from(ROOT)).await.map_err(|e| QueryError::Lake(e.to_string()))?;
+        let provider: Arc<dyn datafusion::catalog::TableProvider> = if objects.is_empty() {
+            Arc::new(MemTable::try_new(audit_schema(), vec![vec![]])?)
+        } else {
+            let urls = objects
+                .iter()
+                .map(|o| ListingTableUrl::parse(format!("{LAKE_URL}{}", o.location)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let options = ListingOptions::new(Arc::new(JsonFormat::default())).with_file_extension(".json");
+            let config = ListingTableConfig::new_with_multi_paths(urls)
+                .with_listing_options(options)
+                .with_schema(audit_schema());
+            Arc::new(ListingTable::try_new(config)?)
+        };
+        ctx.register_table("audit_log", provider)?;
+        Ok(())
+    }
+}

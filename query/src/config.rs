@@ -1,0 +1,40 @@
+//! The `[query]` section of the configuration.
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::ApiKey;
+
+/// How the query service listens, who may use it, and the limits of one query. Every
+/// setting is documented in `docs/configuration.md`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryConfig {
+    /// HTTP API and `/metrics`.
+    pub listen: String,
+    /// API keys, stored as SHA-256 hashes (`mcpsiem keys hash`), each with a role.
+    pub api_keys: Vec<ApiKey>,
+    /// A query running longer is cancelled with a clear error.
+    pub timeout_seconds: u64,
+    /// Memory one query may use for sorts, joins and aggregations; past it, operators that
+    /// can spill to disk do, the others fail the query with a clear error.
+    pub memory_limit_bytes: usize,
+    /// Rows one answer may hold; more rows end the answer with a note that it was cut.
+    pub max_rows: usize,
+    /// Queries running at once; more wait up to `queue_seconds`, then get 503.
+    pub max_concurrent: usize,
+    pub queue_seconds: u64,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9480".into(),
+            api_keys: Vec::new(),
+            timeout_seconds: 60,
+            memory_limit_bytes: 1 << 30,
+            max_rows: 1_000_000,
+            max_concurrent: 8,
+            queue_seconds: 10,
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The HTTP API: `POST /api/v1/query`, health and readiness, and Prometheus metrics.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::StreamExt;
+use mcpsiem_event::Timestamp;
+use serde::Deserialize;
+
+use crate::QueryError;
+use crate::auth::{Caller, Role, authenticate};
+use crate::engine::{QueryEngine, QueryRequest};
+use crate::format::{Encoder, Format, json_rows};
+use crate::tables::TimeRange;
+
+/// Renders the Prometheus metrics (the exporter lives in the binary).
+pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
+
+#[derive(Clone)]
+struct AppState {
+    engine: QueryEngine,
+    metrics: Option<MetricsRender>,
+}
+
+/// The body of `POST /api/v1/query`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryBody {
+    pub sql: String,
+    /// RFC 3339; rows of each table from this time (its time column).
+    pub start: Option<String>,
+    /// RFC 3339; rows before this time.
+    pub end: Option<String>,
+    pub limit: Option<usize>,
+    #[serde(default)]
+    pub format: Format,
+}
+
+pub fn router(engine: QueryEngine, metrics: Option<MetricsRender>) -> Router {
+    Router::new()
+        .route("/api/v1/query", post(query))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(render_metrics))
+        .with_state(AppState { engine, metrics })
+}
+
+fn status(error: &QueryError) -> StatusCode {
+    match error {
+        QueryError::Forbidden(_) => StatusCode::FORBIDDEN,
+        QueryError::Syntax(_) | QueryError::Plan(_) => StatusCode::BAD_REQUEST,
+        QueryError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+        QueryError::Memory(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        QueryError::Busy | QueryError::Lake(_) => StatusCode::SERVICE_UNAVAILABLE,
+        QueryError::Unauthorized => StatusCode::UNAUTHORIZED,
+        QueryError::Execution(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The JSON error body every failure gets.
+pub fn error_response(error: &QueryError) -> Response {
+    let body = serde_json::json!({ "error": error.code(), "message": error.to_string() });
+    let mut response = (status(error), Json(body)).into_response();
+    if matches!(error, QueryError::Busy) {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+    }
+    response
+}
+
+fn caller(engine: &QueryEngine, headers: &HeaderMap) -> Result<Caller, QueryError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    let key = bearer.or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+    key.and_then(|k| authenticate(&engine.config().api_keys, k.trim())).ok_or(QueryError::Unauthorized)
+}
+
+fn time(text: Option<&str>, name: &str) -> Result<Option<Timestamp>, QueryError> {
+    text.map(|t| {
+        Timestamp::parse(t).map_err(|e| {
+            QueryError::Plan(format!("`{name}` is not an RFC 3339 time such as 2026-11-24T00:00:00Z: {e}"))
+        })
+    })
+    .transpose()
+}
+
+/// Builds the request, refusing what the caller's role may not read.
+pub fn request_for(caller: &Caller, body: &QueryBody) -> Result<QueryRequest, QueryError> {
+    if caller.role < Role::Admin && body.sql.to_ascii_lowercase().contains("audit_log") {
+        return Err(QueryError::Forbidden("the audit_log table is readable by the admin role only".into()));
+    }
+    let range = TimeRange { start: time(body.start.as_deref(), "start")?, end: time(body.end.as_deref(), "end")? };
+    Ok(QueryRequest { sql: body.sql.clone(), range, limit: body.limit })
+}
+
+async fn query(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<QueryBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let caller = match caller(&state.engine, &headers) {
+        Ok(caller) => caller,
+        Err(e) => return error_response(&e),
+    };
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(e) => {
+            return error_response(&QueryError::Plan(format!(
+                "the body must be JSON with `sql` (and optional start, end, limit, format): {e}"
+            )));
+        }
+    };
+    let request = match request_for(&caller, &body) {
+        Ok(request) => request,
+        Err(e) => return error_response(&e),
+    };
+    let answer = match state.engine.run(&caller, request).await {
+        Ok(answer) => answer,
+        Err(e) => return error_response(&e),
+    };
+    let format = body.format;
+    if format == Format::Json {
+        let mut stream = answer.stream;
+        let mut batches = Vec::new();
+        while let Some(next) = stream.next().await {
+            match next {
+                Ok(batch) => batches.push(batch),
+                Err(e) => return error_response(&e),
+            }
+        }
+        let rows = match json_rows(&batches) {
+            Ok(rows) => rows,
+            Err(e) => return error_response(&QueryError::Execution(e.to_string())),
+        };
+        let columns: Vec<serde_json::Value> = answer
+            .schema
+            .fields()
+            .iter()
+            .map(|f| serde_json::json!({"name": f.name(), "type": f.data_type().to_string()}))
+            .collect();
+        let row_count: usize = batches.iter().map(|b| b.num_rows()).sum();
+        let mut out = Vec::with_capacity(rows.len() + 256);
+        out.extend_from_slice(b"{\"columns\":");
+        out.extend_from_slice(&serde_json::to_vec(&columns).expect("columns serialize"));
+        out.extend_from_slice(b",\"rows\":");
+        out.extend_from_slice(&rows);
+        out.extend_from_slice(format!(",\"row_count\":{row_count},\"truncated\":{}}}", stream.truncated()).as_bytes());
+        return ([(header::CONTENT_TYPE, format.content_type())], out).into_response();
+    }
+    let mut encoder = match Encoder::new(format, &answer.schema) {
+        Ok(encoder) => encoder,
+        Err(e) => return error_response(&QueryError::Execution(e.to_string())),
+    };
+    let mut stream = answer.stream;
+    let body = async_stream_body(move |tx| async move {
+        while let Some(next) = stream.next().await {
+            let bytes = match next
+                .map_err(|e| e.to_string())
+                .and_then(|batch| encoder.batch(&batch).map_err(|e| e.to_string()))
+            {
+                Ok(bytes) => bytes,
+                Err(message) => {
+                    // The status is sent already: say what happened in the body's own terms.
+                    if format == Format::Ndjson {
+                        let line = serde_json::json!({"error": message}).to_string() + "\n";
+                        let _ = tx.send(Ok(line.into_bytes())).await;
+                    }
+                    let _ = tx.send(Err(std::io::Error::other(message))).await;
+                    return;
+                }
+            };
+            if !bytes.is_empty() && tx.send(Ok(bytes)).await.is_err() {
+                return;
+            }
+        }
+        if let Ok(tail) = encoder.finish()
+            && !tail.is_empty()
+        {
+            let _ = tx.send(Ok(tail)).await;
+        }
+    });
+    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+}
+
+/// A streaming body fed by a task through a small channel: back-pressure keeps at most a
+/// few batches in memory.
+fn async_stream_body<F, Fut>(produce: F) -> Body
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(produce(tx));
+    Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.engine.lake().list(&object_store::path::Path::from("events")).await {
+        Ok(_) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("the lake cannot be listed: {e}")).into_response(),
+    }
+}
+
+async fn render_metrics(State(state): State<AppState>) -> Response {
+    match &state.metrics {
+        Some(render) => render().into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics are not enabled").into_response(),
+    }
+}
