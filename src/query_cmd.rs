@@ -34,17 +34,7 @@ pub fn run_serve(config: &Config) -> Result<()> {
         tracing::info!(addr = %config.query.listen, lake = %config.lake.location, "query service listening");
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
-                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-                let term = async {
-                    match term.as_mut() {
-                        Some(t) => t.recv().await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term => {}
-                }
+                crate::serve::shutdown_signal().await;
                 tracing::info!("stop requested; finishing running queries");
             })
             .await
@@ -119,8 +109,7 @@ pub fn run_query(
             }
         }
         out.flush()?;
-        // The audit record is written by a task when the answer ends: let it land.
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        engine.flush_audit().await;
         Ok(())
     })
 }

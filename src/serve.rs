@@ -21,22 +21,27 @@ pub fn start_metrics(addr: &str) -> Result<()> {
     Ok(())
 }
 
+/// Resolves on the first SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(term) => term.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
 /// A flag set on SIGINT or SIGTERM, so that a stage stops cleanly (flushing what it holds).
 pub fn stop_on_signal(runtime: &tokio::runtime::Handle) -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     runtime.spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let term = async {
-            match term.as_mut() {
-                Some(term) => term.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term => {}
-        }
+        shutdown_signal().await;
         tracing::info!("stop requested; finishing what is buffered");
         flag.store(true, Ordering::SeqCst);
     });

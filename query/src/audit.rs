@@ -85,6 +85,8 @@ impl AuditRecord {
 #[derive(Clone)]
 pub struct AuditLog {
     lake: Lake,
+    /// Writes started from a stream's end (which cannot wait), for `flush`.
+    pending: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 pub fn audit_schema() -> SchemaRef {
@@ -109,7 +111,24 @@ pub fn audit_schema() -> SchemaRef {
 
 impl AuditLog {
     pub fn new(lake: Lake) -> Self {
-        Self { lake }
+        Self { lake, pending: Arc::default() }
+    }
+
+    /// Stores a record in the background (from places that cannot wait).
+    pub fn write_later(&self, record: AuditRecord) {
+        let log = self.clone();
+        let handle = tokio::spawn(async move { log.write(record).await });
+        let mut pending = self.pending.lock().expect("no panics while holding the lock");
+        pending.retain(|h| !h.is_finished());
+        pending.push(handle);
+    }
+
+    /// Waits for every background write (a command-line query before it exits).
+    pub async fn flush(&self) {
+        let handles: Vec<_> = std::mem::take(&mut *self.pending.lock().expect("no panics while holding the lock"));
+        for handle in handles {
+            let _ = handle.await;
+        }
     }
 
     /// Stores a record; a failure is logged, never fails the query it describes.

@@ -62,6 +62,11 @@ impl QueryEngine {
         &self.config
     }
 
+    /// Waits until the audit records of finished answers are stored.
+    pub async fn flush_audit(&self) {
+        self.audit.flush().await;
+    }
+
     /// A session for one query: its own memory pool (so one query cannot starve the
     /// others), the lake's object store, and the tables for `range`.
     async fn session(
@@ -182,8 +187,7 @@ impl LimitedStream {
             if let Some(e) = error {
                 metrics::counter!("mcpsiem_query_errors_total", "code" => e.code()).increment(1);
             }
-            let audit = finish.audit;
-            tokio::spawn(async move { audit.write(record).await });
+            finish.audit.write_later(record);
         }
     }
 }
