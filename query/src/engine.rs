@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::SendableRecordBatchStream;
@@ -38,6 +39,9 @@ pub struct QueryEngine {
     config: QueryConfig,
     slots: Arc<Semaphore>,
     audit: AuditLog,
+    /// File statistics and Parquet footers/page indexes, shared by every query (each query
+    /// has its own runtime for its own memory pool, so the caches are handed to each).
+    caches: CacheManagerConfig,
 }
 
 /// A running query's answer: the schema now, the rows as they come.
@@ -51,7 +55,13 @@ impl QueryEngine {
     pub fn new(lake: Lake, config: QueryConfig) -> Self {
         let slots = Arc::new(Semaphore::new(config.max_concurrent.max(1)));
         let audit = AuditLog::new(lake.clone());
-        Self { lake, config, slots, audit }
+        // Lake files never change once published (compaction writes new ones), so their
+        // statistics and footers can be cached for the life of the service.
+        let shared = RuntimeEnvBuilder::new().build().expect("a default runtime builds");
+        let caches = CacheManagerConfig::default()
+            .with_file_statistics_cache(shared.cache_manager.get_file_statistic_cache())
+            .with_file_metadata_cache(Some(shared.cache_manager.get_file_metadata_cache()));
+        Self { lake, config, slots, audit, caches }
     }
 
     pub fn lake(&self) -> &Lake {
@@ -76,6 +86,7 @@ impl QueryEngine {
     ) -> Result<(SessionContext, Vec<FileRead>), QueryError> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(self.config.memory_limit_bytes)))
+            .with_cache_manager(self.caches.clone())
             .build_arc()?;
         let config = SessionConfig::new().with_information_schema(true).with_target_partitions(2);
         let ctx = SessionContext::new_with_config_rt(config, runtime);
