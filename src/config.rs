@@ -17,8 +17,8 @@ use mcpsiem_query::QueryConfig;
 use serde::{Deserialize, Serialize};
 
 /// `MCPSIEM_*` variables that are not settings: the config file's path, the Tansu binary's
-/// path and the ingester's fault-injection switch.
-const NOT_SETTINGS: &[&str] = &["config", "tansu", "ingest_crash_at"];
+/// path, the ingester's fault-injection switch and `mcpsiem query --server`'s API key.
+const NOT_SETTINGS: &[&str] = &["config", "tansu", "ingest_crash_at", "api_key"];
 
 /// The whole configuration, one section per concern.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

@@ -87,6 +87,12 @@ enum Command {
         limit: Option<usize>,
         #[arg(long, value_enum, default_value = "table")]
         format: mcpsiem::query_cmd::OutputFormat,
+        /// Ask a running query service (http://host:9480) instead of reading the lake.
+        #[arg(long)]
+        server: Option<String>,
+        /// The API key for --server.
+        #[arg(long, env = "MCPSIEM_API_KEY", hide_env_values = true)]
+        key: Option<String>,
     },
     /// API keys of the query service.
     #[command(subcommand)]
@@ -295,7 +301,11 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Serve => mcpsiem::query_cmd::run_serve(&config),
-        Command::Query { sql, start, end, limit, format } => {
+        Command::Query { sql, start, end, limit, format, server: Some(server), key } => {
+            let key = key.context("--server needs an API key: --key or MCPSIEM_API_KEY")?;
+            mcpsiem::query_cmd::run_remote_query(&server, &key, &sql, start.as_deref(), end.as_deref(), limit, format)
+        }
+        Command::Query { sql, start, end, limit, format, server: None, .. } => {
             mcpsiem::query_cmd::run_query(&config, &sql, start.as_deref(), end.as_deref(), limit, format)
         }
         Command::Apikey(ApikeyCommand::Create { name, role }) => {

@@ -128,3 +128,77 @@ pub fn create_api_key(name: &str, role: Role) {
     println!("sha256 = \"{hash}\"");
     println!("role = \"{}\"", role.as_str());
 }
+
+/// Runs one query on a running query service (`--server http://host:9480`) and prints
+/// the answer: CSV and NDJSON stream through as they arrive; the table is rendered from the
+/// Arrow stream, so types print as the server has them.
+pub fn run_remote_query(
+    server: &str,
+    key: &str,
+    sql: &str,
+    start: Option<&str>,
+    end: Option<&str>,
+    limit: Option<usize>,
+    output: OutputFormat,
+) -> Result<()> {
+    use http_body_util::BodyExt;
+
+    let url: url::Url = server.parse().with_context(|| format!("--server {server} is not a URL"))?;
+    if url.scheme() != "http" {
+        bail!(
+            "--server {server}: only http:// is supported; put TLS in front of the service with a proxy and reach it through a tunnel"
+        );
+    }
+    let host = url.host_str().context("--server needs a host")?.to_string();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let wire = match output {
+        OutputFormat::Table => "arrow",
+        OutputFormat::Json => "json",
+        OutputFormat::Ndjson => "ndjson",
+        OutputFormat::Csv => "csv",
+    };
+    let body =
+        serde_json::json!({ "sql": sql, "start": start, "end": end, "limit": limit, "format": wire }).to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .with_context(|| format!("cannot reach the query service at {server}; is `mcpsiem serve` running?"))?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        let request = hyper::Request::post(format!("{}/api/v1/query", server.trim_end_matches('/')))
+            .header(hyper::header::HOST, format!("{host}:{port}"))
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::AUTHORIZATION, format!("Bearer {key}"))
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))?;
+        let response = sender.send_request(request).await.context("sending the query")?;
+        let status = response.status();
+        let mut body = response.into_body();
+        if !status.is_success() {
+            let bytes = body.collect().await?.to_bytes();
+            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+            bail!("{message} (HTTP {status})");
+        }
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        if output == OutputFormat::Table {
+            let bytes = body.collect().await?.to_bytes();
+            let reader = datafusion::arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)?;
+            let batches = reader.collect::<Result<Vec<_>, _>>()?;
+            writeln!(out, "{}", datafusion::arrow::util::pretty::pretty_format_batches(&batches)?)?;
+            writeln!(out, "{} rows", batches.iter().map(|b| b.num_rows()).sum::<usize>())?;
+        } else {
+            while let Some(frame) = body.frame().await {
+                let frame = frame?;
+                if let Some(data) = frame.data_ref() {
+                    out.write_all(data)?;
+                }
+            }
+        }
+        out.flush()?;
+        Ok(())
+    })
+}

@@ -288,3 +288,30 @@ fn the_cli_queries_the_lake_directly_and_says_what_is_wrong() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_cli_asks_a_running_server_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = serve(lake(dir.path()), config());
+    let server = format!("http://{addr}");
+    let run = |key: &str, args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mcpsiem"))
+            .env("MCPSIEM_API_KEY", key)
+            .args(["query", "--server", &server])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(ANALYST, &["SELECT count(*) AS n FROM events", "--format", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["rows"][0]["n"], EVENTS);
+    let out = run(ANALYST, &["SELECT mcp_method_name, count(*) AS n FROM events GROUP BY 1 ORDER BY 1"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && table.contains("| tools/call"), "{table}");
+    let out = run(ANALYST, &["SELECT event_id FROM events ORDER BY event_id LIMIT 5", "--format", "csv"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
+    let out = run("wrong", &["SELECT 1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP 401"), "{}", String::from_utf8_lossy(&out.stderr));
+}
