@@ -117,7 +117,11 @@ impl AuditLog {
     /// Stores a record in the background (from places that cannot wait).
     pub fn write_later(&self, record: AuditRecord) {
         let log = self.clone();
-        let handle = tokio::spawn(async move { log.write(record).await });
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!(caller = %record.caller, "cannot write the audit record outside a runtime");
+            return;
+        };
+        let handle = runtime.spawn(async move { log.write(record).await });
         let mut pending = self.pending.lock().expect("no panics while holding the lock");
         pending.retain(|h| !h.is_finished());
         pending.push(handle);

@@ -1,6 +1,7 @@
 //! Running one query: read-only SQL over the lake's tables, within the configured time,
 //! memory, row and concurrency limits, recorded in the audit log.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -129,7 +130,7 @@ impl QueryEngine {
         let max_rows = request.limit.unwrap_or(self.config.max_rows).min(self.config.max_rows);
         let stream = LimitedStream {
             inner: stream,
-            deadline: tokio::time::Instant::now() + timeout.saturating_sub(started.elapsed()),
+            deadline: Box::pin(tokio::time::sleep(timeout.saturating_sub(started.elapsed()))),
             timeout,
             rows_left: max_rows,
             rows: 0,
@@ -167,7 +168,8 @@ struct Finish {
 /// The rows of an answer, cut at the row limit and the deadline.
 pub struct LimitedStream {
     inner: SendableRecordBatchStream,
-    deadline: tokio::time::Instant,
+    /// Fires at the time limit; polled with the plan so a plan that never yields is cut too.
+    deadline: Pin<Box<tokio::time::Sleep>>,
     timeout: Duration,
     rows_left: usize,
     rows: u64,
@@ -203,6 +205,15 @@ impl LimitedStream {
     }
 }
 
+impl Drop for LimitedStream {
+    /// An answer dropped before its end (the client went away) is still audited.
+    fn drop(&mut self) {
+        if self.finish.is_some() {
+            self.end(Some(&QueryError::Cancelled));
+        }
+    }
+}
+
 impl Stream for LimitedStream {
     type Item = Result<RecordBatch, QueryError>;
 
@@ -210,22 +221,13 @@ impl Stream for LimitedStream {
         if self.done {
             return Poll::Ready(None);
         }
-        if tokio::time::Instant::now() >= self.deadline {
+        if self.deadline.as_mut().poll(cx).is_ready() {
             let e = QueryError::Timeout(self.timeout);
             self.end(Some(&e));
             return Poll::Ready(Some(Err(e)));
         }
         match self.inner.poll_next_unpin(cx) {
-            Poll::Pending => {
-                // Wake at the deadline even if the plan never yields.
-                let deadline = self.deadline;
-                let waker = cx.waker().clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep_until(deadline).await;
-                    waker.wake();
-                });
-                Poll::Pending
-            }
+            Poll::Pending => Poll::Pending,
             Poll::Ready(None) => {
                 self.end(None);
                 Poll::Ready(None)

@@ -26,6 +26,8 @@ pub enum QueryError {
     Lake(String),
     #[error("query failed: {0}")]
     Execution(String),
+    #[error("the client went away before the answer ended")]
+    Cancelled,
 }
 
 impl QueryError {
@@ -41,6 +43,7 @@ impl QueryError {
             Self::Unauthorized => "unauthorized",
             Self::Lake(_) => "lake_unavailable",
             Self::Execution(_) => "execution_error",
+            Self::Cancelled => "cancelled",
         }
     }
 }

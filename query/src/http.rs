@@ -58,7 +58,7 @@ fn status(error: &QueryError) -> StatusCode {
         QueryError::Memory(_) => StatusCode::UNPROCESSABLE_ENTITY,
         QueryError::Busy | QueryError::Lake(_) => StatusCode::SERVICE_UNAVAILABLE,
         QueryError::Unauthorized => StatusCode::UNAUTHORIZED,
-        QueryError::Execution(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        QueryError::Execution(_) | QueryError::Cancelled => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
