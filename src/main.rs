@@ -301,12 +301,21 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Serve => mcpsiem::query_cmd::run_serve(&config),
-        Command::Query { sql, start, end, limit, format, server: Some(server), key } => {
-            let key = key.context("--server needs an API key: --key or MCPSIEM_API_KEY")?;
-            mcpsiem::query_cmd::run_remote_query(&server, &key, &sql, start.as_deref(), end.as_deref(), limit, format)
-        }
-        Command::Query { sql, start, end, limit, format, server: None, .. } => {
-            mcpsiem::query_cmd::run_query(&config, &sql, start.as_deref(), end.as_deref(), limit, format)
+        Command::Query { sql, start, end, limit, format, server, key } => {
+            let args = mcpsiem::query_cmd::QueryArgs {
+                sql: &sql,
+                start: start.as_deref(),
+                end: end.as_deref(),
+                limit,
+                output: format,
+            };
+            match server {
+                Some(server) => {
+                    let key = key.context("--server needs an API key: --key or MCPSIEM_API_KEY")?;
+                    mcpsiem::query_cmd::run_remote_query(&server, &key, &args)
+                }
+                None => mcpsiem::query_cmd::run_query(&config, &args),
+            }
         }
         Command::Apikey(ApikeyCommand::Create { name, role }) => {
             let role = match role.as_str() {

@@ -52,16 +52,19 @@ pub enum OutputFormat {
     Csv,
 }
 
+/// One query as the command line gives it, for either the lake or a server.
+pub struct QueryArgs<'a> {
+    pub sql: &'a str,
+    pub start: Option<&'a str>,
+    pub end: Option<&'a str>,
+    pub limit: Option<usize>,
+    pub output: OutputFormat,
+}
+
 /// Runs one query straight against the lake (the caller is the local operator, who can
 /// read the lake's files anyway) and prints the answer.
-pub fn run_query(
-    config: &Config,
-    sql: &str,
-    start: Option<&str>,
-    end: Option<&str>,
-    limit: Option<usize>,
-    output: OutputFormat,
-) -> Result<()> {
+pub fn run_query(config: &Config, args: &QueryArgs<'_>) -> Result<()> {
+    let &QueryArgs { sql, start, end, limit, output } = args;
     let parse = |text: Option<&str>, name: &str| -> Result<Option<Timestamp>> {
         text.map(|t| Timestamp::parse(t).with_context(|| format!("--{name} {t} is not RFC 3339"))).transpose()
     };
@@ -132,15 +135,8 @@ pub fn create_api_key(name: &str, role: Role) {
 /// Runs one query on a running query service (`--server http://host:9480`) and prints
 /// the answer: CSV and NDJSON stream through as they arrive; the table is rendered from the
 /// Arrow stream, so types print as the server has them.
-pub fn run_remote_query(
-    server: &str,
-    key: &str,
-    sql: &str,
-    start: Option<&str>,
-    end: Option<&str>,
-    limit: Option<usize>,
-    output: OutputFormat,
-) -> Result<()> {
+pub fn run_remote_query(server: &str, key: &str, args: &QueryArgs<'_>) -> Result<()> {
+    let &QueryArgs { sql, start, end, limit, output } = args;
     use http_body_util::BodyExt;
 
     let url: url::Url = server.parse().with_context(|| format!("--server {server} is not a URL"))?;
