@@ -27,18 +27,39 @@ pub fn run_serve(config: &Config) -> Result<()> {
         }
         let engine = QueryEngine::new(lake, config.query.clone());
         let render: mcpsiem_query::http::MetricsRender = Arc::new(move || handle.render());
-        let app = mcpsiem_query::http::router(engine, Some(render));
+        let app = mcpsiem_query::http::router(engine.clone(), Some(render));
         let listener = tokio::net::TcpListener::bind(&config.query.listen).await.with_context(|| {
             format!("cannot listen on {}; is the port taken? set query.listen", config.query.listen)
         })?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let pg = if config.query.pg_listen.is_empty() {
+            None
+        } else {
+            let pg_listener = tokio::net::TcpListener::bind(&config.query.pg_listen).await.with_context(|| {
+                format!(
+                    "cannot listen on {}; is the port taken? set query.pg_listen (empty: off)",
+                    config.query.pg_listen
+                )
+            })?;
+            tracing::info!(addr = %config.query.pg_listen, "PostgreSQL protocol listening");
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(mcpsiem_query::pg::serve(engine.clone(), pg_listener, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })))
+        };
         tracing::info!(addr = %config.query.listen, lake = %config.lake.location, "query service listening");
         axum::serve(listener, app)
-            .with_graceful_shutdown(async {
+            .with_graceful_shutdown(async move {
                 crate::serve::shutdown_signal().await;
                 tracing::info!("stop requested; finishing running queries");
+                let _ = stop_tx.send(true);
             })
             .await
             .context("serving")?;
+        if let Some(pg) = pg {
+            let _ = pg.await;
+        }
+        engine.flush_audit().await;
         Ok(())
     })
 }
@@ -72,6 +93,7 @@ pub fn run_query(config: &Config, args: &QueryArgs<'_>) -> Result<()> {
         sql: sql.to_string(),
         range: TimeRange { start: parse(start, "start")?, end: parse(end, "end")? },
         limit,
+        ..QueryRequest::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {

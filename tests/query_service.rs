@@ -5,71 +5,10 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mcpsiem::generate::{GenOptions, Generator, Scenario};
-use mcpsiem_event::lake::{Lake, Table};
-use mcpsiem_event::{EventColumns, Timestamp};
-use mcpsiem_ingest::parquet_file::{ParquetSettings, split_by_hour};
-use mcpsiem_query::{ApiKey, QueryConfig, QueryEngine, Role};
+use mcpsiem_query::QueryConfig;
+use support::query_lake::{ADMIN, ANALYST, EVENTS, config, lake, serve};
 
-const ANALYST: &str = "analyst-key";
-const ADMIN: &str = "admin-key";
-const EVENTS: u64 = 3000;
-
-/// A lake of generated events written the way the ingester lays them out.
-fn lake(dir: &std::path::Path) -> Lake {
-    let lake = Lake::open(dir.to_str().unwrap()).unwrap();
-    let options = GenOptions {
-        events: EVENTS,
-        seed: 5,
-        start: Timestamp::parse("2026-11-02T00:00:00Z").unwrap(),
-        days: 1,
-        attacks: Scenario::ALL.to_vec(),
-        ..GenOptions::default()
-    };
-    let mut columns = EventColumns::with_capacity(EVENTS as usize);
-    for event in Generator::new(options) {
-        columns.append(&event);
-    }
-    let batch = columns.finish();
-    let settings = ParquetSettings { zstd_level: 3, row_group_rows: 1000 };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    for (i, (hour, part)) in split_by_hour(Table::Events, &batch).unwrap().into_iter().enumerate() {
-        let bytes = settings.encode(Table::Events, std::slice::from_ref(&part)).unwrap();
-        let path = object_store::path::Path::from(format!("{}/test-{i}.parquet", hour.path(Table::Events)));
-        runtime.block_on(lake.put(&path, bytes)).unwrap();
-    }
-    lake
-}
-
-fn config() -> QueryConfig {
-    QueryConfig {
-        api_keys: vec![
-            ApiKey { name: "ana".into(), sha256: mcpsiem_query::auth::hash_key(ANALYST), role: Role::Analyst },
-            ApiKey { name: "root".into(), sha256: mcpsiem_query::auth::hash_key(ADMIN), role: Role::Admin },
-        ],
-        timeout_seconds: 2,
-        memory_limit_bytes: 64 << 20,
-        max_rows: 500,
-        max_concurrent: 4,
-        queue_seconds: 20,
-        ..QueryConfig::default()
-    }
-}
-
-/// A server on a free port, on its own runtime thread.
-fn serve(lake: Lake, config: QueryConfig) -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            let app = mcpsiem_query::http::router(QueryEngine::new(lake, config), None);
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    rx.recv().unwrap()
-}
+mod support;
 
 /// A minimal HTTP/1.1 exchange: status and body.
 fn request(addr: SocketAddr, method: &str, path: &str, key: Option<&str>, body: &str) -> (u16, Vec<u8>) {

@@ -11,6 +11,9 @@ use crate::auth::ApiKey;
 pub struct QueryConfig {
     /// HTTP API and `/metrics`.
     pub listen: String,
+    /// PostgreSQL wire protocol (psql, DBeaver, Grafana, Metabase); empty: off. The password
+    /// is an API key, as on the HTTP API.
+    pub pg_listen: String,
     /// API keys, stored as SHA-256 hashes (`mcpsiem keys hash`), each with a role.
     pub api_keys: Vec<ApiKey>,
     /// A query running longer is cancelled with a clear error.
@@ -29,6 +32,7 @@ impl Default for QueryConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:9480".into(),
+            pg_listen: "127.0.0.1:9432".into(),
             api_keys: Vec::new(),
             timeout_seconds: 60,
             memory_limit_bytes: 1 << 30,

@@ -7,13 +7,18 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ParamValues;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement;
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use futures::{Stream, StreamExt};
 use mcpsiem_event::lake::Lake;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -24,6 +29,17 @@ use crate::auth::Caller;
 use crate::config::QueryConfig;
 use crate::tables::{FileRead, LAKE_URL, TimeRange, register_lake_tables};
 
+/// Which SQL the query is written in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dialect {
+    /// DataFusion's SQL (HTTP API and CLI).
+    #[default]
+    DataFusion,
+    /// PostgreSQL as clients such as psql, DBeaver and Grafana send it: parsed with the
+    /// PostgreSQL dialect, with their catalog queries rewritten, and `pg_catalog` present.
+    Postgres,
+}
+
 /// One query as asked.
 #[derive(Clone, Debug, Default)]
 pub struct QueryRequest {
@@ -31,6 +47,17 @@ pub struct QueryRequest {
     pub range: TimeRange,
     /// At most this many rows (never more than `query.max_rows`).
     pub limit: Option<usize>,
+    /// Values for `$1`, `$2`… (prepared statements of the PostgreSQL protocol).
+    pub params: Option<ParamValues>,
+    pub dialect: Dialect,
+}
+
+/// What a statement returns and the parameters it takes, known without running it.
+#[derive(Clone, Debug)]
+pub struct Described {
+    pub schema: SchemaRef,
+    /// The type of `$1`, `$2`… in order, where the planner could infer it.
+    pub params: Vec<Option<DataType>>,
 }
 
 /// Everything needed to run queries over one lake.
@@ -43,6 +70,8 @@ pub struct QueryEngine {
     /// File statistics and Parquet footers/page indexes, shared by every query (each query
     /// has its own runtime for its own memory pool, so the caches are handed to each).
     caches: CacheManagerConfig,
+    /// Parses PostgreSQL clients' SQL (built once: it tokenizes its rewrite patterns).
+    pg_parser: Arc<PostgresCompatibilityParser>,
 }
 
 /// A running query's answer: the schema now, the rows as they come.
@@ -62,7 +91,7 @@ impl QueryEngine {
         let caches = CacheManagerConfig::default()
             .with_file_statistics_cache(shared.cache_manager.get_file_statistic_cache())
             .with_file_metadata_cache(Some(shared.cache_manager.get_file_metadata_cache()));
-        Self { lake, config, slots, audit, caches }
+        Self { lake, config, slots, audit, caches, pg_parser: Arc::new(PostgresCompatibilityParser::new()) }
     }
 
     pub fn lake(&self) -> &Lake {
@@ -84,6 +113,7 @@ impl QueryEngine {
         &self,
         range: TimeRange,
         include_audit: bool,
+        dialect: Dialect,
     ) -> Result<(SessionContext, Vec<FileRead>), QueryError> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(self.config.memory_limit_bytes)))
@@ -96,6 +126,10 @@ impl QueryEngine {
         let files = register_lake_tables(&ctx, &self.lake, range).await?;
         if include_audit {
             self.audit.register(&ctx).await?;
+        }
+        if dialect == Dialect::Postgres {
+            datafusion_pg_catalog::setup_pg_catalog(&ctx, "datafusion", EmptyContextProvider)
+                .map_err(|e| QueryError::from(*e))?;
         }
         Ok((ctx, files))
     }
@@ -141,19 +175,90 @@ impl QueryEngine {
         Ok(QueryAnswer { schema, stream, files })
     }
 
+    /// The result schema and parameter types of `request`, without running it (the
+    /// PostgreSQL protocol's Describe). Not audited: it reads no rows.
+    pub async fn describe(&self, caller: &Caller, request: &QueryRequest) -> Result<Described, QueryError> {
+        let (ctx, _) = self.session(request.range, caller.role >= crate::auth::Role::Admin, request.dialect).await?;
+        let plan = self.logical_plan(&ctx, request).await?;
+        let casts = placeholder_casts(&plan)?;
+        let mut params: Vec<(usize, Option<DataType>)> = plan
+            .get_parameter_types()?
+            .into_iter()
+            .filter_map(|(id, ty)| {
+                let ty = ty.or_else(|| casts.get(&id).cloned());
+                Some((id.strip_prefix('$')?.parse().ok()?, ty))
+            })
+            .collect();
+        params.sort_by_key(|(n, _)| *n);
+        Ok(Described {
+            schema: Arc::new(plan.schema().as_arrow().clone()),
+            params: params.into_iter().map(|(_, ty)| ty).collect(),
+        })
+    }
+
+    /// The checked (read-only) logical plan of `request` in `ctx`.
+    async fn logical_plan(&self, ctx: &SessionContext, request: &QueryRequest) -> Result<LogicalPlan, QueryError> {
+        let state = ctx.state();
+        let plan = match request.dialect {
+            Dialect::DataFusion => state.create_logical_plan(&request.sql).await?,
+            Dialect::Postgres => {
+                let mut statements =
+                    self.pg_parser.parse(&request.sql).map_err(|e| QueryError::Syntax(e.to_string()))?;
+                if statements.len() != 1 {
+                    return Err(QueryError::Plan(format!(
+                        "expected exactly one statement, found {}; send them one at a time",
+                        statements.len()
+                    )));
+                }
+                state.statement_to_plan(Statement::Statement(Box::new(statements.remove(0)))).await?
+            }
+        };
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)?;
+        Ok(plan)
+    }
+
     async fn plan(
         &self,
         caller: &Caller,
         request: &QueryRequest,
     ) -> Result<(SchemaRef, SendableRecordBatchStream, Vec<FileRead>), QueryError> {
         let include_audit = caller.role >= crate::auth::Role::Admin;
-        let (ctx, files) = self.session(request.range, include_audit).await?;
-        let read_only = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-        let frame = ctx.sql_with_options(&request.sql, read_only).await?;
+        let (ctx, files) = self.session(request.range, include_audit, request.dialect).await?;
+        let plan = self.logical_plan(&ctx, request).await?;
+        let mut frame = ctx.execute_logical_plan(plan).await?;
+        if let Some(params) = &request.params {
+            frame = frame.with_param_values(params.clone())?;
+        }
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
         let stream = frame.execute_stream().await?;
         Ok((schema, stream, files))
     }
+}
+
+/// The types placeholders are cast to (`$1::BIGINT`), which the planner does not count as
+/// their type; drivers need one to send the value.
+fn placeholder_casts(plan: &LogicalPlan) -> Result<std::collections::HashMap<String, DataType>, QueryError> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::Expr;
+    let mut casts = std::collections::HashMap::new();
+    plan.apply_with_subqueries(|node| {
+        for expr in node.expressions() {
+            expr.apply(|e| {
+                if let Expr::Cast(cast) = e
+                    && let Expr::Placeholder(placeholder) = cast.expr.as_ref()
+                {
+                    casts.entry(placeholder.id.clone()).or_insert_with(|| cast.field.data_type().clone());
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(casts)
 }
 
 /// What happens when an answer ends: the audit record and the metrics.

@@ -96,7 +96,7 @@ pub fn request_for(caller: &Caller, body: &QueryBody) -> Result<QueryRequest, Qu
         return Err(QueryError::Forbidden("the audit_log table is readable by the admin role only".into()));
     }
     let range = TimeRange { start: time(body.start.as_deref(), "start")?, end: time(body.end.as_deref(), "end")? };
-    Ok(QueryRequest { sql: body.sql.clone(), range, limit: body.limit })
+    Ok(QueryRequest { sql: body.sql.clone(), range, limit: body.limit, ..QueryRequest::default() })
 }
 
 async fn query(

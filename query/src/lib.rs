@@ -7,11 +7,12 @@ pub mod engine;
 pub mod error;
 pub mod format;
 pub mod http;
+pub mod pg;
 pub mod tables;
 
 pub use auth::{ApiKey, Caller, Role};
 pub use config::QueryConfig;
-pub use engine::{QueryAnswer, QueryEngine, QueryRequest};
+pub use engine::{Described, Dialect, QueryAnswer, QueryEngine, QueryRequest};
 pub use error::QueryError;
 pub use format::Format;
 pub use tables::TimeRange;

@@ -4,10 +4,15 @@
 
 use std::sync::Arc;
 
+use std::borrow::Cow;
+
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionContext, col, lit};
 use datafusion::scalar::ScalarValue;
 use mcpsiem_event::Timestamp;
@@ -64,7 +69,7 @@ pub async fn register_lake_tables(
         let snapshot = Snapshot::load(lake, table).await.map_err(|e| QueryError::Lake(e.to_string()))?;
         let files: Vec<_> =
             snapshot.files.into_iter().filter(|f| f.hour.is_none_or(|hour| range.holds_hour(hour))).collect();
-        let provider: Arc<dyn datafusion::catalog::TableProvider> = if files.is_empty() {
+        let provider: Arc<dyn TableProvider> = if files.is_empty() {
             Arc::new(MemTable::try_new(schema.clone(), vec![vec![]])?)
         } else {
             let urls = files
@@ -89,7 +94,44 @@ pub async fn register_lake_tables(
         if let Some(end) = range.end {
             frame = frame.filter(col(time_column).lt(lit(micros(end))))?;
         }
-        ctx.register_table(table.name(), frame.into_view())?;
+        ctx.register_table(table.name(), Arc::new(LakeTable(frame.into_view())))?;
     }
     Ok(read)
+}
+
+/// A lake table as clients see it: the time-filtered view of its files, reported as a base
+/// table so that catalog browsers (psql's `\dt`, DBeaver, Grafana) list it as one.
+#[derive(Debug)]
+pub struct LakeTable(pub Arc<dyn TableProvider>);
+
+#[async_trait::async_trait]
+impl TableProvider for LakeTable {
+    fn schema(&self) -> SchemaRef {
+        self.0.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn get_logical_plan(&self) -> Option<Cow<'_, LogicalPlan>> {
+        self.0.get_logical_plan()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        self.0.scan(state, projection, filters, limit).await
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        self.0.supports_filters_pushdown(filters)
+    }
 }

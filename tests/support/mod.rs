@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests: a real Tansu broker per test and topic set-up.
 #![allow(dead_code)]
 
+pub mod query_lake;
+
 use mcpsiem::broker::TansuBroker;
 use mcpsiem_event::kafka::KafkaConfig;
 
