@@ -55,7 +55,7 @@ fn split(sql: &str) -> Result<Vec<Piece>, QueryError> {
             Ok(match classify(&statement)? {
                 Some(command) => Piece::Session(command),
                 // One statement keeps the client's own text, for the audit log.
-                None if single => Piece::Query(sql.trim().trim_end_matches(';').to_string()),
+                None if single => Piece::Query(sql.trim().trim_end_matches(';').trim_end().to_string()),
                 None => Piece::Query(statement.to_string()),
             })
         })
