@@ -25,7 +25,7 @@ pub fn run_serve(config: &Config) -> Result<()> {
                 "query.api_keys is empty: every request will be refused; create one with `mcpsiem apikey create`"
             );
         }
-        let engine = QueryEngine::new(lake, config.query.clone());
+        let engine = QueryEngine::new(lake, config.query.clone()).with_approved_servers(approved_servers(config));
         let render: mcpsiem_query::http::MetricsRender = Arc::new(move || handle.render());
         let app = mcpsiem_query::http::router(engine.clone(), Some(render));
         let listener = tokio::net::TcpListener::bind(&config.query.listen).await.with_context(|| {
@@ -64,6 +64,11 @@ pub fn run_serve(config: &Config) -> Result<()> {
     })
 }
 
+/// The approved MCP servers of `[detect.lists]`, which the inventory views compare with.
+fn approved_servers(config: &Config) -> Vec<String> {
+    config.detect.lists.get("approved_servers").cloned().unwrap_or_default()
+}
+
 /// How `mcpsiem query` prints rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -98,7 +103,7 @@ pub fn run_query(config: &Config, args: &QueryArgs<'_>) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let lake = Lake::open(&config.lake.location)?;
-        let engine = QueryEngine::new(lake, config.query.clone());
+        let engine = QueryEngine::new(lake, config.query.clone()).with_approved_servers(approved_servers(config));
         let caller = Caller { name: format!("cli:{}", whoami()), role: Role::Admin };
         let answer = match engine.run(&caller, request).await {
             Ok(answer) => answer,

@@ -72,6 +72,8 @@ pub struct QueryEngine {
     caches: CacheManagerConfig,
     /// Parses PostgreSQL clients' SQL (built once: it tokenizes its rewrite patterns).
     pg_parser: Arc<PostgresCompatibilityParser>,
+    /// The approved MCP servers (`[detect.lists] approved_servers`), for the inventory views.
+    approved_servers: Arc<Vec<String>>,
 }
 
 /// A running query's answer: the schema now, the rows as they come.
@@ -91,7 +93,21 @@ impl QueryEngine {
         let caches = CacheManagerConfig::default()
             .with_file_statistics_cache(shared.cache_manager.get_file_statistic_cache())
             .with_file_metadata_cache(Some(shared.cache_manager.get_file_metadata_cache()));
-        Self { lake, config, slots, audit, caches, pg_parser: Arc::new(PostgresCompatibilityParser::new()) }
+        Self {
+            lake,
+            config,
+            slots,
+            audit,
+            caches,
+            pg_parser: Arc::new(PostgresCompatibilityParser::new()),
+            approved_servers: Arc::default(),
+        }
+    }
+
+    /// Sets the approved MCP servers the inventory views compare against.
+    pub fn with_approved_servers(mut self, servers: Vec<String>) -> Self {
+        self.approved_servers = Arc::new(servers);
+        self
     }
 
     pub fn lake(&self) -> &Lake {
@@ -111,9 +127,8 @@ impl QueryEngine {
     /// others), the lake's object store, and the tables for `range`.
     async fn session(
         &self,
-        range: TimeRange,
+        request: &QueryRequest,
         include_audit: bool,
-        dialect: Dialect,
     ) -> Result<(SessionContext, Vec<FileRead>), QueryError> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(self.config.memory_limit_bytes)))
@@ -123,11 +138,12 @@ impl QueryEngine {
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         let url = url::Url::parse(LAKE_URL).expect("a valid URL");
         ctx.register_object_store(&url, self.lake.store().clone());
-        let files = register_lake_tables(&ctx, &self.lake, range).await?;
+        let files = register_lake_tables(&ctx, &self.lake, request.range).await?;
         if include_audit {
             self.audit.register(&ctx).await?;
         }
-        if dialect == Dialect::Postgres {
+        crate::views::register_views(&ctx, &request.sql, &self.approved_servers).await?;
+        if request.dialect == Dialect::Postgres {
             datafusion_pg_catalog::setup_pg_catalog(&ctx, "datafusion", EmptyContextProvider)
                 .map_err(|e| QueryError::from(*e))?;
         }
@@ -178,7 +194,7 @@ impl QueryEngine {
     /// The result schema and parameter types of `request`, without running it (the
     /// PostgreSQL protocol's Describe). Not audited: it reads no rows.
     pub async fn describe(&self, caller: &Caller, request: &QueryRequest) -> Result<Described, QueryError> {
-        let (ctx, _) = self.session(request.range, caller.role >= crate::auth::Role::Admin, request.dialect).await?;
+        let (ctx, _) = self.session(request, caller.role >= crate::auth::Role::Admin).await?;
         let plan = self.logical_plan(&ctx, request).await?;
         let casts = placeholder_casts(&plan)?;
         let mut params: Vec<(usize, Option<DataType>)> = plan
@@ -227,7 +243,7 @@ impl QueryEngine {
         request: &QueryRequest,
     ) -> Result<(SchemaRef, SendableRecordBatchStream, Vec<FileRead>), QueryError> {
         let include_audit = caller.role >= crate::auth::Role::Admin;
-        let (ctx, files) = self.session(request.range, include_audit, request.dialect).await?;
+        let (ctx, files) = self.session(request, include_audit).await?;
         let plan = self.logical_plan(&ctx, request).await?;
         let mut frame = ctx.execute_logical_plan(plan).await?;
         if let Some(params) = &request.params {

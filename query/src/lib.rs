@@ -9,6 +9,7 @@ pub mod format;
 pub mod http;
 pub mod pg;
 pub mod tables;
+pub mod views;
 
 pub use auth::{ApiKey, Caller, Role};
 pub use config::QueryConfig;
