@@ -8,6 +8,7 @@ pub mod bench_detect;
 pub mod bench_ingest;
 pub mod bench_latency;
 pub mod bench_noise;
+pub mod bench_query;
 pub mod bench_rsigma;
 pub mod broker;
 pub mod config;

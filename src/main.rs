@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Args, Parser, Subcommand};
 use mcpsiem::config::{Config, LogFormat};
 use mcpsiem::generate::{GenOptions, Generator, Scenario};
@@ -152,6 +155,24 @@ enum ConfigCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Forensic queries on a generated lake through the query engine and through DuckDB.
+    Query {
+        #[arg(long, default_value_t = 20_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+        /// Where the generated lake is kept (and reused by the next run with the same size).
+        #[arg(long, default_value = "data/bench-query")]
+        dir: std::path::PathBuf,
+        /// Only these queries (comma-separated names).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Decoder throughput against serde_json::Value parsing of the same NDJSON.
     Decode {
         #[arg(long, default_value_t = 200_000)]
@@ -382,6 +403,16 @@ fn run(cli: Cli) -> Result<()> {
             let mut lists = config.detect.lists.clone();
             lists.entry("approved_servers".into()).or_insert_with(mcpsiem::generate::approved_server_names);
             let report = mcpsiem::bench_latency::latency_bench(&config.detect.rules, &lists, rate.max(1), seconds)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Query { events, days, runs, dir, only, json }) => {
+            let options = mcpsiem::bench_query::QueryBenchOptions { events, days, runs, dir, only };
+            let report = mcpsiem::bench_query::query_bench(&options)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

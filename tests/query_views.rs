@@ -47,7 +47,10 @@ fn forensic_views_answer_the_incident_questions() {
     .unwrap();
 
     // One alert on the two first tool calls, stored as the ingester stores alerts.
-    let first = query(&config, "SELECT event_id, event_time FROM events WHERE mcp_method_name = 'tools/call' ORDER BY event_time, event_id LIMIT 2");
+    let first = query(
+        &config,
+        "SELECT event_id, event_time FROM events WHERE mcp_method_name = 'tools/call' ORDER BY event_time, event_id LIMIT 2",
+    );
     let ids: Vec<String> = first.iter().map(|r| r["event_id"].as_str().unwrap().to_string()).collect();
     let time = Timestamp::parse(first[1]["event_time"].as_str().unwrap()).unwrap();
     let alert = Alert {
@@ -97,10 +100,8 @@ fn forensic_views_answer_the_incident_questions() {
 
     // Tool chains: one row per session that called tools, in call order.
     let chains = query(&config, "SELECT count(*) AS n, max(calls) AS most FROM session_tool_chains");
-    let sessions = query(
-        &config,
-        "SELECT count(DISTINCT mcp_session_id) AS n FROM events WHERE mcp_method_name = 'tools/call'",
-    );
+    let sessions =
+        query(&config, "SELECT count(DISTINCT mcp_session_id) AS n FROM events WHERE mcp_method_name = 'tools/call'");
     assert_eq!(number(&chains[0], "n"), number(&sessions[0], "n"));
     let longest = query(&config, "SELECT chain, calls FROM session_tool_chains ORDER BY calls DESC LIMIT 1");
     let chain = longest[0]["chain"].as_str().unwrap();

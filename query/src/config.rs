@@ -26,6 +26,9 @@ pub struct QueryConfig {
     /// Queries running at once; more wait up to `queue_seconds`, then get 503.
     pub max_concurrent: usize,
     pub queue_seconds: u64,
+    /// Memory for the Parquet footers and page indexes of lake files, and again for their
+    /// statistics, kept across queries. Too small, and every query parses every footer again.
+    pub metadata_cache_bytes: usize,
 }
 
 impl Default for QueryConfig {
@@ -39,6 +42,7 @@ impl Default for QueryConfig {
             max_rows: 1_000_000,
             max_concurrent: 8,
             queue_seconds: 10,
+            metadata_cache_bytes: 512 << 20,
         }
     }
 }

@@ -89,8 +89,14 @@ impl QueryEngine {
         let audit = AuditLog::new(lake.clone());
         // Lake files never change once published (compaction writes new ones), so their
         // statistics and footers can be cached for the life of the service.
-        let shared = RuntimeEnvBuilder::new().build().expect("a default runtime builds");
-        let caches = CacheManagerConfig::default()
+        // Every runtime built from `caches` resets the shared caches' limits to its own, so
+        // the limits go into `caches` as well.
+        let limits = CacheManagerConfig::default()
+            .with_metadata_cache_limit(config.metadata_cache_bytes)
+            .with_file_statistics_cache_limit(config.metadata_cache_bytes);
+        let shared =
+            RuntimeEnvBuilder::new().with_cache_manager(limits.clone()).build().expect("a default runtime builds");
+        let caches = limits
             .with_file_statistics_cache(shared.cache_manager.get_file_statistic_cache())
             .with_file_metadata_cache(Some(shared.cache_manager.get_file_metadata_cache()));
         Self {
@@ -134,7 +140,7 @@ impl QueryEngine {
             .with_memory_pool(Arc::new(FairSpillPool::new(self.config.memory_limit_bytes)))
             .with_cache_manager(self.caches.clone())
             .build_arc()?;
-        let config = SessionConfig::new().with_information_schema(true).with_target_partitions(2);
+        let config = session_config()?;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         let url = url::Url::parse(LAKE_URL).expect("a valid URL");
         ctx.register_object_store(&url, self.lake.store().clone());
@@ -253,6 +259,30 @@ impl QueryEngine {
         let stream = frame.execute_stream().await?;
         Ok((schema, stream, files))
     }
+}
+
+/// DataFusion's settings for every query: filters evaluated while decoding Parquet (a needle
+/// decodes the other columns only for the rows that match), no plan-time statistics, then any `DATAFUSION_*`
+/// environment variables an operator sets to tune the engine (clients cannot `SET` them).
+fn session_config() -> Result<SessionConfig, QueryError> {
+    let mut config = SessionConfig::new().with_information_schema(true);
+    // Plan-time file statistics cost more than they give on an hour-partitioned lake: every
+    // query would convert every file's footer again, and the scan prunes by row group anyway
+    // (measured: median forensic query 1.67x DuckDB's time without, 2.02x with).
+    config.options_mut().execution.collect_statistics = false;
+    let parquet = &mut config.options_mut().execution.parquet;
+    parquet.pushdown_filters = true;
+    parquet.reorder_filters = true;
+    let from_env = datafusion::config::ConfigOptions::from_env()?;
+    for entry in from_env.entries() {
+        let variable = entry.key.replace('.', "_").to_uppercase();
+        if std::env::var_os(&variable).is_some()
+            && let Some(value) = entry.value
+        {
+            config.options_mut().set(&entry.key, &value)?;
+        }
+    }
+    Ok(config.with_information_schema(true))
 }
 
 /// The types placeholders are cast to (`$1::BIGINT`), which the planner does not count as
@@ -379,5 +409,49 @@ impl Stream for LimitedStream {
                 Poll::Ready(Some(Ok(batch)))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+
+    async fn audit_outcomes(engine: &QueryEngine, admin: &Caller) -> Vec<String> {
+        engine.flush_audit().await;
+        let request = QueryRequest {
+            sql: "SELECT outcome FROM audit_log WHERE caller = 'ana' ORDER BY audit_time".into(),
+            ..QueryRequest::default()
+        };
+        let mut answer = engine.run(admin, request).await.unwrap();
+        let mut outcomes = Vec::new();
+        while let Some(batch) = answer.stream.next().await {
+            let batch = batch.unwrap();
+            let column = datafusion::arrow::array::AsArray::as_string::<i32>(batch.column(0));
+            outcomes.extend(column.iter().map(|v| v.unwrap_or_default().to_string()));
+        }
+        outcomes
+    }
+
+    #[tokio::test]
+    async fn an_answer_dropped_before_its_end_is_audited_as_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let engine = QueryEngine::new(lake, QueryConfig::default());
+        let analyst = Caller { name: "ana".into(), role: Role::Analyst };
+        let admin = Caller { name: "root".into(), role: Role::Admin };
+
+        let request =
+            QueryRequest { sql: "SELECT value FROM generate_series(1, 100000000)".into(), ..QueryRequest::default() };
+        let mut answer = engine.run(&analyst, request).await.unwrap();
+        assert!(answer.stream.next().await.unwrap().unwrap().num_rows() > 0);
+        drop(answer);
+
+        let request = QueryRequest { sql: "SELECT 1".into(), ..QueryRequest::default() };
+        let mut answer = engine.run(&analyst, request).await.unwrap();
+        while answer.stream.next().await.is_some() {}
+        drop(answer);
+
+        assert_eq!(audit_outcomes(&engine, &admin).await, ["cancelled", "ok"]);
     }
 }
