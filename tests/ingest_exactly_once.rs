@@ -69,8 +69,11 @@ fn killed_ingesters_and_a_broker_restart_lose_and_double_nothing() {
     let fixture = support::LakeFixture::new(&kafka, "");
     let log = fixture.dir.path().join("ingest.log");
 
-    // Produce in the background, in bursts, so kills land while records keep arriving.
+    // Produce in the background, one burst per round, so every ingester has records to
+    // commit (a planted crash point after the third commit needs them) and kills land while
+    // records keep arriving. Once the rounds are over, the rest goes without waiting.
     let (ids_tx, ids_rx) = mpsc::channel::<HashSet<String>>();
+    let (burst_tx, burst_rx) = mpsc::channel::<()>();
     let producer_kafka = kafka.clone();
     let producer = std::thread::spawn(move || {
         // Nine days ending a day ago: many hour partitions, all inside the ingester's bounds.
@@ -80,6 +83,9 @@ fn killed_ingesters_and_a_broker_restart_lose_and_double_nothing() {
         let mut ids = HashSet::new();
         let mut payload = Vec::new();
         for (i, event) in Generator::new(options).enumerate() {
+            if i % 20_000 == 0 {
+                let _ = burst_rx.recv();
+            }
             if event.time > Timestamp::now() {
                 continue; // the generator's day runs past now; keep events the ingester accepts
             }
@@ -90,9 +96,6 @@ fn killed_ingesters_and_a_broker_restart_lose_and_double_nothing() {
                 std::thread::sleep(Duration::from_millis(50));
             }
             ids.insert(event.id.to_string());
-            if i % 20_000 == 19_999 {
-                std::thread::sleep(Duration::from_millis(1500));
-            }
         }
         let report = producer.flush(Duration::from_secs(180)).expect("flushed");
         assert_eq!(report.delivered as usize, ids.len(), "every produced event was acknowledged");
@@ -105,6 +108,7 @@ fn killed_ingesters_and_a_broker_restart_lose_and_double_nothing() {
     let mut kills = Vec::new();
     let mut assignments = 0;
     for round in 0..10 {
+        let _ = burst_tx.send(());
         if round % 2 == 0 {
             let mut child = spawn_ingester(&fixture, None, &log);
             assignments = wait_for_assignment(&log, assignments);
@@ -125,6 +129,7 @@ fn killed_ingesters_and_a_broker_restart_lose_and_double_nothing() {
         }
     }
     eprintln!("{}", kills.join("\n"));
+    drop(burst_tx);
 
     let produced = ids_rx.recv_timeout(Duration::from_secs(600)).expect("the producer finished");
     producer.join().unwrap();
