@@ -51,7 +51,11 @@ fn live_detection_alerts_every_scenario_and_replay_agrees() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(support::create_topic(&kafka, &kafka.events_topic, kafka.partitions));
 
-    let start = Timestamp::from_micros(Timestamp::now().as_micros() - 3 * 86_400_000_000);
+    // From midnight three days ago: the same simulated days whatever the time of day the
+    // test runs (a start at, say, 08:00 moved the night-time attack past the generated
+    // period's end, and the run lost it), and every event in the past.
+    const DAY_US: i64 = 86_400_000_000;
+    let start = Timestamp::from_micros((Timestamp::now().as_micros() / DAY_US - 3) * DAY_US);
     let options = GenOptions {
         events: 20_000,
         seed: 901,
