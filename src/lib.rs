@@ -11,6 +11,7 @@ pub mod bench_noise;
 pub mod bench_query;
 pub mod bench_rsigma;
 pub mod broker;
+pub mod collect;
 pub mod config;
 pub mod detect_cmd;
 pub mod generate;

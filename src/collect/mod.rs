@@ -1,0 +1,3 @@
+//! Collectors: MCP traffic into audit events, shipped to Kafka without loss.
+
+pub mod spool;
