@@ -130,6 +130,11 @@ impl Spool {
         self.pending() == 0
     }
 
+    /// The sequence number of the first record not yet acknowledged.
+    pub fn first_pending(&self) -> u64 {
+        self.cursor
+    }
+
     /// The sequence number the next appended record gets.
     fn end(&self) -> u64 {
         self.segments.last().map_or(self.cursor, |s| s.first_seq + s.records)

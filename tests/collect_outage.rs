@@ -1,0 +1,89 @@
+//! The collectors' shipper through a broker outage of more than 20 s: events keep arriving,
+//! spill to the disk spool while Kafka is away, and afterwards every event is in Kafka
+//! exactly once.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use mcpsiem::collect::shipper::{Shipper, ShipperSettings};
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+mod support;
+
+#[test]
+fn events_sent_while_the_broker_is_down_arrive_exactly_once() {
+    let mut broker = support::TestBroker::start();
+    let kafka = broker.kafka_config("outage");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(support::create_topic(&kafka, &kafka.events_topic, 3));
+    let spool = tempfile::tempdir().unwrap();
+    let settings =
+        ShipperSettings { spool_dir: spool.path().to_path_buf(), spool_max_bytes: 64 << 20, queue_max_kbytes: 64 };
+    let shipper = Shipper::start(&kafka, &settings).unwrap();
+
+    let mut sent = 0u64;
+    let mut send = |n: u64| {
+        for _ in 0..n {
+            let session = format!("session-{}", sent % 17);
+            let payload =
+                format!(r#"{{"event.id":"{sent:08}","mcp.session.id":"{session}","pad":"{}"}}"#, "x".repeat(200));
+            shipper.send(Some(&session), payload.as_bytes()).unwrap();
+            sent += 1;
+        }
+    };
+    send(2_000);
+    broker.broker.stop();
+    // Events keep arriving for 22 s while Kafka is away.
+    let outage = Instant::now();
+    while outage.elapsed() < Duration::from_secs(22) {
+        send(200);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let spooled = shipper.spooled();
+    assert!(spooled > 0, "nothing was spooled during the outage");
+    broker.broker.restart().unwrap();
+    send(2_000);
+    let left = shipper.close(Duration::from_secs(180)).unwrap();
+    assert_eq!(left, 0, "the spool did not drain");
+    let (delivered, failed) = shipper.delivered();
+    assert_eq!(failed, 0);
+    assert_eq!(delivered, sent, "{spooled} were spooled at the end of the outage");
+
+    let consumer: BaseConsumer = kafka
+        .client_config()
+        .set("group.id", "test-outage-reader")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&kafka.events_topic]).unwrap();
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    let mut order: HashMap<String, String> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut total = 0u64;
+    while total < sent && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            let value: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
+            let id = value["event.id"].as_str().unwrap().to_string();
+            let session = value["mcp.session.id"].as_str().unwrap().to_string();
+            // One session's events stay in order, across the switch to the spool and back.
+            if let Some(previous) = order.insert(session.clone(), id.clone()) {
+                assert!(previous < id, "{session}: {id} after {previous}");
+            }
+            *seen.entry(id).or_default() += 1;
+            total += 1;
+        }
+    }
+    // A little longer, to see any duplicate arrive.
+    let settle = Instant::now();
+    while settle.elapsed() < Duration::from_secs(3) {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            let value: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
+            *seen.entry(value["event.id"].as_str().unwrap().to_string()).or_default() += 1;
+        }
+    }
+    let doubled = seen.values().filter(|n| **n > 1).count();
+    assert_eq!(seen.len() as u64, sent, "{} of {sent} events arrived", seen.len());
+    assert_eq!(doubled, 0, "{doubled} events arrived twice");
+}
