@@ -177,9 +177,9 @@ impl Shipper {
         if !state.spooling {
             return Ok(());
         }
-        let records = state.spool.read(DRAIN_BATCH)?;
         let unsent = state.next_to_send;
-        for record in records.into_iter().filter(|r| r.seq >= unsent) {
+        let records = state.spool.read_from(unsent, DRAIN_BATCH)?;
+        for record in records {
             let mut out = BaseRecord::with_opaque_to(&self.topic, Box::new(Origin::Spool(record.seq)))
                 .payload(&record.payload[..]);
             if let Some(key) = record.key.as_deref() {

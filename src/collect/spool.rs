@@ -8,7 +8,7 @@
 //! crash (a torn tail) is dropped when the spool opens; nothing before it is lost.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Segments roll at this size, so acknowledged ones can be deleted whole.
@@ -55,6 +55,20 @@ pub struct Spool {
     writer: Option<BufWriter<File>>,
     /// The next record to hand to Kafka.
     cursor: u64,
+    /// Where the last read stopped, so the next one can seek there.
+    read_position: Option<ReadPosition>,
+}
+
+/// The record `seq` starts at byte `offset` of the segment at `path`.
+struct ReadPosition {
+    path: PathBuf,
+    seq: u64,
+    offset: u64,
+}
+
+/// Bytes one record takes on disk.
+fn record_size(key: Option<&[u8]>, payload: &[u8]) -> u64 {
+    12 + key.map_or(0, |k| k.len() as u64) + payload.len() as u64
 }
 
 impl Spool {
@@ -107,7 +121,7 @@ impl Spool {
             }
             _ => saved.unwrap_or(0),
         };
-        let mut spool = Self { dir: dir.to_path_buf(), limit, segments, writer: None, cursor };
+        let mut spool = Self { dir: dir.to_path_buf(), limit, segments, writer: None, cursor, read_position: None };
         spool.delete_acknowledged()?;
         Ok(spool)
     }
@@ -144,7 +158,7 @@ impl Spool {
     pub fn append(&mut self, key: Option<&[u8]>, payload: &[u8]) -> Result<u64, SpoolError> {
         let key = key.unwrap_or_default();
         let body = 4 + key.len() as u64 + payload.len() as u64;
-        let size = 4 + body + 4;
+        let size = record_size(Some(key), payload);
         let used = self.used_bytes();
         if used + size > self.limit {
             metrics::counter!("mcpsiem_collect_spool_refused_total").increment(1);
@@ -205,27 +219,42 @@ impl Spool {
 
     /// Up to `max` records from the cursor on, in order (the cursor does not move).
     pub fn read(&mut self, max: usize) -> Result<Vec<SpooledRecord>, SpoolError> {
+        self.read_from(self.cursor, max)
+    }
+
+    /// Up to `max` records from `from` on (not before the cursor), in order. Reading on from
+    /// where the previous read stopped seeks straight there instead of scanning the segment.
+    pub fn read_from(&mut self, from: u64, max: usize) -> Result<Vec<SpooledRecord>, SpoolError> {
         self.flush()?;
+        let from = from.max(self.cursor);
         let mut out = Vec::new();
-        for segment in &self.segments {
+        for index in 0..self.segments.len() {
+            let segment = self.segments[index].clone();
             let end = segment.first_seq + segment.records;
-            if end <= self.cursor || out.len() >= max {
+            if end <= from || out.len() >= max {
                 continue;
             }
-            let file = File::open(&segment.path).map_err(|e| self.io_error(e))?;
-            let mut reader = BufReader::new(file);
+            let mut file = File::open(&segment.path).map_err(|e| self.io_error(e))?;
             let mut seq = segment.first_seq;
+            if let Some(position) = self.read_position.as_ref().filter(|p| p.path == segment.path && p.seq <= from) {
+                seq = position.seq;
+                file.seek(SeekFrom::Start(position.offset)).map_err(|e| self.io_error(e))?;
+            }
+            let mut reader = BufReader::new(file);
+            let mut offset = reader.stream_position().map_err(|e| self.io_error(e))?;
             while seq < end && out.len() < max {
-                let record =
+                let (key, payload) =
                     read_record(&mut reader).map_err(|e| self.io_error(e))?.ok_or_else(|| SpoolError::Damaged {
                         dir: self.dir.display().to_string(),
                         detail: format!("{} ends before record {seq}", segment.path.display()),
                     })?;
-                if seq >= self.cursor {
-                    out.push(SpooledRecord { seq, key: record.0, payload: record.1 });
+                offset += record_size(key.as_deref(), &payload);
+                if seq >= from {
+                    out.push(SpooledRecord { seq, key, payload });
                 }
                 seq += 1;
             }
+            self.read_position = Some(ReadPosition { path: segment.path.clone(), seq, offset });
         }
         Ok(out)
     }
@@ -313,7 +342,7 @@ fn scan(path: &Path, truncate_tail: bool) -> io::Result<(u64, u64)> {
     let (mut records, mut valid) = (0u64, 0u64);
     while let Some((key, payload)) = read_record(&mut reader)? {
         records += 1;
-        valid += 12 + key.map_or(0, |k| k.len() as u64) + payload.len() as u64;
+        valid += record_size(key.as_deref(), &payload);
     }
     let length = fs::metadata(path)?.len();
     if valid < length && truncate_tail {
@@ -368,6 +397,23 @@ mod tests {
         drop(spool);
         let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(payloads(&spool.read(10).unwrap()), ["later"]);
+    }
+
+    #[test]
+    fn reading_on_from_the_last_read_gives_the_next_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        for i in 0..10 {
+            spool.append(if i % 2 == 0 { Some(b"k") } else { None }, format!("event {i}").as_bytes()).unwrap();
+        }
+        assert_eq!(payloads(&spool.read_from(0, 4).unwrap()), ["event 0", "event 1", "event 2", "event 3"]);
+        assert_eq!(payloads(&spool.read_from(4, 3).unwrap()), ["event 4", "event 5", "event 6"]);
+        // Earlier than where the last read stopped: scanned again from the segment's start.
+        assert_eq!(payloads(&spool.read_from(2, 2).unwrap()), ["event 2", "event 3"]);
+        spool.append(None, b"event 10").unwrap();
+        assert_eq!(payloads(&spool.read_from(8, 10).unwrap()), ["event 8", "event 9", "event 10"]);
+        spool.acknowledge(9).unwrap();
+        assert_eq!(payloads(&spool.read_from(0, 10).unwrap()), ["event 9", "event 10"]);
     }
 
     #[test]
