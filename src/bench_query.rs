@@ -206,17 +206,15 @@ fn prepare_lake(options: &QueryBenchOptions, runtime: &tokio::runtime::Runtime) 
     let progress = crate::progress::counter(options.events, "events");
     let mut columns = EventColumns::with_capacity(CHUNK_EVENTS);
     let mut chunk = 0usize;
-    let mut files = 0usize;
     let mut attack_groups: BTreeMap<(String, String), (Vec<String>, Timestamp, Timestamp)> = BTreeMap::new();
     let mut picks: Option<(String, String, String, Timestamp)> = None;
-    let write = |columns: &mut EventColumns, chunk: &mut usize, files: &mut usize| -> Result<()> {
+    let write = |columns: &mut EventColumns, chunk: &mut usize| -> Result<()> {
         let batch = std::mem::replace(columns, EventColumns::with_capacity(CHUNK_EVENTS)).finish();
         for (hour, part) in split_by_hour(Table::Events, &batch)? {
             let bytes = settings.encode(Table::Events, std::slice::from_ref(&part))?;
             let path =
                 object_store::path::Path::from(format!("{}/bench-{:05}.parquet", hour.path(Table::Events), chunk));
             runtime.block_on(lake.put(&path, bytes))?;
-            *files += 1;
         }
         *chunk += 1;
         Ok(())
@@ -225,12 +223,12 @@ fn prepare_lake(options: &QueryBenchOptions, runtime: &tokio::runtime::Runtime) 
         note_event(&event, i as u64, options.events, &mut attack_groups, &mut picks);
         columns.append(&event);
         if columns.len() >= CHUNK_EVENTS {
-            write(&mut columns, &mut chunk, &mut files)?;
+            write(&mut columns, &mut chunk)?;
         }
         progress.inc(1);
     }
     if !columns.is_empty() {
-        write(&mut columns, &mut chunk, &mut files)?;
+        write(&mut columns, &mut chunk)?;
     }
     progress.finish_and_clear();
     let alerts: Vec<Alert> = attack_groups

@@ -282,7 +282,7 @@ fn session_config() -> Result<SessionConfig, QueryError> {
             config.options_mut().set(&entry.key, &value)?;
         }
     }
-    Ok(config.with_information_schema(true))
+    Ok(config)
 }
 
 /// The types placeholders are cast to (`$1::BIGINT`), which the planner does not count as

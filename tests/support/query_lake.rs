@@ -53,19 +53,9 @@ pub fn config() -> QueryConfig {
     }
 }
 
-/// A server on a free port, on its own runtime thread.
+/// The query service's HTTP API on a free port, on its own runtime thread.
 pub fn serve(lake: Lake, config: QueryConfig) -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            let app = mcpsiem_query::http::router(QueryEngine::new(lake, config), None);
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    rx.recv().unwrap()
+    serve_with_pg(lake, config).0
 }
 
 /// The query service with its PostgreSQL listener on free ports: (HTTP, PostgreSQL).
