@@ -31,6 +31,7 @@ pub struct Config {
     pub detect: DetectConfig,
     pub query: QueryConfig,
     pub site: SiteConfig,
+    pub collect: crate::collect::config::CollectConfig,
     pub log: LogConfig,
 }
 

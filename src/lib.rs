@@ -12,6 +12,7 @@ pub mod bench_query;
 pub mod bench_rsigma;
 pub mod broker;
 pub mod collect;
+pub mod collect_cmd;
 pub mod config;
 pub mod detect_cmd;
 pub mod generate;

@@ -103,6 +103,33 @@ enum Command {
     /// Measure performance against named baselines.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Collect MCP traffic into audit events on the events topic.
+    #[command(subcommand)]
+    Collect(CollectCommand),
+}
+
+#[derive(Subcommand)]
+enum CollectCommand {
+    /// Sit between an MCP client and an MCP server, passing every byte through and recording
+    /// each message: `collect proxy --stdio -- npx @modelcontextprotocol/server-everything`,
+    /// or `collect proxy --http --listen 127.0.0.1:8931 --upstream http://127.0.0.1:3001/mcp`.
+    Proxy {
+        /// Run COMMAND as a stdio MCP server behind this process's stdin and stdout.
+        #[arg(long, conflicts_with = "http", required_unless_present = "http")]
+        stdio: bool,
+        /// Proxy Streamable HTTP from --listen to --upstream.
+        #[arg(long, requires_all = ["listen", "upstream"])]
+        http: bool,
+        /// Address the HTTP proxy listens on (HOST:PORT).
+        #[arg(long)]
+        listen: Option<String>,
+        /// The MCP server's URL (its endpoint, such as http://host:3001/mcp).
+        #[arg(long)]
+        upstream: Option<String>,
+        /// The stdio MCP server's command and arguments.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -359,6 +386,14 @@ fn run(cli: Cli) -> Result<()> {
             let summary = mcpsiem::ingest_cmd::run_compact(&config, settle_seconds)?;
             println!("{}", serde_json::to_string(&summary)?);
             Ok(())
+        }
+        Command::Collect(CollectCommand::Proxy { stdio: true, command, .. }) => {
+            let code = mcpsiem::collect_cmd::run_stdio_proxy(&config, &command)?;
+            std::process::exit(code);
+        }
+        Command::Collect(CollectCommand::Proxy { listen, upstream, .. }) => {
+            let (listen, upstream) = (listen.unwrap_or_default(), upstream.unwrap_or_default());
+            mcpsiem::collect_cmd::run_http_proxy(&config, &listen, &upstream)
         }
         Command::Bench(BenchCommand::Decode { events, rounds, json }) => {
             eprintln!("generating {events} events…");

@@ -1,4 +1,19 @@
 //! Collectors: MCP traffic into audit events, shipped to Kafka without loss.
+//!
+//! - [`stdio_proxy`] and [`http_proxy`] sit in front of a real MCP server;
+//! - [`tail`] follows gateways' JSON-lines logs;
+//! - [`intake`] takes events over HTTP.
+//!
+//! All of them build events with the same [`observer`] (JSON-RPC into events) or mapping,
+//! scrub them with [`capture`], and hand them to one [`sink::EventSink`].
 
+pub mod capture;
+pub mod config;
+pub mod http_proxy;
+pub mod observer;
 pub mod shipper;
+pub mod sink;
 pub mod spool;
+pub mod sse;
+pub mod stdio_proxy;
+pub mod token;

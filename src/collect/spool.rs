@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 /// Segments roll at this size, so acknowledged ones can be deleted whole.
 const SEGMENT_BYTES: u64 = 64 << 20;
 const CURSOR_FILE: &str = "cursor";
+const LOCK_FILE: &str = "lock";
 const SEGMENT_SUFFIX: &str = ".spool";
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,8 @@ pub enum SpoolError {
     Io { dir: String, source: io::Error },
     #[error("the spool in {dir} is damaged: {detail}; move it away to start a new one (its records would be lost)")]
     Damaged { dir: String, detail: String },
+    #[error("the spool in {dir} is in use by another collector process (give each its own collect.spool_dir)")]
+    Busy { dir: String },
 }
 
 /// One spooled record and its sequence number.
@@ -57,6 +60,9 @@ pub struct Spool {
     cursor: u64,
     /// Where the last read stopped, so the next one can seek there.
     read_position: Option<ReadPosition>,
+    /// Held open with an exclusive lock for the spool's life: two writers would interleave
+    /// records and move each other's cursor.
+    _lock: File,
 }
 
 /// The record `seq` starts at byte `offset` of the segment at `path`.
@@ -76,6 +82,12 @@ impl Spool {
     pub fn open(dir: &Path, limit: u64) -> Result<Self, SpoolError> {
         let io_error = |source| SpoolError::Io { dir: dir.display().to_string(), source };
         fs::create_dir_all(dir).map_err(io_error)?;
+        let lock = File::create(dir.join(LOCK_FILE)).map_err(io_error)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(SpoolError::Busy { dir: dir.display().to_string() }),
+            Err(fs::TryLockError::Error(e)) => return Err(io_error(e)),
+        }
         let mut segments = Vec::new();
         for entry in fs::read_dir(dir).map_err(io_error)? {
             let path = entry.map_err(io_error)?.path();
@@ -121,7 +133,8 @@ impl Spool {
             }
             _ => saved.unwrap_or(0),
         };
-        let mut spool = Self { dir: dir.to_path_buf(), limit, segments, writer: None, cursor, read_position: None };
+        let mut spool =
+            Self { dir: dir.to_path_buf(), limit, segments, writer: None, cursor, read_position: None, _lock: lock };
         spool.delete_acknowledged()?;
         Ok(spool)
     }

@@ -158,3 +158,42 @@ pub fn attack_scenarios<'a>(
 ) -> Vec<&'a str> {
     alert.event_ids.iter().filter_map(|id| scenario_of.get(id).map(String::as_str)).filter(|s| *s != "benign").collect()
 }
+
+/// Every message of `topic` from the start, as JSON, read until `expected` arrived and
+/// nothing more came for `settle` (or `timeout` passed).
+pub fn read_topic_json(
+    kafka: &KafkaConfig,
+    topic: &str,
+    expected: usize,
+    settle: std::time::Duration,
+    timeout: std::time::Duration,
+) -> Vec<serde_json::Value> {
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = kafka
+        .client_config()
+        .set("group.id", format!("test-reader-{}", ulid::Ulid::new()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("a consumer");
+    consumer.subscribe(&[topic]).expect("subscribed");
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + timeout;
+    let mut last = std::time::Instant::now();
+    while std::time::Instant::now() < deadline && (out.len() < expected || last.elapsed() < settle) {
+        if let Some(Ok(message)) = consumer.poll(std::time::Duration::from_millis(200)) {
+            let payload = message.payload().unwrap_or_default();
+            out.push(serde_json::from_slice(payload).unwrap_or_else(|e| panic!("not JSON ({e}): {payload:?}")));
+            last = std::time::Instant::now();
+        }
+    }
+    out
+}
+
+/// The npm-installed MCP test programs (scripts/setup puts them in tests/mcp).
+pub fn mcp_bin(name: &str) -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/node_modules/.bin").join(name);
+    assert!(path.exists(), "{} is missing: run scripts/setup (npm ci in tests/mcp)", path.display());
+    path
+}

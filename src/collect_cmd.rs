@@ -1,0 +1,125 @@
+//! `mcpsiem collect …`: wiring the collectors to the configuration, the runtime, metrics
+//! and signals.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use mcpsiem_event::{EventId, EventKind, OwnedEvent, Timestamp};
+
+use crate::collect::capture::Capture;
+use crate::collect::observer::Observer;
+use crate::collect::sink::EventSink;
+use crate::config::Config;
+
+/// How long a stopping collector waits for Kafka before leaving events in the spool.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Largest stdio message the proxy inspects (it forwards larger ones all the same).
+const MAX_STDIO_MESSAGE_BYTES: usize = 16 << 20;
+
+fn require_brokers(config: &Config) -> Result<()> {
+    anyhow::ensure!(
+        !config.kafka.brokers.is_empty(),
+        "kafka.brokers is empty: set it in the configuration, MCPSIEM_KAFKA__BROKERS or --set kafka.brokers=HOST:PORT"
+    );
+    Ok(())
+}
+
+/// Creates the events topic if Kafka answers soon; a collector must start (and spool) even
+/// when Kafka is down, so failure is only logged.
+async fn try_ensure_topic(config: &Config) {
+    let ensure = crate::kafka_out::ensure_topic(&config.kafka, &config.kafka.events_topic, config.kafka.partitions);
+    match tokio::time::timeout(Duration::from_secs(5), ensure).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "cannot create the events topic now; events wait in the spool"),
+        Err(_) => tracing::warn!("Kafka did not answer within 5 s; events wait in the spool until it does"),
+    }
+}
+
+/// The fields every event of this collector shares.
+pub fn template(config: &Config, format: &str) -> OwnedEvent {
+    let mut e = OwnedEvent::new(EventId::new(), Timestamp::now(), EventKind::Message);
+    e.collector_id = Some(config.collect.collector_id().into());
+    e.collector_format = Some(format.to_owned().into());
+    e
+}
+
+pub fn capture(config: &Config) -> Result<Capture> {
+    Ok(Capture::new(&config.collect.capture)?)
+}
+
+fn close(sink: &EventSink) {
+    match sink.close(CLOSE_TIMEOUT) {
+        Ok(0) => {}
+        Ok(left) => {
+            tracing::warn!(left, "Kafka did not take every event in time: they stay in the spool for the next run")
+        }
+        Err(error) => tracing::error!(%error, "closing the spool failed"),
+    }
+}
+
+/// `collect proxy --stdio -- COMMAND…`: returns the MCP server's exit code.
+pub fn run_stdio_proxy(config: &Config, command: &[String]) -> Result<i32> {
+    require_brokers(config)?;
+    let capture = capture(config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let _guard = runtime.enter();
+    crate::serve::start_metrics(&config.collect.metrics_addr)?;
+    let sink = EventSink::start_in_free_slot(&config.kafka, &config.collect)
+        .context("starting the event shipper")?
+        .with_fallback_key(format!("stdio-{}", ulid::Ulid::new()));
+    runtime.block_on(try_ensure_topic(config));
+
+    let mut template = template(config, "proxy_stdio");
+    template.transport = Some("stdio".into());
+    template.network_transport = Some("pipe".into());
+    // A command line can hold secrets (`--api-key …`): scrubbed like any captured text.
+    template.server_command = Some(capture.redact(&command.join(" ")).into_owned().into());
+    if let Ok(user) = std::env::var("USER") {
+        template.user_id = Some(user.into());
+    }
+    let observer = Observer::new(template, capture);
+    let summary =
+        runtime.block_on(crate::collect::stdio_proxy::run(command, observer, sink.clone(), MAX_STDIO_MESSAGE_BYTES))?;
+    close(&sink);
+    tracing::info!(
+        exit_code = summary.exit_code,
+        messages = summary.messages,
+        events = summary.events,
+        refused = summary.refused,
+        "the MCP server exited"
+    );
+    Ok(summary.exit_code)
+}
+
+/// `collect proxy --http --listen ADDR --upstream URL`, until SIGINT/SIGTERM.
+pub fn run_http_proxy(config: &Config, listen: &str, upstream: &str) -> Result<()> {
+    require_brokers(config)?;
+    anyhow::ensure!(
+        !config.site.token_key.is_empty(),
+        "site.token_key is empty: the HTTP proxy fingerprints bearer tokens with it; set the same key on every collector"
+    );
+    let capture = capture(config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let _guard = runtime.enter();
+    crate::serve::start_metrics(&config.collect.metrics_addr)?;
+    let sink = EventSink::start(&config.kafka, &config.collect).context("starting the event shipper")?;
+    runtime.block_on(try_ensure_topic(config));
+    let fingerprinter = mcpsiem_event::token::TokenFingerprinter::new(&config.site.token_key);
+    let proxy = crate::collect::http_proxy::HttpProxy::new(
+        upstream,
+        template(config, "proxy_http"),
+        capture,
+        fingerprinter,
+        sink.clone(),
+    )?;
+    let result = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}; is the port taken?"))?;
+        tracing::info!(listen, upstream, "proxying MCP over HTTP");
+        std::sync::Arc::new(proxy).serve(listener, crate::serve::shutdown_signal()).await?;
+        anyhow::Ok(())
+    });
+    close(&sink);
+    result
+}
