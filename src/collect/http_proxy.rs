@@ -341,12 +341,13 @@ async fn forward(
         drop(observer);
         proxy.ship(&events);
     }
-    if parts.method == axum::http::Method::DELETE && status.is_success() {
-        if let Some(ended) = exchange.session_id.as_deref().and_then(|id| proxy.forget_session(id)) {
-            let mut events = Vec::new();
-            ended.lock().expect("not poisoned").finish(&mut events);
-            proxy.ship(&events);
-        }
+    if parts.method == axum::http::Method::DELETE
+        && status.is_success()
+        && let Some(ended) = exchange.session_id.as_deref().and_then(|id| proxy.forget_session(id))
+    {
+        let mut events = Vec::new();
+        ended.lock().expect("not poisoned").finish(&mut events);
+        proxy.ship(&events);
     }
 
     let mut builder = Response::builder().status(status);
