@@ -112,6 +112,16 @@ impl Observer {
             (None, Some(id)) if message.contains_key("result") || message.contains_key("error") => {
                 self.response(direction, id, &mut message, now, out)
             }
+            // An error answering a request that could not be read has `"id": null`.
+            (None, None) if message.contains_key("error") => {
+                let mut e = self.event(EventKind::Message, now, direction);
+                e.message_type = Some(MessageType::Response);
+                e.http_status = self.template.http_status;
+                if let Some(error) = message.remove("error") {
+                    describe_error(&mut e, &error);
+                }
+                out.push(e);
+            }
             _ => {
                 let text = Value::Object(message).to_string();
                 out.push(self.malformed(
@@ -542,6 +552,13 @@ mod tests {
         assert_eq!(out.len(), 3);
         assert!(out.iter().all(|e| e.kind == EventKind::Malformed));
         assert_eq!(out[0].error_type.as_deref(), Some("parse_error"));
+
+        let out = send(
+            &mut o,
+            S2C,
+            json!({"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Bad Request: No valid session ID"}}),
+        );
+        assert_eq!((out[0].kind, out[0].error_type.as_deref()), (EventKind::Message, Some("invalid_request")));
 
         // A response nobody asked for is still recorded.
         let out = send(&mut o, S2C, json!({"jsonrpc":"2.0","id":99,"result":{}}));
