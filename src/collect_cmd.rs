@@ -123,3 +123,29 @@ pub fn run_http_proxy(config: &Config, listen: &str, upstream: &str) -> Result<(
     close(&sink);
     result
 }
+
+/// `collect tail PATH…`, until SIGINT/SIGTERM.
+pub fn run_tail(
+    config: &Config,
+    paths: &[std::path::PathBuf],
+    format: crate::collect::tail::formats::LogFormat,
+    from_end: bool,
+) -> Result<crate::collect::tail::TailSummary> {
+    require_brokers(config)?;
+    let capture = capture(config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let _guard = runtime.enter();
+    crate::serve::start_metrics(&config.collect.metrics_addr)?;
+    let sink = EventSink::start(&config.kafka, &config.collect).context("starting the event shipper")?;
+    runtime.block_on(try_ensure_topic(config));
+    let stop = crate::serve::stop_on_signal(runtime.handle());
+    let mapper = crate::collect::tail::formats::LineMapper { format, template: template(config, "mcpsiem"), capture };
+    let settings = crate::collect::tail::TailSettings {
+        state_dir: config.collect.tail.state_dir.clone(),
+        poll: Duration::from_millis(config.collect.tail.poll_ms.max(10)),
+        max_line_bytes: config.collect.tail.max_line_bytes,
+        start_at_end: from_end,
+    };
+    tracing::info!(files = paths.len(), ?format, "following");
+    Ok(crate::collect::tail::run(paths, &mapper, &sink, &settings, stop)?)
+}

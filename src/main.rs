@@ -130,6 +130,18 @@ enum CollectCommand {
         #[arg(last = true)]
         command: Vec<String>,
     },
+    /// Follow JSON-lines logs of MCP gateways (agentgateway, Docker MCP gateway, our own
+    /// format), through rotation, keeping read positions across restarts.
+    Tail {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// auto (per line), mcpsiem, agentgateway or docker.
+        #[arg(long, default_value = "auto")]
+        format: mcpsiem::collect::tail::formats::LogFormat,
+        /// For files with no saved position, start at their end (skip what is there).
+        #[arg(long)]
+        from_end: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -394,6 +406,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Collect(CollectCommand::Proxy { listen, upstream, .. }) => {
             let (listen, upstream) = (listen.unwrap_or_default(), upstream.unwrap_or_default());
             mcpsiem::collect_cmd::run_http_proxy(&config, &listen, &upstream)
+        }
+        Command::Collect(CollectCommand::Tail { paths, format, from_end }) => {
+            let summary = mcpsiem::collect_cmd::run_tail(&config, &paths, format, from_end)?;
+            println!("{}", serde_json::to_string(&summary)?);
+            Ok(())
         }
         Command::Bench(BenchCommand::Decode { events, rounds, json }) => {
             eprintln!("generating {events} events…");

@@ -16,4 +16,5 @@ pub mod sink;
 pub mod spool;
 pub mod sse;
 pub mod stdio_proxy;
+pub mod tail;
 pub mod token;

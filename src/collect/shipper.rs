@@ -209,6 +209,20 @@ impl Shipper {
         Ok(())
     }
 
+    /// Waits up to `timeout` until every event handed over so far is either acknowledged by
+    /// Kafka or written to the spool; `false` when some are still only in memory.
+    pub fn flush(&self, timeout: Duration) -> Result<bool, ShipError> {
+        if self.producer.in_flight_count() > 0 {
+            match self.producer.flush(timeout) {
+                Ok(()) => {}
+                Err(KafkaError::Flush(_)) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.state.lock().expect("not poisoned").spool.flush()?;
+        Ok(true)
+    }
+
     /// Events waiting in the spool.
     pub fn spooled(&self) -> u64 {
         self.state.lock().expect("not poisoned").spool.pending()

@@ -8,16 +8,27 @@ pub struct SseParser {
     has_data: bool,
     max: usize,
     oversize: bool,
+    /// Bytes of the current line past the limit, and of the current event's data in all.
+    line_dropped: usize,
+    data_size: usize,
 }
 
 impl SseParser {
     /// `max`: the most bytes of one event's data kept (the rest is forwarded, not parsed).
     pub fn new(max: usize) -> Self {
-        Self { line: Vec::new(), data: Vec::new(), has_data: false, max, oversize: false }
+        Self {
+            line: Vec::new(),
+            data: Vec::new(),
+            has_data: false,
+            max,
+            oversize: false,
+            line_dropped: 0,
+            data_size: 0,
+        }
     }
 
-    /// Feeds bytes; returns the data of every event they complete. Data cut at the limit
-    /// comes back as `Err(size)`.
+    /// Feeds bytes; returns the data of every event they complete. Data over the limit
+    /// comes back as `Err(its size)`.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<Result<Vec<u8>, usize>> {
         let mut out = Vec::new();
         for &b in bytes {
@@ -25,10 +36,12 @@ impl SseParser {
                 let line = std::mem::take(&mut self.line);
                 let line = line.strip_suffix(b"\r").unwrap_or(&line);
                 self.line_done(line, &mut out);
+                self.line_dropped = 0;
             } else if self.line.len() <= self.max {
                 self.line.push(b);
             } else {
                 self.oversize = true;
+                self.line_dropped += 1;
             }
         }
         out
@@ -38,7 +51,8 @@ impl SseParser {
         if line.is_empty() {
             if self.has_data {
                 let data = std::mem::take(&mut self.data);
-                out.push(if std::mem::take(&mut self.oversize) { Err(data.len()) } else { Ok(data) });
+                let size = std::mem::take(&mut self.data_size);
+                out.push(if std::mem::take(&mut self.oversize) { Err(size) } else { Ok(data) });
                 self.has_data = false;
             }
             return;
@@ -52,7 +66,9 @@ impl SseParser {
             let value = value.strip_prefix(b" ").unwrap_or(value);
             if self.has_data {
                 self.data.push(b'\n');
+                self.data_size += 1;
             }
+            self.data_size += value.len() + self.line_dropped;
             if self.data.len() + value.len() <= self.max {
                 self.data.extend_from_slice(value);
             } else {
@@ -74,8 +90,8 @@ mod tests {
         assert!(p.push(b"event: message\r\nid: 1\r\ndata: {\"a\"").is_empty());
         let out = p.push(b":1}\r\n\r\n: comment\n\ndata: x\ndata: y\n\n");
         assert_eq!(out, vec![Ok(b"{\"a\":1}".to_vec()), Ok(b"x\ny".to_vec())]);
-        let mut small = SseParser::new(4);
-        assert_eq!(small.push(b"data: 0123456789\n\n"), vec![Err(0)]);
+        let mut small = SseParser::new(8);
+        assert_eq!(small.push(b"data: 0123456789\n\n"), vec![Err(10)]);
         assert_eq!(small.push(b"data: ok\n\n"), vec![Ok(b"ok".to_vec())]);
     }
 }
