@@ -149,3 +149,38 @@ pub fn run_tail(
     tracing::info!(files = paths.len(), ?format, "following");
     Ok(crate::collect::tail::run(paths, &mapper, &sink, &settings, stop)?)
 }
+
+/// `collect http`: the HTTP intake, until SIGINT/SIGTERM.
+pub fn run_intake(config: &Config, listen: &str) -> Result<()> {
+    require_brokers(config)?;
+    if config.collect.intake.api_keys.is_empty() {
+        tracing::warn!(
+            "collect.intake.api_keys is empty: every post will be refused; create a key with `mcpsiem apikey create`"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let _guard = runtime.enter();
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let sink = EventSink::start(&config.kafka, &config.collect).context("starting the event shipper")?;
+    runtime.block_on(try_ensure_topic(config));
+    let intake = crate::collect::intake::Intake {
+        sink: sink.clone(),
+        api_keys: config.collect.intake.api_keys.clone(),
+        max_body_bytes: config.collect.intake.max_body_bytes,
+        max_record_bytes: config.decoder.max_record_bytes,
+        metrics: Some(std::sync::Arc::new(move || handle.render())),
+    };
+    let app = crate::collect::intake::router(std::sync::Arc::new(intake));
+    let result = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}; is the port taken? set collect.intake.listen"))?;
+        tracing::info!(listen, "event intake listening: POST /v1/events");
+        axum::serve(listener, app).with_graceful_shutdown(crate::serve::shutdown_signal()).await?;
+        anyhow::Ok(())
+    });
+    close(&sink);
+    result
+}

@@ -142,6 +142,12 @@ enum CollectCommand {
         #[arg(long)]
         from_end: bool,
     },
+    /// Take events over HTTP: `POST /v1/events` (JSON, JSON array or NDJSON; gzip accepted).
+    Http {
+        /// HOST:PORT; default collect.intake.listen.
+        #[arg(long)]
+        listen: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -411,6 +417,9 @@ fn run(cli: Cli) -> Result<()> {
             let summary = mcpsiem::collect_cmd::run_tail(&config, &paths, format, from_end)?;
             println!("{}", serde_json::to_string(&summary)?);
             Ok(())
+        }
+        Command::Collect(CollectCommand::Http { listen }) => {
+            mcpsiem::collect_cmd::run_intake(&config, listen.as_deref().unwrap_or(&config.collect.intake.listen))
         }
         Command::Bench(BenchCommand::Decode { events, rounds, json }) => {
             eprintln!("generating {events} events…");

@@ -10,6 +10,7 @@
 pub mod capture;
 pub mod config;
 pub mod http_proxy;
+pub mod intake;
 pub mod observer;
 pub mod shipper;
 pub mod sink;
