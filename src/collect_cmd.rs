@@ -26,12 +26,14 @@ fn require_brokers(config: &Config) -> Result<()> {
 
 /// Creates the events topic if Kafka answers soon; a collector must start (and spool) even
 /// when Kafka is down, so failure is only logged.
-async fn try_ensure_topic(config: &Config) {
-    let ensure = crate::kafka_out::ensure_topic(&config.kafka, &config.kafka.events_topic, config.kafka.partitions);
-    match tokio::time::timeout(Duration::from_secs(5), ensure).await {
+async fn try_ensure_topic(kafka: mcpsiem_event::kafka::KafkaConfig) {
+    let ensure = crate::kafka_out::ensure_topic(&kafka, &kafka.events_topic, kafka.partitions);
+    match tokio::time::timeout(Duration::from_secs(30), ensure).await {
         Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(%error, "cannot create the events topic now; events wait in the spool"),
-        Err(_) => tracing::warn!("Kafka did not answer within 5 s; events wait in the spool until it does"),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "cannot create the events topic now; events wait until Kafka takes them")
+        }
+        Err(_) => tracing::warn!("Kafka did not answer within 30 s; events wait until it does"),
     }
 }
 
@@ -67,7 +69,8 @@ pub fn run_stdio_proxy(config: &Config, command: &[String]) -> Result<i32> {
     let sink = EventSink::start_in_free_slot(&config.kafka, &config.collect)
         .context("starting the event shipper")?
         .with_fallback_key(format!("stdio-{}", ulid::Ulid::new()));
-    runtime.block_on(try_ensure_topic(config));
+    // In the background: a proxy must not delay its client's start while Kafka is away.
+    runtime.spawn(try_ensure_topic(config.kafka.clone()));
 
     let mut template = template(config, "proxy_stdio");
     template.transport = Some("stdio".into());
@@ -81,6 +84,10 @@ pub fn run_stdio_proxy(config: &Config, command: &[String]) -> Result<i32> {
     let summary =
         runtime.block_on(crate::collect::stdio_proxy::run(command, observer, sink.clone(), MAX_STDIO_MESSAGE_BYTES))?;
     close(&sink);
+    drop(_guard);
+    // The client's stdin may still be open (the server exited first): its blocking read
+    // must not keep the process alive.
+    runtime.shutdown_background();
     tracing::info!(
         exit_code = summary.exit_code,
         messages = summary.messages,
@@ -103,7 +110,8 @@ pub fn run_http_proxy(config: &Config, listen: &str, upstream: &str) -> Result<(
     let _guard = runtime.enter();
     crate::serve::start_metrics(&config.collect.metrics_addr)?;
     let sink = EventSink::start(&config.kafka, &config.collect).context("starting the event shipper")?;
-    runtime.block_on(try_ensure_topic(config));
+    // In the background: a proxy must not delay its client's start while Kafka is away.
+    runtime.spawn(try_ensure_topic(config.kafka.clone()));
     let fingerprinter = mcpsiem_event::token::TokenFingerprinter::new(&config.site.token_key);
     let proxy = crate::collect::http_proxy::HttpProxy::new(
         upstream,
@@ -130,6 +138,7 @@ pub fn run_tail(
     paths: &[std::path::PathBuf],
     format: crate::collect::tail::formats::LogFormat,
     from_end: bool,
+    once: bool,
 ) -> Result<crate::collect::tail::TailSummary> {
     require_brokers(config)?;
     let capture = capture(config)?;
@@ -137,7 +146,8 @@ pub fn run_tail(
     let _guard = runtime.enter();
     crate::serve::start_metrics(&config.collect.metrics_addr)?;
     let sink = EventSink::start(&config.kafka, &config.collect).context("starting the event shipper")?;
-    runtime.block_on(try_ensure_topic(config));
+    // In the background: a proxy must not delay its client's start while Kafka is away.
+    runtime.spawn(try_ensure_topic(config.kafka.clone()));
     let stop = crate::serve::stop_on_signal(runtime.handle());
     let mapper = crate::collect::tail::formats::LineMapper { format, template: template(config, "mcpsiem"), capture };
     let settings = crate::collect::tail::TailSettings {
@@ -145,6 +155,7 @@ pub fn run_tail(
         poll: Duration::from_millis(config.collect.tail.poll_ms.max(10)),
         max_line_bytes: config.collect.tail.max_line_bytes,
         start_at_end: from_end,
+        once,
     };
     tracing::info!(files = paths.len(), ?format, "following");
     Ok(crate::collect::tail::run(paths, &mapper, &sink, &settings, stop)?)
@@ -164,7 +175,8 @@ pub fn run_intake(config: &Config, listen: &str) -> Result<()> {
         .install_recorder()
         .context("installing the metrics recorder")?;
     let sink = EventSink::start(&config.kafka, &config.collect).context("starting the event shipper")?;
-    runtime.block_on(try_ensure_topic(config));
+    // In the background: a proxy must not delay its client's start while Kafka is away.
+    runtime.spawn(try_ensure_topic(config.kafka.clone()));
     let intake = crate::collect::intake::Intake {
         sink: sink.clone(),
         api_keys: config.collect.intake.api_keys.clone(),

@@ -4,6 +4,7 @@
 //! (`mcpsiem-event`, `mcpsiem-ingest`, `mcpsiem-detect`, `mcpsiem-query`).
 
 pub mod bench;
+pub mod bench_collect;
 pub mod bench_detect;
 pub mod bench_ingest;
 pub mod bench_latency;

@@ -141,7 +141,13 @@ enum CollectCommand {
         /// For files with no saved position, start at their end (skip what is there).
         #[arg(long)]
         from_end: bool,
+        /// Read every file to its end, ship it, and exit (a backfill).
+        #[arg(long)]
+        once: bool,
     },
+    /// A minimal stdio MCP server that answers at once (the proxy benchmark's upstream).
+    #[command(hide = true)]
+    EchoServer,
     /// Take events over HTTP: `POST /v1/events` (JSON, JSON array or NDJSON; gzip accepted).
     Http {
         /// HOST:PORT; default collect.intake.listen.
@@ -214,6 +220,25 @@ enum BenchCommand {
         /// Only these queries (comma-separated names).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Round-trip latency added by the stdio proxy, against the same server connected directly.
+    Proxy {
+        #[arg(long, default_value_t = 5000)]
+        messages: usize,
+        /// The MCP server's command line (default: a built-in server that answers at once).
+        #[arg(long)]
+        server: Option<String>,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lines per second `collect tail` ships, against reading and JSON-parsing the same file.
+    Tail {
+        #[arg(long, default_value_t = 500_000)]
+        lines: u64,
         /// Print the figures as JSON.
         #[arg(long)]
         json: bool,
@@ -413,13 +438,32 @@ fn run(cli: Cli) -> Result<()> {
             let (listen, upstream) = (listen.unwrap_or_default(), upstream.unwrap_or_default());
             mcpsiem::collect_cmd::run_http_proxy(&config, &listen, &upstream)
         }
-        Command::Collect(CollectCommand::Tail { paths, format, from_end }) => {
-            let summary = mcpsiem::collect_cmd::run_tail(&config, &paths, format, from_end)?;
+        Command::Collect(CollectCommand::EchoServer) => mcpsiem::collect::echo_server::run(),
+        Command::Collect(CollectCommand::Tail { paths, format, from_end, once }) => {
+            let summary = mcpsiem::collect_cmd::run_tail(&config, &paths, format, from_end, once)?;
             println!("{}", serde_json::to_string(&summary)?);
             Ok(())
         }
         Command::Collect(CollectCommand::Http { listen }) => {
             mcpsiem::collect_cmd::run_intake(&config, listen.as_deref().unwrap_or(&config.collect.intake.listen))
+        }
+        Command::Bench(BenchCommand::Proxy { messages, server, json }) => {
+            let report = mcpsiem::bench_collect::proxy_bench(server.as_deref(), messages.max(10))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Tail { lines, json }) => {
+            let report = mcpsiem::bench_collect::tail_bench(lines.max(1))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(())
         }
         Command::Bench(BenchCommand::Decode { events, rounds, json }) => {
             eprintln!("generating {events} events…");

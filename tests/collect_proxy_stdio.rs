@@ -154,3 +154,42 @@ fn calls_through_the_stdio_proxy_are_unchanged_and_recorded() {
 
     assert_eq!(events_of(&events, "prompts/list").len(), 1);
 }
+
+#[test]
+fn the_proxy_exits_with_the_servers_code_when_the_server_exits_first() {
+    let dir = tempfile::tempdir().unwrap();
+    // Kafka is unreachable here: the proxy must still run and exit (events go to the spool).
+    let mut proxy = Command::new(env!("CARGO_BIN_EXE_mcpsiem"))
+        .current_dir(dir.path())
+        .args(["--set", "kafka.brokers=127.0.0.1:1", "--set", "log.level=error"])
+        .args(["collect", "proxy", "--stdio", "--", "sh", "-c", "read line; echo \"$line\"; exit 3"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = proxy.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n").unwrap();
+    // stdin stays open: the client has not gone away, the server has.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = proxy.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the proxy outlived its server");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(stdin);
+    assert_eq!(status.code(), Some(3));
+    let mut echoed = String::new();
+    std::io::Read::read_to_string(&mut proxy.stdout.take().unwrap(), &mut echoed).unwrap();
+    assert_eq!(echoed, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n");
+    // Kafka never answered: at the stop, the unanswered ping's event moved from memory to
+    // the spool, for the next proxy that takes this slot.
+    let spooled: u64 = std::fs::read_dir(dir.path().join("data/spool/slot-0"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "spool"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(spooled > 0, "the event was not kept");
+}

@@ -20,7 +20,7 @@ use mcpsiem_event::token::TokenFingerprinter;
 use mcpsiem_event::{Direction, EventId, EventKind, OwnedEvent, Timestamp};
 
 use super::capture::Capture;
-use super::observer::Observer;
+use super::observer::{Observer, Seen};
 use super::sink::EventSink;
 use super::sse::SseParser;
 use super::token::TokenInfo;
@@ -259,6 +259,8 @@ async fn forward(
         }
     };
 
+    // The request is observed once the answer's status is known, but timed from here.
+    let seen = Seen::now();
     let mut upstream = proxy.client.request(parts.method.clone(), proxy.upstream_url(&parts.uri));
     for (name, value) in &parts.headers {
         if !HOP_BY_HOP.contains(&name.as_str()) {
@@ -330,7 +332,7 @@ async fn forward(
             }
         }
         if parts.method == axum::http::Method::POST {
-            observer.observe(Direction::ClientToServer, &body, &mut events);
+            observer.observe_at(Direction::ClientToServer, &body, seen, &mut events);
         }
         if let Some(answer) = &response_body {
             observer.observe(Direction::ServerToClient, answer, &mut events);

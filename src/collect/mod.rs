@@ -9,6 +9,7 @@
 
 pub mod capture;
 pub mod config;
+pub mod echo_server;
 pub mod http_proxy;
 pub mod intake;
 pub mod observer;

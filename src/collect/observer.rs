@@ -24,6 +24,20 @@ const PENDING_TIMEOUT_MICROS: i64 = 300 * 1_000_000;
 /// How much of a malformed message is kept for the analyst.
 const MALFORMED_EXCERPT_BYTES: usize = 512;
 
+/// When a message was seen: the wall-clock time for the event, the monotonic instant for
+/// durations.
+#[derive(Clone, Copy, Debug)]
+pub struct Seen {
+    pub time: Timestamp,
+    pub instant: std::time::Instant,
+}
+
+impl Seen {
+    pub fn now() -> Self {
+        Self { time: Timestamp::now(), instant: std::time::Instant::now() }
+    }
+}
+
 /// A request waiting for its response.
 struct Pending {
     event: OwnedEvent,
@@ -64,7 +78,12 @@ impl Observer {
     /// Observes one transport message (a JSON-RPC object or a batch array), appending the
     /// events it completes to `out`.
     pub fn observe(&mut self, direction: Direction, bytes: &[u8], out: &mut Vec<OwnedEvent>) {
-        let now = Timestamp::now();
+        self.observe_at(direction, bytes, Seen::now(), out)
+    }
+
+    /// Like [`Observer::observe`], for a message seen earlier than it is observed (the HTTP
+    /// proxy reads a request's body before it knows the status, and observes it after).
+    pub fn observe_at(&mut self, direction: Direction, bytes: &[u8], now: Seen, out: &mut Vec<OwnedEvent>) {
         let text = trim_ascii(bytes);
         if text.is_empty() {
             return;
@@ -75,9 +94,11 @@ impl Observer {
                     self.observe_value(direction, item, now, out);
                 }
             }
-            Ok(Value::Array(_)) => out.push(self.malformed(direction, now, text, "invalid_request", "an empty batch")),
+            Ok(Value::Array(_)) => {
+                out.push(self.malformed(direction, now.time, text, "invalid_request", "an empty batch"))
+            }
             Ok(value) => self.observe_value(direction, value, now, out),
-            Err(e) => out.push(self.malformed(direction, now, text, "parse_error", &e.to_string())),
+            Err(e) => out.push(self.malformed(direction, now.time, text, "parse_error", &e.to_string())),
         }
         self.expire(out);
     }
@@ -90,10 +111,10 @@ impl Observer {
         out.push(e);
     }
 
-    fn observe_value(&mut self, direction: Direction, value: Value, now: Timestamp, out: &mut Vec<OwnedEvent>) {
+    fn observe_value(&mut self, direction: Direction, value: Value, now: Seen, out: &mut Vec<OwnedEvent>) {
         let Value::Object(mut message) = value else {
             let text = value.to_string();
-            out.push(self.malformed(direction, now, text.as_bytes(), "invalid_request", "not a JSON-RPC object"));
+            out.push(self.malformed(direction, now.time, text.as_bytes(), "invalid_request", "not a JSON-RPC object"));
             return;
         };
         let id = message.get("id").and_then(id_text);
@@ -102,7 +123,7 @@ impl Observer {
             (Some(method), Some(id)) => self.request(direction, method, id, &mut message, now, out),
             (Some(method), None) => {
                 let params = message.remove("params");
-                let mut e = self.event(EventKind::Message, now, direction);
+                let mut e = self.event(EventKind::Message, now.time, direction);
                 e.method = Some(method.clone().into());
                 e.message_type = Some(MessageType::Notification);
                 self.learn_from_params(params.as_ref());
@@ -114,7 +135,7 @@ impl Observer {
             }
             // An error answering a request that could not be read has `"id": null`.
             (None, None) if message.contains_key("error") => {
-                let mut e = self.event(EventKind::Message, now, direction);
+                let mut e = self.event(EventKind::Message, now.time, direction);
                 e.message_type = Some(MessageType::Response);
                 e.http_status = self.template.http_status;
                 if let Some(error) = message.remove("error") {
@@ -126,7 +147,7 @@ impl Observer {
                 let text = Value::Object(message).to_string();
                 out.push(self.malformed(
                     direction,
-                    now,
+                    now.time,
                     text.as_bytes(),
                     "invalid_request",
                     "neither a request, a response nor a notification",
@@ -141,12 +162,12 @@ impl Observer {
         method: String,
         id: String,
         message: &mut Map<String, Value>,
-        now: Timestamp,
+        now: Seen,
         out: &mut Vec<OwnedEvent>,
     ) {
         let params = message.remove("params");
         self.learn_from_params(params.as_ref());
-        let mut e = self.event(EventKind::Message, now, direction);
+        let mut e = self.event(EventKind::Message, now.time, direction);
         e.method = Some(method.clone().into());
         e.request_id = Some(id.clone().into());
         e.message_type = Some(MessageType::Request);
@@ -160,7 +181,7 @@ impl Observer {
             self.evict_oldest(out);
         }
         self.order.push_back(key.clone());
-        self.pending.insert(key, Pending { event: e, seen: std::time::Instant::now() });
+        self.pending.insert(key, Pending { event: e, seen: now.instant });
     }
 
     fn response(
@@ -168,19 +189,20 @@ impl Observer {
         direction: Direction,
         id: String,
         message: &mut Map<String, Value>,
-        now: Timestamp,
+        now: Seen,
         out: &mut Vec<OwnedEvent>,
     ) {
         let request_direction = opposite(direction);
         let (mut e, answered) = match self.pending.remove(&(request_direction, id.clone())) {
             Some(pending) => {
-                let micros = pending.seen.elapsed().as_micros().min(i64::MAX as u128) as i64;
+                let micros =
+                    now.instant.saturating_duration_since(pending.seen).as_micros().min(i64::MAX as u128) as i64;
                 let mut e = pending.event;
                 e.duration_us = Some(micros);
                 (e, true)
             }
             None => {
-                let mut e = self.event(EventKind::Message, now, direction);
+                let mut e = self.event(EventKind::Message, now.time, direction);
                 e.request_id = Some(id.into());
                 e.message_type = Some(MessageType::Response);
                 (e, false)
@@ -200,7 +222,7 @@ impl Observer {
                 Some("resources/read") => describe_resource_contents(&mut e, &result, &self.capture),
                 Some("tools/list") if answered => {
                     out.push(e);
-                    self.tool_definitions(&result, now, out);
+                    self.tool_definitions(&result, now.time, out);
                     return;
                 }
                 _ => {}

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mcpsiem_event::kafka::KafkaConfig;
-use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, PurgeConfig, ThreadedProducer};
+use rdkafka::{ClientContext, Message};
 
 use super::spool::{Spool, SpoolError};
 
@@ -51,10 +51,14 @@ struct Deliveries {
     in_flight: Mutex<BTreeSet<u64>>,
     delivered: AtomicU64,
     failed: AtomicU64,
+    /// Records Kafka had not taken at a stop, moved to the spool.
+    rescued: AtomicU64,
 }
 
 struct ShipContext {
     deliveries: Arc<Deliveries>,
+    /// Where purged messages are saved when a stop finds Kafka unreachable.
+    state: Arc<Mutex<SpoolState>>,
 }
 
 impl ClientContext for ShipContext {}
@@ -67,6 +71,26 @@ impl ProducerContext for ShipContext {
             self.deliveries.in_flight.lock().expect("not poisoned").remove(&seq);
         }
         match result {
+            // A stop purged what Kafka had not taken: direct records go to the spool for the
+            // next run; spooled ones are still there (the cursor never passed them).
+            Err((
+                KafkaError::MessageProduction(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight),
+                message,
+            )) => {
+                if matches!(*origin, Origin::Direct) {
+                    let mut state = self.state.lock().expect("not poisoned");
+                    match state.spool.append(message.key(), message.payload().unwrap_or_default()) {
+                        Ok(_) => {
+                            self.deliveries.rescued.fetch_add(1, Ordering::Relaxed);
+                            metrics::counter!("mcpsiem_collect_spooled_total").increment(1);
+                        }
+                        Err(error) => {
+                            self.deliveries.failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::error!(%error, "an event Kafka did not take could not be spooled either");
+                        }
+                    }
+                }
+            }
             Ok(_) => {
                 self.deliveries.delivered.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("mcpsiem_collect_shipped_total").increment(1);
@@ -107,14 +131,6 @@ impl Shipper {
     /// its drain thread started.
     pub fn start(kafka: &KafkaConfig, settings: &ShipperSettings) -> Result<Self, ShipError> {
         let deliveries = Arc::new(Deliveries::default());
-        let producer: ThreadedProducer<ShipContext> = kafka
-            .client_config()
-            .set("enable.idempotence", "true")
-            .set("compression.type", "zstd")
-            .set("linger.ms", "20")
-            .set("message.timeout.ms", "0")
-            .set("queue.buffering.max.kbytes", settings.queue_max_kbytes.to_string())
-            .create_with_context(ShipContext { deliveries: deliveries.clone() })?;
         let spool = Spool::open(&settings.spool_dir, settings.spool_max_bytes)?;
         let pending = spool.pending();
         if pending > 0 {
@@ -122,6 +138,14 @@ impl Shipper {
         }
         let next_to_send = spool.first_pending();
         let state = Arc::new(Mutex::new(SpoolState { spooling: pending > 0, spool, next_to_send }));
+        let producer: ThreadedProducer<ShipContext> = kafka
+            .client_config()
+            .set("enable.idempotence", "true")
+            .set("compression.type", "zstd")
+            .set("linger.ms", "20")
+            .set("message.timeout.ms", "0")
+            .set("queue.buffering.max.kbytes", settings.queue_max_kbytes.to_string())
+            .create_with_context(ShipContext { deliveries: deliveries.clone(), state: state.clone() })?;
         let shipper = Self {
             producer,
             topic: kafka.events_topic.clone(),
@@ -233,8 +257,9 @@ impl Shipper {
         (self.deliveries.delivered.load(Ordering::Relaxed), self.deliveries.failed.load(Ordering::Relaxed))
     }
 
-    /// Waits up to `timeout` for the spool to drain and librdkafka's queue to empty; what
-    /// is still spooled then stays on disk for the next run. Stops the drain thread.
+    /// Waits up to `timeout` for the spool to drain and librdkafka's queue to empty. What
+    /// Kafka has not taken by then is moved from memory to the spool, which keeps it for the
+    /// next run; returns how many events the spool holds. Stops the drain thread.
     pub fn close(&self, timeout: Duration) -> Result<u64, ShipError> {
         let deadline = std::time::Instant::now() + timeout;
         while self.spooled() > 0 && std::time::Instant::now() < deadline {
@@ -242,7 +267,22 @@ impl Shipper {
         }
         self.stop.store(true, Ordering::Relaxed);
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        self.producer.flush(left.max(Duration::from_millis(100)))?;
+        match self.producer.flush(left.max(Duration::from_millis(100))) {
+            Ok(()) => {}
+            Err(KafkaError::Flush(_)) => {
+                // Purged messages come back through the delivery callback, which spools the
+                // direct ones. An in-flight one Kafka did store is sent again next run, with
+                // the same event id, which the ingester and detector deduplicate.
+                self.producer.purge(PurgeConfig::default().queue().inflight());
+                self.producer.flush(Duration::from_secs(5))?;
+                let rescued = self.deliveries.rescued.load(Ordering::Relaxed);
+                tracing::warn!(
+                    rescued,
+                    "Kafka did not take every event in time: they wait in the spool for the next run"
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
         let mut state = self.state.lock().expect("not poisoned");
         state.spool.flush()?;
         Ok(state.spool.pending())

@@ -71,6 +71,8 @@ pub struct TailSettings {
     pub max_line_bytes: usize,
     /// For a file with no saved position: start at its end instead of its start.
     pub start_at_end: bool,
+    /// Stop once every file is read to its end (backfills, benchmarks).
+    pub once: bool,
 }
 
 /// Counts for the run summary.
@@ -398,6 +400,9 @@ pub fn run(
             last_checkpoint = Instant::now();
         }
         if !progressed {
+            if settings.once {
+                break;
+            }
             std::thread::sleep(settings.poll);
         }
     }
