@@ -13,6 +13,8 @@ use crate::config::Config;
 
 /// How long a stopping collector waits for Kafka before leaving events in the spool.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
+/// The same for a stdio proxy: its client waits for it to exit, so it keeps less time.
+const STDIO_CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Largest stdio message the proxy inspects (it forwards larger ones all the same).
 const MAX_STDIO_MESSAGE_BYTES: usize = 16 << 20;
 
@@ -49,8 +51,8 @@ pub fn capture(config: &Config) -> Result<Capture> {
     Ok(Capture::new(&config.collect.capture)?)
 }
 
-fn close(sink: &EventSink) {
-    match sink.close(CLOSE_TIMEOUT) {
+fn close(sink: &EventSink, timeout: Duration) {
+    match sink.close(timeout) {
         Ok(0) => {}
         Ok(left) => {
             tracing::warn!(left, "Kafka did not take every event in time: they stay in the spool for the next run")
@@ -83,7 +85,7 @@ pub fn run_stdio_proxy(config: &Config, command: &[String]) -> Result<i32> {
     let observer = Observer::new(template, capture);
     let summary =
         runtime.block_on(crate::collect::stdio_proxy::run(command, observer, sink.clone(), MAX_STDIO_MESSAGE_BYTES))?;
-    close(&sink);
+    close(&sink, STDIO_CLOSE_TIMEOUT);
     drop(_guard);
     // The client's stdin may still be open (the server exited first): its blocking read
     // must not keep the process alive.
@@ -128,7 +130,7 @@ pub fn run_http_proxy(config: &Config, listen: &str, upstream: &str) -> Result<(
         std::sync::Arc::new(proxy).serve(listener, crate::serve::shutdown_signal()).await?;
         anyhow::Ok(())
     });
-    close(&sink);
+    close(&sink, CLOSE_TIMEOUT);
     result
 }
 
@@ -193,6 +195,6 @@ pub fn run_intake(config: &Config, listen: &str) -> Result<()> {
         axum::serve(listener, app).with_graceful_shutdown(crate::serve::shutdown_signal()).await?;
         anyhow::Ok(())
     });
-    close(&sink);
+    close(&sink, CLOSE_TIMEOUT);
     result
 }

@@ -87,3 +87,104 @@ fn events_sent_while_the_broker_is_down_arrive_exactly_once() {
     assert_eq!(seen.len() as u64, sent, "{} of {sent} events arrived", seen.len());
     assert_eq!(doubled, 0, "{doubled} events arrived twice");
 }
+
+/// POSTs NDJSON to the intake with curl; returns the HTTP status.
+fn post(port: u16, key: &str, body: &str) -> u16 {
+    let output = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "--data-binary", "@-"])
+        .args(["-H", &format!("Authorization: Bearer {key}")])
+        .arg(format!("http://127.0.0.1:{port}/v1/events"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            std::io::Write::write_all(&mut child.stdin.take().unwrap(), body.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).parse().unwrap_or(0)
+}
+
+fn start_intake(fixture: &support::LakeFixture, port: u16) -> std::process::Child {
+    let mut intake = fixture.command(&["collect", "http"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(intake.try_wait().unwrap().is_none(), "the intake exited");
+        assert!(Instant::now() < deadline, "the intake is not listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    intake
+}
+
+/// A real collector process (the HTTP intake) keeps taking events through a 24 s broker
+/// outage, and is itself restarted in the middle of it: what it held in memory at the stop
+/// goes to the spool, the next process sends it, and every event is in Kafka exactly once.
+#[test]
+fn events_posted_through_an_outage_and_a_collector_restart_arrive_exactly_once() {
+    let mut broker = support::TestBroker::start();
+    let kafka = broker.kafka_config("outage-intake");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(support::create_topic(&kafka, &kafka.events_topic, 3));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let key = "outage-intake-key";
+    let fixture = support::LakeFixture::new(
+        &kafka,
+        &format!(
+            "[collect]\nspool_dir = \"spool\"\nqueue_max_kbytes = 64\n[collect.intake]\nlisten = \"127.0.0.1:{port}\"\n\
+             [[collect.intake.api_keys]]\nname = \"t\"\nrole = \"analyst\"\nsha256 = \"{}\"\n",
+            mcpsiem_query::auth::hash_key(key)
+        ),
+    );
+    let mut next = 0u64;
+    let mut batch = |n: u64| -> String {
+        let lines: Vec<String> = (0..n)
+            .map(|_| {
+                next += 1;
+                let id = ulid::Ulid::from_parts(1_800_000_000_000 + next, 0).to_string();
+                format!(
+                    r#"{{"event.id":"{id}","event.time":"2026-11-20T10:00:00Z","event.kind":"message","mcp.session.id":"s{}","pad":"{}"}}"#,
+                    next % 11,
+                    "p".repeat(300)
+                )
+            })
+            .collect();
+        lines.join("\n")
+    };
+
+    let mut intake = start_intake(&fixture, port);
+    assert_eq!(post(port, key, &batch(500)), 200);
+    broker.broker.stop();
+    let outage = Instant::now();
+    let mut restarted = false;
+    while outage.elapsed() < Duration::from_secs(24) {
+        assert_eq!(post(port, key, &batch(100)), 200, "the intake refused events during the outage");
+        if !restarted && outage.elapsed() > Duration::from_secs(10) {
+            std::process::Command::new("kill").args(["-TERM", &intake.id().to_string()]).status().unwrap();
+            assert!(intake.wait().unwrap().success(), "the intake did not stop cleanly");
+            intake = start_intake(&fixture, port);
+            restarted = true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    broker.broker.restart().unwrap();
+    assert_eq!(post(port, key, &batch(500)), 200);
+    std::process::Command::new("kill").args(["-TERM", &intake.id().to_string()]).status().unwrap();
+    assert!(intake.wait().unwrap().success());
+    let sent = next as usize;
+    assert!(restarted && sent > 5_000, "only {sent} events were posted");
+
+    let records = support::read_topic_json(
+        &kafka,
+        &kafka.events_topic,
+        sent,
+        Duration::from_secs(3),
+        Duration::from_secs(120),
+    );
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    for r in &records {
+        *seen.entry(r["event.id"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    let twice = seen.values().filter(|n| **n > 1).count();
+    assert_eq!(seen.len(), sent, "{} of {sent} posted events reached Kafka", seen.len());
+    assert_eq!(twice, 0, "{twice} events arrived twice");
+}
