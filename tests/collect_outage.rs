@@ -173,13 +173,8 @@ fn events_posted_through_an_outage_and_a_collector_restart_arrive_exactly_once()
     let sent = next as usize;
     assert!(restarted && sent > 5_000, "only {sent} events were posted");
 
-    let records = support::read_topic_json(
-        &kafka,
-        &kafka.events_topic,
-        sent,
-        Duration::from_secs(3),
-        Duration::from_secs(120),
-    );
+    let records =
+        support::read_topic_json(&kafka, &kafka.events_topic, sent, Duration::from_secs(3), Duration::from_secs(120));
     let mut seen: HashMap<String, u32> = HashMap::new();
     for r in &records {
         *seen.entry(r["event.id"].as_str().unwrap().to_string()).or_default() += 1;

@@ -69,9 +69,8 @@ pub async fn run(
     let (tx, rx) = mpsc::channel(OBSERVE_QUEUE);
     let observing = tokio::spawn(observe(rx, observer, sink));
     let to_server =
-        tokio::spawn(pump(tokio::io::stdin(), child_in, Direction::ClientToServer, tx.clone(), max_message_bytes));
-    let to_client =
-        tokio::spawn(pump(child_out, tokio::io::stdout(), Direction::ServerToClient, tx, max_message_bytes));
+        tokio::spawn(pump(client_input(), child_in, Direction::ClientToServer, tx.clone(), max_message_bytes));
+    let to_client = tokio::spawn(pump(child_out, client_output(), Direction::ServerToClient, tx, max_message_bytes));
 
     let status = tokio::select! {
         status = child.wait() => status,
@@ -89,6 +88,34 @@ pub async fn run(
     let mut summary = observing.await.unwrap_or_default();
     summary.exit_code = status.code().unwrap_or(1);
     Ok(summary)
+}
+
+/// This process's stdin. MCP clients connect stdio servers with pipes, which are read
+/// through epoll; Tokio's general stdin goes through a blocking thread per read, which adds
+/// milliseconds at the tail. Anything else (a terminal, a file) falls back to it.
+fn client_input() -> Box<dyn AsyncRead + Unpin + Send> {
+    use std::os::fd::AsFd;
+    let pipe = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(|fd| tokio::net::unix::pipe::Receiver::from_file(std::fs::File::from(fd)));
+    match pipe {
+        Ok(pipe) => Box::new(pipe),
+        Err(_) => Box::new(tokio::io::stdin()),
+    }
+}
+
+/// This process's stdout, as a pipe when it is one (see [`client_input`]).
+fn client_output() -> Box<dyn AsyncWrite + Unpin + Send> {
+    use std::os::fd::AsFd;
+    let pipe = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(|fd| tokio::net::unix::pipe::Sender::from_file(std::fs::File::from(fd)));
+    match pipe {
+        Ok(pipe) => Box::new(pipe),
+        Err(_) => Box::new(tokio::io::stdout()),
+    }
 }
 
 /// Copies `from` to `to` as it arrives, and hands a copy of each line to the observer.
