@@ -32,6 +32,7 @@ pub struct Config {
     pub query: QueryConfig,
     pub site: SiteConfig,
     pub collect: crate::collect::config::CollectConfig,
+    pub delivery: mcpsiem_detect::delivery::DeliveryConfig,
     pub log: LogConfig,
 }
 
@@ -171,6 +172,11 @@ fn is_secret_name(name: &str) -> bool {
 
 fn mask_secrets(value: &mut toml::Value) {
     if let toml::Value::Table(table) = value {
+        // A Slack or Teams webhook URL is itself the credential.
+        let url_is_secret = matches!(table.get("type").and_then(|t| t.as_str()), Some("slack" | "teams"));
+        if url_is_secret && let Some(toml::Value::String(url)) = table.get_mut("url") {
+            *url = "***".into();
+        }
         for (key, item) in table.iter_mut() {
             match item {
                 toml::Value::String(s) if is_secret_name(key) && !s.is_empty() => *s = "***".into(),

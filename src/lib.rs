@@ -3,6 +3,7 @@
 //! This crate is the `mcpsiem` command line; the stages live in their own crates
 //! (`mcpsiem-event`, `mcpsiem-ingest`, `mcpsiem-detect`, `mcpsiem-query`).
 
+pub mod alerts_cmd;
 pub mod bench;
 pub mod bench_collect;
 pub mod bench_detect;

@@ -106,6 +106,30 @@ enum Command {
     /// Collect MCP traffic into audit events on the events topic.
     #[command(subcommand)]
     Collect(CollectCommand),
+    /// Deliver alerts to chat, ticketing, paging and e-mail (docs/delivery.md).
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+}
+
+#[derive(Subcommand)]
+enum AlertsCommand {
+    /// Run the delivery stage: the alerts topic to the configured destinations, through the
+    /// durable outbox, until SIGINT/SIGTERM.
+    Deliver,
+    /// Send a sample alert to one destination now, to check its configuration.
+    TestDestination { name: String },
+    /// Resolve the PagerDuty incident an alert triggered.
+    Resolve {
+        #[arg(long)]
+        destination: String,
+        alert_id: String,
+    },
+    /// List the dead-lettered deliveries of the outbox (with the stage stopped), or queue
+    /// them again with --retry.
+    Dead {
+        #[arg(long)]
+        retry: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -465,6 +489,18 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Alerts(AlertsCommand::Deliver) => {
+            let summary = mcpsiem::alerts_cmd::run_deliver(&config)?;
+            println!("{}", serde_json::to_string(&summary)?);
+            Ok(())
+        }
+        Command::Alerts(AlertsCommand::TestDestination { name }) => {
+            mcpsiem::alerts_cmd::test_destination(&config, &name)
+        }
+        Command::Alerts(AlertsCommand::Resolve { destination, alert_id }) => {
+            mcpsiem::alerts_cmd::resolve(&config, &destination, &alert_id)
+        }
+        Command::Alerts(AlertsCommand::Dead { retry }) => mcpsiem::alerts_cmd::dead_letters(&config, retry),
         Command::Bench(BenchCommand::Decode { events, rounds, json }) => {
             eprintln!("generating {events} events…");
             let corpus = mcpsiem::bench::NdjsonCorpus::generate(events, 42);

@@ -149,21 +149,52 @@ impl AuditLog {
 
     /// Registers the `audit_log` table in `ctx`.
     pub async fn register(&self, ctx: &SessionContext) -> Result<(), QueryError> {
-        let objects = self.lake.list(&Path::from(ROOT)).await.map_err(|e| QueryError::Lake(e.to_string()))?;
-        let provider: Arc<dyn datafusion::catalog::TableProvider> = if objects.is_empty() {
-            Arc::new(MemTable::try_new(audit_schema(), vec![vec![]])?)
-        } else {
-            let urls = objects
-                .iter()
-                .map(|o| ListingTableUrl::parse(format!("{LAKE_URL}{}", o.location)))
-                .collect::<Result<Vec<_>, _>>()?;
-            let options = ListingOptions::new(Arc::new(JsonFormat::default())).with_file_extension(".json");
-            let config = ListingTableConfig::new_with_multi_paths(urls)
-                .with_listing_options(options)
-                .with_schema(audit_schema());
-            Arc::new(ListingTable::try_new(config)?)
-        };
-        ctx.register_table("audit_log", provider)?;
-        Ok(())
+        register_json_dir(ctx, &self.lake, ROOT, "audit_log", audit_schema()).await
     }
+}
+
+/// Registers the JSON-lines files under `root` in the lake as table `name` (empty when
+/// there are none yet).
+pub async fn register_json_dir(
+    ctx: &SessionContext,
+    lake: &Lake,
+    root: &str,
+    name: &str,
+    schema: SchemaRef,
+) -> Result<(), QueryError> {
+    let objects = lake.list(&Path::from(root)).await.map_err(|e| QueryError::Lake(e.to_string()))?;
+    let provider: Arc<dyn datafusion::catalog::TableProvider> = if objects.is_empty() {
+        Arc::new(MemTable::try_new(schema, vec![vec![]])?)
+    } else {
+        let urls = objects
+            .iter()
+            .map(|o| ListingTableUrl::parse(format!("{LAKE_URL}{}", o.location)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let options = ListingOptions::new(Arc::new(JsonFormat::default())).with_file_extension(".json");
+        let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema);
+        Arc::new(ListingTable::try_new(config)?)
+    };
+    ctx.register_table(name, provider)?;
+    Ok(())
+}
+
+/// The `alert_deliveries` table the delivery stage writes: how each alert's delivery to
+/// each destination ended.
+pub fn deliveries_schema() -> SchemaRef {
+    let time = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
+    Arc::new(Schema::new(vec![
+        Field::new("finished_time", time(), false),
+        text("alert_id", false),
+        text("rule_id", false),
+        text("rule_title", false),
+        text("level", false),
+        text("destination", false),
+        text("status", false),
+        Field::new("attempts", DataType::UInt32, false),
+        Field::new("enqueued_time", time(), false),
+        text("reference", true),
+        text("last_error", true),
+        Field::new("http_status", DataType::UInt16, true),
+    ]))
 }

@@ -148,6 +148,11 @@ impl QueryEngine {
         if include_audit {
             self.audit.register(&ctx).await?;
         }
+        // Listed only for the queries that name it: most queries never read it.
+        if request.sql.to_ascii_lowercase().contains("alert_deliveries") {
+            let schema = crate::audit::deliveries_schema();
+            crate::audit::register_json_dir(&ctx, &self.lake, "alert_deliveries", "alert_deliveries", schema).await?;
+        }
         crate::views::register_views(&ctx, &request.sql, &self.approved_servers).await?;
         if request.dialect == Dialect::Postgres {
             datafusion_pg_catalog::setup_pg_catalog(&ctx, "datafusion", EmptyContextProvider)

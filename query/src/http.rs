@@ -43,7 +43,7 @@ pub struct QueryBody {
 
 pub fn router(engine: QueryEngine, metrics: Option<MetricsRender>) -> Router {
     Router::new()
-        .route("/api/v1/query", post(query))
+        .route("/api/v1/query", post(query).get(query_get))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(render_metrics))
@@ -104,17 +104,33 @@ async fn query(
     headers: HeaderMap,
     body: Result<Json<QueryBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
+    match body {
+        Ok(Json(body)) => answer(state, headers, body).await,
+        Err(e) => error_response(&QueryError::Plan(format!(
+            "the body must be JSON with `sql` (and optional start, end, limit, format): {e}"
+        ))),
+    }
+}
+
+/// `GET /api/v1/query?sql=…`: the same as the POST, for links (alert messages carry one
+/// to their matched events); the API key still goes in a header.
+async fn query_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<axum::extract::Query<QueryBody>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    match params {
+        Ok(axum::extract::Query(body)) => answer(state, headers, body).await,
+        Err(e) => error_response(&QueryError::Plan(format!(
+            "the query string must have `sql` (and optional start, end, limit, format): {e}"
+        ))),
+    }
+}
+
+async fn answer(state: AppState, headers: HeaderMap, body: QueryBody) -> Response {
     let caller = match caller(&state.engine, &headers) {
         Ok(caller) => caller,
         Err(e) => return error_response(&e),
-    };
-    let body = match body {
-        Ok(Json(body)) => body,
-        Err(e) => {
-            return error_response(&QueryError::Plan(format!(
-                "the body must be JSON with `sql` (and optional start, end, limit, format): {e}"
-            )));
-        }
     };
     let request = match request_for(&caller, &body) {
         Ok(request) => request,
