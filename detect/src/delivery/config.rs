@@ -63,9 +63,9 @@ impl Default for RetryConfig {
     }
 }
 
-/// One destination.
+/// One destination. (Unknown keys are refused by the type's own settings: `serde(flatten)`
+/// hands them there.)
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct DestinationConfig {
     #[serde(flatten)]
     pub kind: DestinationKind,
