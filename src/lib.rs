@@ -6,6 +6,7 @@
 pub mod alerts_cmd;
 pub mod bench;
 pub mod bench_collect;
+pub mod bench_delivery;
 pub mod bench_detect;
 pub mod bench_ingest;
 pub mod bench_latency;

@@ -259,6 +259,17 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Alert delivery latency (alerts topic to a webhook receiver) at a steady rate, and
+    /// burst throughput.
+    Delivery {
+        #[arg(long, default_value_t = 100)]
+        rate: u64,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Lines per second `collect tail` ships, against reading and JSON-parsing the same file.
     Tail {
         #[arg(long, default_value_t = 500_000)]
@@ -473,6 +484,15 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(BenchCommand::Proxy { messages, server, json }) => {
             let report = mcpsiem::bench_collect::proxy_bench(server.as_deref(), messages.max(10))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Delivery { rate, seconds, json }) => {
+            let report = mcpsiem::bench_delivery::delivery_bench(rate.max(1), seconds.max(1))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

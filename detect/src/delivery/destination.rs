@@ -172,7 +172,7 @@ impl Destination {
             .send()
             .await
             .ok()?;
-        let found: Value = response.json().await.ok()?;
+        let found: Value = serde_json::from_slice(&response.bytes().await.ok()?).ok()?;
         found.get("issues")?.as_array()?.first()?.get("key")?.as_str().map(str::to_owned)
     }
 }

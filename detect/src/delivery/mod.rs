@@ -19,6 +19,7 @@ pub mod worker;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use futures::FutureExt;
 use mcpsiem_event::kafka::KafkaConfig;
 use mcpsiem_event::lake::Lake;
 use mcpsiem_event::{Alert, Timestamp};
@@ -30,6 +31,9 @@ use tokio::sync::{Notify, watch};
 pub use config::{DeliveryConfig, DestinationConfig, DestinationKind, RetryConfig, RouteConfig};
 pub use destination::{Destination, Outcome};
 pub use outbox::{Outbox, OutboxError};
+
+/// Alerts read at once into one outbox transaction.
+const ENQUEUE_BATCH: usize = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -95,13 +99,15 @@ pub async fn run(
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
+        // A fetch waits at most this long for an alert: the responder is waiting too.
+        .set("fetch.wait.max.ms", "10")
         .create()?;
     consumer.subscribe(&[&kafka.alerts_topic])?;
     let mut summary = DeliverySummary::default();
     loop {
         tokio::select! {
             message = consumer.recv() => {
-                let message = match message {
+                let first = match message {
                     Ok(m) => m,
                     Err(e) => {
                         tracing::warn!(error = %e, "reading the alerts topic failed; retrying");
@@ -109,28 +115,43 @@ pub async fn run(
                         continue;
                     }
                 };
-                match Alert::from_json(message.payload().unwrap_or_default()) {
-                    Ok(alert) => {
-                        summary.alerts_read += 1;
-                        let targets = router.destinations(&alert, Timestamp::now());
-                        let added = outbox.enqueue(&alert, &targets, Timestamp::now())?;
-                        summary.deliveries_queued += added as u64;
-                        metrics::counter!("mcpsiem_delivery_alerts_total").increment(1);
-                        if targets.is_empty() {
-                            tracing::debug!(alert = %alert.id, rule = %alert.rule_id, "no route matches this alert");
-                        }
-                        if added > 0 {
-                            wake.notify_one();
-                        }
-                    }
-                    Err(e) => {
-                        summary.bad_records += 1;
-                        metrics::counter!("mcpsiem_delivery_bad_records_total").increment(1);
-                        tracing::error!(error = %e, partition = message.partition(), offset = message.offset(), "a record of the alerts topic is not an alert; skipped");
+                // What else has arrived goes into the same outbox transaction.
+                let mut messages = vec![first];
+                while messages.len() < ENQUEUE_BATCH {
+                    match consumer.recv().now_or_never() {
+                        Some(Ok(m)) => messages.push(m),
+                        _ => break,
                     }
                 }
-                // Only now: the alert is in the outbox (or was not an alert).
-                consumer.store_offset_from_message(&message)?;
+                let now = Timestamp::now();
+                let mut batch = Vec::with_capacity(messages.len());
+                for message in &messages {
+                    match Alert::from_json(message.payload().unwrap_or_default()) {
+                        Ok(alert) => {
+                            summary.alerts_read += 1;
+                            metrics::counter!("mcpsiem_delivery_alerts_total").increment(1);
+                            let targets = router.destinations(&alert, now);
+                            if targets.is_empty() {
+                                tracing::debug!(alert = %alert.id, rule = %alert.rule_id, "no route matches this alert");
+                            }
+                            batch.push((alert, targets));
+                        }
+                        Err(e) => {
+                            summary.bad_records += 1;
+                            metrics::counter!("mcpsiem_delivery_bad_records_total").increment(1);
+                            tracing::error!(error = %e, partition = message.partition(), offset = message.offset(), "a record of the alerts topic is not an alert; skipped");
+                        }
+                    }
+                }
+                let added = outbox.enqueue_many(&batch, now)?;
+                summary.deliveries_queued += added as u64;
+                if added > 0 {
+                    wake.notify_one();
+                }
+                // Only now: the alerts are in the outbox (or were not alerts).
+                for message in &messages {
+                    consumer.store_offset_from_message(message)?;
+                }
             }
             _ = stop.changed() => break,
         }

@@ -77,6 +77,13 @@ pub struct Finished {
     pub last_status: Option<u16>,
 }
 
+/// The outcome of one attempt, as stored.
+#[derive(Clone, Debug)]
+pub enum Update {
+    Reschedule(Delivery),
+    Finish(Finished, Alert),
+}
+
 /// Counts for metrics and `alerts status`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct OutboxCounts {
@@ -115,32 +122,39 @@ impl Outbox {
     /// Stores `alert` for each destination not already holding it (pending, finished or
     /// dead); returns how many deliveries were added. Durable when it returns.
     pub fn enqueue(&self, alert: &Alert, destinations: &[String], now: Timestamp) -> Result<usize, OutboxError> {
+        self.enqueue_many(&[(alert.clone(), destinations.to_vec())], now)
+    }
+
+    /// [`Outbox::enqueue`] for several alerts in one transaction (one disk sync).
+    pub fn enqueue_many(&self, alerts: &[(Alert, Vec<String>)], now: Timestamp) -> Result<usize, OutboxError> {
         let tx = self.db.begin_write()?;
         let mut added = 0;
         {
             let mut pending = tx.open_table(PENDING)?;
             let finished = tx.open_table(FINISHED)?;
             let dead = tx.open_table(DEAD)?;
-            for destination in destinations {
-                let key = Delivery::key_for(&alert.id, destination);
-                if pending.get(key.as_str())?.is_some()
-                    || finished.get(key.as_str())?.is_some()
-                    || dead.get(key.as_str())?.is_some()
-                {
-                    continue;
+            for (alert, destinations) in alerts {
+                for destination in destinations {
+                    let key = Delivery::key_for(&alert.id, destination);
+                    if pending.get(key.as_str())?.is_some()
+                        || finished.get(key.as_str())?.is_some()
+                        || dead.get(key.as_str())?.is_some()
+                    {
+                        continue;
+                    }
+                    let delivery = Delivery {
+                        key: key.clone(),
+                        destination: destination.clone(),
+                        alert: alert.clone(),
+                        attempts: 0,
+                        enqueued_us: now.as_micros(),
+                        next_attempt_us: now.as_micros(),
+                        last_error: None,
+                        last_status: None,
+                    };
+                    pending.insert(key.as_str(), encode(&delivery).as_slice())?;
+                    added += 1;
                 }
-                let delivery = Delivery {
-                    key: key.clone(),
-                    destination: destination.clone(),
-                    alert: alert.clone(),
-                    attempts: 0,
-                    enqueued_us: now.as_micros(),
-                    next_attempt_us: now.as_micros(),
-                    last_error: None,
-                    last_status: None,
-                };
-                pending.insert(key.as_str(), encode(&delivery).as_slice())?;
-                added += 1;
             }
         }
         tx.commit()?;
@@ -175,6 +189,36 @@ impl Outbox {
             soonest = Some(soonest.map_or(delivery.next_attempt_us, |s: i64| s.min(delivery.next_attempt_us)));
         }
         Ok(soonest)
+    }
+
+    /// Saves the outcomes of several attempts in one transaction.
+    pub fn apply(&self, updates: &[Update]) -> Result<(), OutboxError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.begin_write()?;
+        {
+            let mut pending = tx.open_table(PENDING)?;
+            let mut finished = tx.open_table(FINISHED)?;
+            let mut dead = tx.open_table(DEAD)?;
+            for update in updates {
+                match update {
+                    Update::Reschedule(delivery) => {
+                        pending.insert(delivery.key.as_str(), encode(delivery).as_slice())?;
+                    }
+                    Update::Finish(record, alert) => {
+                        pending.remove(record.key.as_str())?;
+                        finished.insert(record.key.as_str(), encode(record).as_slice())?;
+                        if record.status == "dead" {
+                            let letter = DeadLetter { record: record.clone(), alert: alert.clone() };
+                            dead.insert(record.key.as_str(), encode(&letter).as_slice())?;
+                        }
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Saves a delivery to try again later.

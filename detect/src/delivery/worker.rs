@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 
 use super::config::{DeliveryConfig, RetryConfig};
 use super::destination::{Destination, Outcome};
-use super::outbox::{Delivery, Finished, Outbox, OutboxError};
+use super::outbox::{Delivery, Finished, Outbox, OutboxError, Update};
 use super::record::DeliveryLog;
 
 /// A token bucket: `per_minute` messages a minute, bursts of up to ten seconds' worth.
@@ -97,7 +97,7 @@ impl Worker {
                                 reason: format!("destination `{}` is no longer configured", delivery.destination),
                                 status: None,
                             };
-                            self.record(delivery, outcome, Duration::ZERO)?;
+                            self.outbox.apply(&[self.record(delivery, outcome, Duration::ZERO)])?;
                             continue;
                         };
                         if let Some(limit) = limits.get_mut(&delivery.destination)
@@ -129,13 +129,20 @@ impl Worker {
             let idle = Duration::from_millis(if in_flight.is_empty() { 200 } else { 50 });
             tokio::select! {
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    match done {
-                        Ok((delivery, outcome, took)) => {
-                            in_flight.remove(&delivery.key);
-                            self.record(delivery, outcome, took)?;
+                    // Every attempt finished by now is saved in one transaction.
+                    let mut updates = Vec::new();
+                    let mut next = Some(done);
+                    while let Some(done) = next {
+                        match done {
+                            Ok((delivery, outcome, took)) => {
+                                in_flight.remove(&delivery.key);
+                                updates.push(self.record(delivery, outcome, took));
+                            }
+                            Err(e) => tracing::error!(error = %e, "a delivery task failed"),
                         }
-                        Err(e) => tracing::error!(error = %e, "a delivery task failed"),
+                        next = tasks.try_join_next();
                     }
+                    self.outbox.apply(&updates)?;
                 }
                 _ = self.wake.notified() => {}
                 _ = stop.changed() => {}
@@ -148,8 +155,8 @@ impl Worker {
         Ok(())
     }
 
-    /// Saves what an attempt came to.
-    fn record(&self, mut delivery: Delivery, outcome: Outcome, took: Duration) -> Result<(), OutboxError> {
+    /// What an attempt came to, to be saved.
+    fn record(&self, mut delivery: Delivery, outcome: Outcome, took: Duration) -> Update {
         let now = Timestamp::now();
         let destination = delivery.destination.clone();
         let kind = self.destinations.get(&destination).map(|d| d.config.kind.type_name()).unwrap_or("unknown");
@@ -200,18 +207,19 @@ impl Worker {
                     delivery.next_attempt_us = now.as_micros() + wait.as_micros() as i64;
                     delivery.last_error = Some(reason);
                     delivery.last_status = status;
-                    self.outbox.reschedule(&delivery)?;
                     None
                 }
             }
         };
-        if let Some(record) = record {
-            self.outbox.finish(&record, &delivery.alert)?;
-            if let Some(log) = &self.log {
-                log.write_later(&record, &delivery.alert);
+        match record {
+            Some(record) => {
+                if let Some(log) = &self.log {
+                    log.write_later(&record, &delivery.alert);
+                }
+                Update::Finish(record, delivery.alert)
             }
+            None => Update::Reschedule(delivery),
         }
-        Ok(())
     }
 }
 
