@@ -237,13 +237,33 @@ mod tests {
     }
 
     #[test]
+    fn a_misspelled_destination_setting_is_named() {
+        let text = "[delivery.destinations.hook]\ntype = \"webhook\"\nurl = \"http://x\"\nsecrte = \"s\"\n";
+        let err = toml::from_str::<Config>(text).unwrap_err().to_string();
+        assert!(err.contains("secrte"), "{err}");
+        let text = "[delivery.destinations.hook]\ntype = \"carrier_pigeon\"\n";
+        let err = toml::from_str::<Config>(text).unwrap_err().to_string();
+        assert!(err.contains("carrier_pigeon"), "{err}");
+    }
+
+    #[test]
     fn secrets_are_masked_when_shown() {
         let mut config = Config::default();
         config.site.token_key = "s3cr3t-site-key".into();
         config.kafka.properties.insert("sasl.password".into(), "hunter2".into());
         config.kafka.properties.insert("security.protocol".into(), "SASL_SSL".into());
+        let slack = r#"
+[delivery.destinations.soc]
+type = "slack"
+url = "https://hooks.slack.com/services/T0/B0/XYZsecret"
+[delivery.destinations.pager]
+type = "pagerduty"
+routing_key = "pd-routing-secret"
+"#;
+        config.delivery = toml::from_str::<Config>(slack).unwrap().delivery;
         let shown = config.to_masked_toml();
         assert!(!shown.contains("s3cr3t-site-key") && !shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("XYZsecret") && !shown.contains("pd-routing-secret"), "{shown}");
         assert!(shown.contains("SASL_SSL"), "{shown}");
         assert!(shown.contains("***"));
     }
