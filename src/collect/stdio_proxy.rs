@@ -1,9 +1,10 @@
 //! `collect proxy --stdio`: sits between an MCP client and a stdio MCP server.
 //!
-//! Every byte passes through unchanged and at once in both directions: the proxy writes
-//! what it read before it looks at it, so a message the collector cannot parse, or a slow
-//! Kafka, never changes or delays the traffic. A copy of each newline-delimited message
-//! goes to the observer task, which turns it into events and ships them.
+//! Every byte passes through unchanged and at once in both directions. A copy of each
+//! complete newline-delimited message is queued for the observer task (which turns it into
+//! events and ships them) and the bytes are written on; the observer never parses on the
+//! forwarding path, so a message it cannot parse, or a slow Kafka, never changes the
+//! traffic or holds it up (the queue is bounded only to cap memory under a burst).
 
 use std::process::Stdio;
 
@@ -135,6 +136,14 @@ where
                 break;
             }
         };
+        // The copy goes to the observer before the bytes go on: a request must be queued
+        // before the server can answer it, or the answer (read by the other pump) could be
+        // observed first and the pair never matched.
+        for observed in line.push(direction, &buffer[..n]) {
+            if tx.send(observed).await.is_err() {
+                return;
+            }
+        }
         if let Err(e) = async {
             to.write_all(&buffer[..n]).await?;
             to.flush().await
@@ -143,11 +152,6 @@ where
         {
             tracing::warn!(error = %e, ?direction, "the other side closed; stopping this direction");
             break;
-        }
-        for observed in line.push(direction, &buffer[..n]) {
-            if tx.send(observed).await.is_err() {
-                return;
-            }
         }
     }
     if let Some(observed) = line.finish(direction) {
