@@ -21,15 +21,13 @@ use serde::Serialize;
 
 use super::sink::EventSink;
 
-pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
-
 /// What the intake needs.
 pub struct Intake {
     pub sink: EventSink,
     pub api_keys: Vec<ApiKey>,
     pub max_body_bytes: usize,
     pub max_record_bytes: usize,
-    pub metrics: Option<MetricsRender>,
+    pub metrics: Option<mcpsiem_query::http::MetricsRender>,
 }
 
 /// One record's outcome.

@@ -446,7 +446,7 @@ fn describe_error(e: &mut OwnedEvent, error: &Value) {
 }
 
 /// The JSON-RPC and MCP error codes by name, as `error.type` records them.
-fn error_code_name(code: Option<i64>) -> &'static str {
+pub(crate) fn error_code_name(code: Option<i64>) -> &'static str {
     match code {
         Some(-32700) => "parse_error",
         Some(-32600) => "invalid_request",

@@ -147,7 +147,7 @@ impl LineMapper {
         e.duration_us = m.remove("duration").as_ref().and_then(duration_micros);
         if let Some(code) = take_i64(&mut m, "mcp.error.code") {
             e.error_code = Some(code);
-            e.error_type = Some(error_code_name(code).into());
+            e.error_type = Some(crate::collect::observer::error_code_name(Some(code)).into());
         } else if let Some(status) = e.http_status.filter(|s| *s >= 400) {
             e.error_type = Some(status.to_string().into());
         }
@@ -329,18 +329,6 @@ fn host_of(address: &str) -> String {
 fn keep_rest(e: &mut OwnedEvent, rest: Map<String, Value>) {
     for (key, value) in rest {
         e.attributes.insert(key, &value);
-    }
-}
-
-fn error_code_name(code: i64) -> &'static str {
-    match code {
-        -32700 => "parse_error",
-        -32600 => "invalid_request",
-        -32601 => "method_not_found",
-        -32602 => "invalid_params",
-        -32603 => "internal_error",
-        -32002 => "resource_not_found",
-        _ => "jsonrpc_error",
     }
 }
 
