@@ -6,14 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::prelude::SessionContext;
 use mcpsiem_event::Timestamp;
-use mcpsiem_event::lake::Lake;
+use mcpsiem_event::lake::{JsonRecords, Lake};
 use object_store::path::Path;
 use serde::Serialize;
 
@@ -84,9 +83,7 @@ impl AuditRecord {
 /// Where audit records go and how they are read back.
 #[derive(Clone)]
 pub struct AuditLog {
-    lake: Lake,
-    /// Writes started from a stream's end (which cannot wait), for `flush`.
-    pending: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    records: JsonRecords,
 }
 
 pub fn audit_schema() -> SchemaRef {
@@ -111,46 +108,43 @@ pub fn audit_schema() -> SchemaRef {
 
 impl AuditLog {
     pub fn new(lake: Lake) -> Self {
-        Self { lake, pending: Arc::default() }
+        Self { records: JsonRecords::new(lake, ROOT) }
     }
 
     /// Stores a record in the background (from places that cannot wait).
     pub fn write_later(&self, record: AuditRecord) {
-        let log = self.clone();
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::error!(caller = %record.caller, "cannot write the audit record outside a runtime");
-            return;
-        };
-        let handle = runtime.spawn(async move { log.write(record).await });
-        let mut pending = self.pending.lock().expect("no panics while holding the lock");
-        pending.retain(|h| !h.is_finished());
-        pending.push(handle);
+        let caller = record.caller.clone();
+        let date = record_date(&record);
+        if !self.records.write_later(date, record, move |e| audit_failed(&e, &caller)) {
+            tracing::error!("cannot write the audit record outside a runtime");
+        }
     }
 
     /// Waits for every background write (a command-line query before it exits).
     pub async fn flush(&self) {
-        let handles: Vec<_> = std::mem::take(&mut *self.pending.lock().expect("no panics while holding the lock"));
-        for handle in handles {
-            let _ = handle.await;
-        }
+        self.records.flush().await;
     }
 
     /// Stores a record; a failure is logged, never fails the query it describes.
     pub async fn write(&self, record: AuditRecord) {
-        let date = record.audit_time.get(..10).unwrap_or("unknown").to_string();
-        let path = Path::from(format!("{ROOT}/date={date}/{}.json", ulid::Ulid::new()));
-        let mut line = serde_json::to_vec(&record).expect("an audit record serializes");
-        line.push(b'\n');
-        if let Err(e) = self.lake.put(&path, Bytes::from(line)).await {
-            tracing::error!(error = %e, caller = %record.caller, "cannot write the audit record");
-            metrics::counter!("mcpsiem_query_audit_failures_total").increment(1);
+        if let Err(e) = self.records.write(&record_date(&record), &record).await {
+            audit_failed(&e, &record.caller);
         }
     }
 
     /// Registers the `audit_log` table in `ctx`.
     pub async fn register(&self, ctx: &SessionContext) -> Result<(), QueryError> {
-        register_json_dir(ctx, &self.lake, ROOT, "audit_log", audit_schema()).await
+        register_json_dir(ctx, self.records.lake(), ROOT, "audit_log", audit_schema()).await
     }
+}
+
+fn record_date(record: &AuditRecord) -> String {
+    record.audit_time.get(..10).unwrap_or("unknown").to_string()
+}
+
+fn audit_failed(error: &mcpsiem_event::lake::LakeError, caller: &str) {
+    tracing::error!(%error, caller, "cannot write the audit record");
+    metrics::counter!("mcpsiem_query_audit_failures_total").increment(1);
 }
 
 /// Registers the JSON-lines files under `root` in the lake as table `name` (empty when

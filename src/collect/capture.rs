@@ -99,10 +99,6 @@ impl Capture {
         Ok(Self { config: config.clone(), assignment, shapes })
     }
 
-    pub fn config(&self) -> &CaptureConfig {
-        &self.config
-    }
-
     /// `text` with every secret replaced by `[REDACTED]`.
     pub fn redact<'t>(&self, text: &'t str) -> Cow<'t, str> {
         let mut out = Cow::Borrowed(text);

@@ -66,10 +66,6 @@ impl Observer {
         &mut self.template
     }
 
-    pub fn template(&self) -> &OwnedEvent {
-        &self.template
-    }
-
     /// Requests still waiting for their response.
     pub fn pending(&self) -> usize {
         self.pending.len()

@@ -178,19 +178,6 @@ impl Outbox {
         Ok(due)
     }
 
-    /// The soonest next attempt of any pending delivery.
-    pub fn next_due(&self) -> Result<Option<i64>, OutboxError> {
-        let tx = self.db.begin_read()?;
-        let pending = tx.open_table(PENDING)?;
-        let mut soonest = None;
-        for item in pending.iter()? {
-            let (_, value) = item?;
-            let delivery: Delivery = decode(value.value())?;
-            soonest = Some(soonest.map_or(delivery.next_attempt_us, |s: i64| s.min(delivery.next_attempt_us)));
-        }
-        Ok(soonest)
-    }
-
     /// Saves the outcomes of several attempts in one transaction.
     pub fn apply(&self, updates: &[Update]) -> Result<(), OutboxError> {
         if updates.is_empty() {
@@ -215,29 +202,6 @@ impl Outbox {
                         }
                     }
                 }
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Saves a delivery to try again later.
-    pub fn reschedule(&self, delivery: &Delivery) -> Result<(), OutboxError> {
-        let tx = self.db.begin_write()?;
-        tx.open_table(PENDING)?.insert(delivery.key.as_str(), encode(delivery).as_slice())?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Moves a delivery from pending to finished (and to the dead letters when it died).
-    pub fn finish(&self, record: &Finished, alert: &Alert) -> Result<(), OutboxError> {
-        let tx = self.db.begin_write()?;
-        {
-            tx.open_table(PENDING)?.remove(record.key.as_str())?;
-            tx.open_table(FINISHED)?.insert(record.key.as_str(), encode(record).as_slice())?;
-            if record.status == "dead" {
-                let letter = DeadLetter { record: record.clone(), alert: alert.clone() };
-                tx.open_table(DEAD)?.insert(record.key.as_str(), encode(&letter).as_slice())?;
             }
         }
         tx.commit()?;

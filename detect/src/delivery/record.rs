@@ -3,12 +3,8 @@
 //! One small JSON object per finished delivery under `alert_deliveries/date=YYYY-MM-DD/`
 //! (alerts are few; the query service reads them like the audit log).
 
-use std::sync::{Arc, Mutex};
-
-use bytes::Bytes;
-use mcpsiem_event::lake::Lake;
+use mcpsiem_event::lake::{JsonRecords, Lake};
 use mcpsiem_event::{Alert, Timestamp};
-use object_store::path::Path;
 use serde::Serialize;
 
 use super::outbox::Finished;
@@ -54,37 +50,28 @@ impl DeliveryRow {
 /// Writes rows in the background.
 #[derive(Clone)]
 pub struct DeliveryLog {
-    lake: Lake,
-    pending: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    records: JsonRecords,
 }
 
 impl DeliveryLog {
     pub fn new(lake: Lake) -> Self {
-        Self { lake, pending: Arc::default() }
+        Self { records: JsonRecords::new(lake, ROOT) }
     }
 
     pub fn write_later(&self, record: &Finished, alert: &Alert) {
         let row = DeliveryRow::new(record, alert);
-        let lake = self.lake.clone();
-        let handle = tokio::spawn(async move {
-            let date = row.finished_time.get(..10).unwrap_or("unknown").to_string();
-            let path = Path::from(format!("{ROOT}/date={date}/{}.json", ulid::Ulid::new()));
-            let mut line = serde_json::to_vec(&row).expect("a row serializes");
-            line.push(b'\n');
-            if let Err(e) = lake.put(&path, Bytes::from(line)).await {
-                tracing::error!(error = %e, alert = %row.alert_id, "cannot record the delivery in the lake");
-                metrics::counter!("mcpsiem_delivery_log_failures_total").increment(1);
-            }
+        let date = row.finished_time.get(..10).unwrap_or("unknown").to_string();
+        let alert_id = row.alert_id.clone();
+        let written = self.records.write_later(date, row, move |e| {
+            tracing::error!(error = %e, alert = %alert_id, "cannot record the delivery in the lake");
+            metrics::counter!("mcpsiem_delivery_log_failures_total").increment(1);
         });
-        let mut pending = self.pending.lock().expect("not poisoned");
-        pending.retain(|h| !h.is_finished());
-        pending.push(handle);
+        if !written {
+            tracing::error!("cannot record the delivery outside a runtime");
+        }
     }
 
     pub async fn flush(&self) {
-        let handles: Vec<_> = std::mem::take(&mut *self.pending.lock().expect("not poisoned"));
-        for handle in handles {
-            let _ = handle.await;
-        }
+        self.records.flush().await;
     }
 }

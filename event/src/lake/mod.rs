@@ -17,11 +17,13 @@
 //! ```
 
 mod commit;
+mod json_records;
 mod layout;
 mod snapshot;
 mod store;
 
 pub use commit::{CommitLog, CommitOutcome, CommitRecord, CommittedFile};
+pub use json_records::JsonRecords;
 pub use layout::{HourPartition, Table, compacted_file_path, flush_file_path};
 pub use snapshot::{ReplaceRecord, Snapshot, SnapshotFile};
 pub use store::{Lake, LakeError};
