@@ -96,7 +96,7 @@ fn alerts_survive_a_destination_outage_and_a_restart_and_arrive_exactly_once() {
     let kafka = broker.kafka_config("delivery");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(support::create_topic(&kafka, &kafka.alerts_topic, 3));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = support::free_port();
     let fixture = support::LakeFixture::new(
         &kafka,
         &format!(

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -46,7 +46,7 @@ fn intake_checks_keys_and_records_and_ships_every_record() {
     let kafka = broker.kafka_config("intake");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(support::create_topic(&kafka, &kafka.events_topic, 3));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = support::free_port();
     let fixture = support::LakeFixture::new(
         &kafka,
         &format!(
@@ -56,12 +56,7 @@ fn intake_checks_keys_and_records_and_ships_every_record() {
         ),
     );
     let mut intake = fixture.command(&["collect", "http"]).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(intake.try_wait().unwrap().is_none(), "the intake exited");
-        assert!(Instant::now() < deadline, "the intake is not listening");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    support::wait_for_port(port, &mut intake);
     let url = format!("http://127.0.0.1:{port}/v1/events");
     let auth = format!("Authorization: Bearer {KEY}");
 

@@ -107,12 +107,7 @@ fn post(port: u16, key: &str, body: &str) -> u16 {
 
 fn start_intake(fixture: &support::LakeFixture, port: u16) -> std::process::Child {
     let mut intake = fixture.command(&["collect", "http"]).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(intake.try_wait().unwrap().is_none(), "the intake exited");
-        assert!(Instant::now() < deadline, "the intake is not listening");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    support::wait_for_port(port, &mut intake);
     intake
 }
 
@@ -125,7 +120,7 @@ fn events_posted_through_an_outage_and_a_collector_restart_arrive_exactly_once()
     let kafka = broker.kafka_config("outage-intake");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(support::create_topic(&kafka, &kafka.events_topic, 3));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = support::free_port();
     let key = "outage-intake-key";
     let fixture = support::LakeFixture::new(
         &kafka,

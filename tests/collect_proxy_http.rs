@@ -5,7 +5,6 @@
 //! event and no line of the proxy's (debug-level) log.
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,19 +15,6 @@ use serde_json::{Value, json};
 mod support;
 
 const SITE_KEY: &str = "proxy-http-test-site-key";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_for_port(port: u16, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(child.try_wait().unwrap().is_none(), "the process on port {port} exited");
-        assert!(Instant::now() < deadline, "nothing listens on {port} after 30 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 struct KillOnDrop(Child);
 
@@ -63,7 +49,7 @@ fn http_proxy_records_exchanges_with_token_claims_and_never_the_token() {
         &format!("[site]\ntoken_key = \"{SITE_KEY}\"\n[collect]\nid = \"http-test\"\nspool_dir = \"spool\"\n"),
     );
 
-    let server_port = free_port();
+    let server_port = support::free_port();
     let mut server = KillOnDrop(
         Command::new("node")
             .arg(support::mcp_bin("mcp-server-everything"))
@@ -74,8 +60,8 @@ fn http_proxy_records_exchanges_with_token_claims_and_never_the_token() {
             .spawn()
             .unwrap(),
     );
-    wait_for_port(server_port, &mut server.0);
-    let proxy_port = free_port();
+    support::wait_for_port(server_port, &mut server.0);
+    let proxy_port = support::free_port();
     let log_path = fixture.dir.path().join("proxy.log");
     let mut proxy = KillOnDrop(
         fixture
@@ -93,7 +79,7 @@ fn http_proxy_records_exchanges_with_token_claims_and_never_the_token() {
             .spawn()
             .unwrap(),
     );
-    wait_for_port(proxy_port, &mut proxy.0);
+    support::wait_for_port(proxy_port, &mut proxy.0);
 
     let claims = json!({"sub": "alice@example.com", "iss": "https://idp.example", "aud": "https://mcp.example/mcp",
         "client_id": "inspector", "jti": "jti-7781", "scope": "tools:call", "exp": 1_900_000_000, "iat": 1_800_000_000});

@@ -197,3 +197,18 @@ pub fn mcp_bin(name: &str) -> std::path::PathBuf {
     assert!(path.exists(), "{} is missing: run scripts/setup (npm ci in tests/mcp)", path.display());
     path
 }
+
+/// A TCP port free on 127.0.0.1 now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until something listens on `port`; fails if `child` exits first or after 30 s.
+pub fn wait_for_port(port: u16, child: &mut std::process::Child) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(child.try_wait().unwrap().is_none(), "the process on port {port} exited");
+        assert!(std::time::Instant::now() < deadline, "nothing listens on {port} after 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
