@@ -33,6 +33,7 @@ pub struct Config {
     pub site: SiteConfig,
     pub collect: crate::collect::config::CollectConfig,
     pub delivery: mcpsiem_detect::delivery::DeliveryConfig,
+    pub evidence: mcpsiem_query::export::EvidenceConfig,
     pub log: LogConfig,
 }
 

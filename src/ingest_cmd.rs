@@ -27,6 +27,8 @@ pub struct IngestReport {
 
 fn compactor(config: &Config, lake: Lake) -> Compactor {
     Compactor {
+        ledger: mcpsiem_event::lake::Ledger::new(lake.clone()),
+        writer: mcpsiem_ingest::consumer::writer_id(),
         lake,
         settings: ParquetSettings {
             zstd_level: config.ingest.zstd_level,

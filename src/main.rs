@@ -109,6 +109,88 @@ enum Command {
     /// Deliver alerts to chat, ticketing, paging and e-mail (docs/delivery.md).
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// Export signed evidence bundles for auditors, or verify one (docs/evidence.md).
+    Export(ExportCommandArgs),
+    /// Signing keys of evidence bundles.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Check the lake against its ledger: changed, removed or inserted files (docs/evidence.md).
+    #[command(subcommand)]
+    Lake(LakeCommand),
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct ExportCommandArgs {
+    #[command(subcommand)]
+    command: Option<ExportCommand>,
+    /// Export the rows of this read-only SQL.
+    #[arg(long, group = "selector")]
+    sql: Option<String>,
+    /// Export an alert (by alert_id) and the events it matched.
+    #[arg(long, group = "selector")]
+    alert: Option<String>,
+    /// Export every event of an MCP session.
+    #[arg(long, group = "selector")]
+    session: Option<String>,
+    /// Export every event carrying this token fingerprint.
+    #[arg(long, group = "selector")]
+    token: Option<String>,
+    /// Export every event of this user (token subject or end-user id).
+    #[arg(long, group = "selector")]
+    user: Option<String>,
+    /// Rows from this time (RFC 3339), by each table's time column.
+    #[arg(long)]
+    start: Option<String>,
+    /// Rows before this time (RFC 3339).
+    #[arg(long)]
+    end: Option<String>,
+    /// parquet, csv or jsonl.
+    #[arg(long, default_value = "parquet")]
+    format: String,
+    /// Where to write the bundle (a .zip; never overwritten).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Check a bundle's signature and every file's hash; exits non-zero if any check fails.
+    Verify {
+        bundle: PathBuf,
+        /// The signer's public key (PEM), obtained from the operator, not from the bundle.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an Ed25519 key pair for signing bundles: DIR/NAME.key and DIR/NAME.pub.
+    Generate {
+        #[arg(long, default_value = "keys")]
+        dir: PathBuf,
+        #[arg(long, default_value = "export")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum LakeCommand {
+    /// Verify every table (or --table) against its ledger; exits non-zero on any finding.
+    Verify {
+        /// events, deadletters or alerts; repeatable. Default: all.
+        #[arg(long)]
+        table: Vec<String>,
+        /// A head recorded earlier (TABLE=SEQ:SHA256, as printed here and in bundle
+        /// manifests): fails if the chain no longer holds it. Repeatable.
+        #[arg(long)]
+        anchor: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -521,6 +603,44 @@ fn run(cli: Cli) -> Result<()> {
             mcpsiem::alerts_cmd::resolve(&config, &destination, &alert_id)
         }
         Command::Alerts(AlertsCommand::Dead { retry }) => mcpsiem::alerts_cmd::dead_letters(&config, retry),
+        Command::Export(ExportCommandArgs { command: Some(ExportCommand::Verify { bundle, key, json }), .. }) => {
+            if !mcpsiem::evidence_cmd::verify(&bundle, &key, json)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Export(args) => {
+            use mcpsiem_query::export::Selector;
+            let selector = match (args.sql, args.alert, args.session, args.token, args.user) {
+                (Some(v), ..) => Selector::Sql(v),
+                (_, Some(v), ..) => Selector::Alert(v),
+                (_, _, Some(v), ..) => Selector::Session(v),
+                (_, _, _, Some(v), _) => Selector::Token(v),
+                (.., Some(v)) => Selector::User(v),
+                _ => anyhow::bail!(
+                    "say what to export: --sql, --alert, --session, --token or --user (or `export verify`)"
+                ),
+            };
+            let out =
+                args.out.ok_or_else(|| anyhow::anyhow!("--out FILE.zip is required: where to write the bundle"))?;
+            mcpsiem::evidence_cmd::export(
+                &config,
+                mcpsiem::evidence_cmd::ExportArgs {
+                    selector,
+                    start: args.start,
+                    end: args.end,
+                    format: args.format,
+                    out,
+                },
+            )
+        }
+        Command::Keys(KeysCommand::Generate { dir, name }) => mcpsiem::evidence_cmd::generate_keys(&dir, &name),
+        Command::Lake(LakeCommand::Verify { table, anchor, json }) => {
+            if !mcpsiem::lake_cmd::verify(&config, &table, &anchor, json)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Bench(BenchCommand::Decode { events, rounds, json }) => {
             eprintln!("generating {events} events…");
             let corpus = mcpsiem::bench::NdjsonCorpus::generate(events, 42);

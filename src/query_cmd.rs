@@ -27,7 +27,19 @@ pub fn run_serve(config: &Config) -> Result<()> {
         }
         let engine = QueryEngine::new(lake, config.query.clone()).with_approved_servers(approved_servers(config));
         let render: mcpsiem_query::http::MetricsRender = Arc::new(move || handle.render());
-        let app = mcpsiem_query::http::router(engine.clone(), Some(render));
+        let exporter = if config.evidence.signing_key.is_empty() {
+            tracing::warn!("evidence.signing_key is not set: POST /api/v1/exports is refused until it is");
+            None
+        } else {
+            let key = crate::evidence_cmd::signing_key(config)?;
+            Some(mcpsiem_query::export::Exporter::new(engine.clone(), key, &config.evidence))
+        };
+        let work_dir = if config.evidence.work_dir.is_empty() {
+            std::env::temp_dir()
+        } else {
+            std::path::PathBuf::from(&config.evidence.work_dir)
+        };
+        let app = mcpsiem_query::http::router_with_exports(engine.clone(), Some(render), exporter, work_dir);
         let listener = tokio::net::TcpListener::bind(&config.query.listen).await.with_context(|| {
             format!("cannot listen on {}; is the port taken? set query.listen", config.query.listen)
         })?;
@@ -144,8 +156,8 @@ pub fn run_query(config: &Config, args: &QueryArgs<'_>) -> Result<()> {
     })
 }
 
-fn whoami() -> String {
-    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+pub fn whoami() -> String {
+    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into())
 }
 
 /// Prints a new API key and the configuration entry that admits it.

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use mcpsiem_event::lake::{HourPartition, Lake, Snapshot, Table, flush_file_path};
+use mcpsiem_event::lake::{
+    HourPartition, Lake, Ledger, LedgerFile, Snapshot, Table, flush_file_path, sha256_hex, verify_table,
+};
 use mcpsiem_event::{EventColumns, EventId, EventKind, McpEvent, Timestamp};
 use mcpsiem_ingest::parquet_file::ParquetSettings;
 use mcpsiem_ingest::{CompactionConfig, Compactor};
@@ -38,7 +40,18 @@ fn an_hour_of_minute_files_compacts_to_two_files_under_a_polling_reader() {
         assert_eq!(parts.len(), 1);
         let bytes: Bytes = settings.encode(Table::Events, &[parts[0].1.clone()]).unwrap();
         let path = flush_file_path(Table::Events, hour, "t", 0, minute * 500, (minute + 1) * 500);
+        let file = LedgerFile {
+            path: path.to_string(),
+            sha256: sha256_hex(&bytes),
+            bytes: bytes.len() as u64,
+            rows: 500,
+            staged: None,
+        };
         runtime.block_on(lake.put(&path, bytes)).unwrap();
+        let ledger = Ledger::new(lake.clone());
+        runtime
+            .block_on(ledger.append(Table::Events, &format!("commit t/0/{minute}"), "test", vec![file], vec![]))
+            .unwrap();
     }
     assert_eq!(runtime.block_on(Snapshot::load(&lake, Table::Events)).unwrap().files.len(), 60);
 
@@ -67,6 +80,8 @@ fn an_hour_of_minute_files_compacts_to_two_files_under_a_polling_reader() {
 
     let compactor = Compactor {
         lake: lake.clone(),
+        ledger: Ledger::new(lake.clone()),
+        writer: "test".into(),
         settings,
         config: CompactionConfig { target_file_bytes: 64 * 1024 * 1024, ..CompactionConfig::default() },
     };
@@ -97,6 +112,12 @@ fn an_hour_of_minute_files_compacts_to_two_files_under_a_polling_reader() {
             last = *t;
         }
     }
+
+    // The ledger follows the compaction: the lake verifies, with the merged files recorded.
+    let verified = runtime.block_on(verify_table(&lake, Table::Events, &[], &|_| {})).unwrap();
+    assert!(verified.findings.is_empty(), "{:?}", verified.findings);
+    assert_eq!(verified.entries, 61);
+    assert_eq!(verified.files_checked, snapshot.files.len() as u64);
 
     // A second pass has nothing left to do.
     let again = runtime.block_on(compactor.run_once(Timestamp::now())).unwrap();

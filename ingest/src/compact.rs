@@ -24,7 +24,10 @@ use arrow_array::types::TimestampMicrosecondType;
 use bytes::Bytes;
 use futures::StreamExt;
 use mcpsiem_event::Timestamp;
-use mcpsiem_event::lake::{HourPartition, Lake, ReplaceRecord, Snapshot, SnapshotFile, Table, compacted_file_path};
+use mcpsiem_event::lake::{
+    HourPartition, Lake, Ledger, LedgerFile, ReplaceRecord, Snapshot, SnapshotFile, Table, compacted_file_path,
+    sha256_hex,
+};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use parquet::arrow::ArrowWriter;
@@ -53,6 +56,9 @@ pub struct CompactionSummary {
 
 pub struct Compactor {
     pub lake: Lake,
+    pub ledger: Ledger,
+    /// Which instance compacts, as the ledger records it.
+    pub writer: String,
     pub settings: ParquetSettings,
     pub config: CompactionConfig,
 }
@@ -145,9 +151,17 @@ impl Compactor {
             .collect();
         let finals: Vec<Path> = outputs.iter().map(|_| compacted_file_path(table, hour, ulid::Ulid::new())).collect();
         let mut rows = 0;
-        for ((bytes, n), path) in outputs.iter().zip(&staged) {
+        let mut ledger_files = Vec::with_capacity(outputs.len());
+        for (((bytes, n), path), final_path) in outputs.iter().zip(&staged).zip(&finals) {
             rows += n;
             summary.bytes_out += bytes.len() as u64;
+            ledger_files.push(LedgerFile {
+                path: final_path.to_string(),
+                sha256: sha256_hex(bytes),
+                bytes: bytes.len() as u64,
+                rows: *n,
+                staged: Some(path.to_string()),
+            });
             self.lake.put(path, bytes.clone()).await?;
         }
         let record = ReplaceRecord {
@@ -156,8 +170,13 @@ impl Compactor {
             replacements: finals.iter().map(ToString::to_string).collect(),
             staged: staged.iter().map(ToString::to_string).collect(),
             created_at: Timestamp::now().to_string(),
+            ledger: ledger_files,
         };
-        record.write(&self.lake, &ReplaceRecord::new_path(table)).await?;
+        let record_path = ReplaceRecord::new_path(table);
+        record.write(&self.lake, &record_path).await?;
+        // Recorded before the moves, so no compacted file is ever in the table unrecorded.
+        let source = ReplaceRecord::ledger_source(&record_path);
+        self.ledger.append(table, &source, &self.writer, record.ledger.clone(), record.replaced.clone()).await?;
         self.finish(&record).await?;
         summary.hours_compacted += 1;
         summary.files_in += files.len() as u64;
@@ -200,6 +219,11 @@ impl Compactor {
                 pending |= self.lake.exists(&Path::from(old.as_str())).await?;
             }
             if pending {
+                // The crash may have come before the ledger append.
+                let since = Timestamp::parse(&record.created_at).unwrap_or_else(|_| Timestamp::now());
+                let source = ReplaceRecord::ledger_source(&path);
+                let added = record.ledger.clone();
+                self.ledger.ensure(table, &source, since, &self.writer, added, record.replaced.clone()).await?;
                 if self.finish(&record).await? {
                     finished += 1;
                 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mcpsiem_event::kafka::KafkaConfig;
-use mcpsiem_event::lake::{CommitLog, CommitRecord, Lake, Table};
+use mcpsiem_event::lake::{CommitLog, CommitRecord, Lake, Ledger, Table};
 use mcpsiem_event::{Alert, Timestamp, parse_event};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{BorrowedMessage, Message};
@@ -72,7 +72,7 @@ impl IngestContext {
         let mut attempt = 0;
         loop {
             let result = self.runtime.block_on(async {
-                let latest = log.recover().await?;
+                let latest = log.recover(&Ledger::new(self.lake.clone())).await?;
                 log.sweep_staging(self.staging_grace).await?;
                 Ok::<_, IngestError>(latest)
             });
@@ -241,6 +241,7 @@ impl Ingester {
         let (jobs, job_rx) = mpsc::sync_channel(1);
         let (report_tx, reports) = mpsc::channel();
         let writer = FileWriter {
+            ledger: Ledger::new(lake.clone()),
             lake,
             topic: topic.clone(),
             writer_id: writer_id(),
@@ -570,8 +571,8 @@ fn resume_offset(resume: Option<&CommitRecord>) -> Offset {
     Offset::Offset(resume.map_or(0, |r| r.end))
 }
 
-/// Names this process in commit records.
-fn writer_id() -> String {
+/// How this instance names itself in commit records and ledger entries: host and process.
+pub fn writer_id() -> String {
     let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into());
     format!("{host}/{}", std::process::id())
 }

@@ -7,7 +7,7 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::time::Instant;
 
 use arrow_array::RecordBatch;
-use mcpsiem_event::lake::{CommitLog, CommitOutcome, CommitRecord, CommittedFile, Lake, Table};
+use mcpsiem_event::lake::{CommitLog, CommitOutcome, CommitRecord, CommittedFile, Lake, Ledger, Table, sha256_hex};
 use object_store::path::Path;
 use tokio::runtime::Handle;
 
@@ -56,6 +56,7 @@ pub enum FlushReport {
 
 pub struct FileWriter {
     pub lake: Lake,
+    pub ledger: Ledger,
     pub topic: String,
     pub writer_id: String,
     pub settings: ParquetSettings,
@@ -123,6 +124,7 @@ impl FileWriter {
                 let bytes = self.settings.encode(table, std::slice::from_ref(&part))?;
                 let staged = log.staging_path();
                 let size = bytes.len() as u64;
+                let sha256 = sha256_hex(&bytes);
                 self.lake.put(&staged, bytes).await?;
                 crash_point("mid_stage");
                 record.files.push(CommittedFile {
@@ -131,6 +133,7 @@ impl FileWriter {
                     path: log.final_path(table, hour, job.start, job.end).to_string(),
                     rows: part.num_rows() as u64,
                     bytes: size,
+                    sha256,
                 });
             }
         }
@@ -148,6 +151,8 @@ impl FileWriter {
             return Ok(None);
         }
         crash_point("after_commit");
+        log.record_in_ledger(&self.ledger, &record).await?;
+        crash_point("after_ledger");
         log.publish(&record).await?;
         let bytes: u64 = record.files.iter().map(|f| f.bytes).sum();
         metrics::histogram!("mcpsiem_ingest_flush_seconds").record(started.elapsed().as_secs_f64());

@@ -1,4 +1,4 @@
-//! The `audit_log` table: every query (and, later, export): who, when, what SQL, how many
+//! The `audit_log` table: every query and every evidence export: who, when, what SQL, how many
 //! rows, how long, and how it ended. One small JSON object per query under
 //! `audit_log/date=YYYY-MM-DD/` in the lake, so it lives with the data it describes and
 //! survives the query service.
@@ -40,6 +40,8 @@ pub struct AuditRecord {
     pub duration_ms: u64,
     pub files_read: u64,
     pub bytes_read: u64,
+    /// For exports: the bundle, its manifest's SHA-256, the selector and format (JSON).
+    pub detail: Option<String>,
 }
 
 impl AuditRecord {
@@ -59,6 +61,7 @@ impl AuditRecord {
             duration_ms: 0,
             files_read: 0,
             bytes_read: 0,
+            detail: None,
         }
     }
 
@@ -103,6 +106,7 @@ pub fn audit_schema() -> SchemaRef {
         Field::new("duration_ms", DataType::UInt64, false),
         Field::new("files_read", DataType::UInt64, false),
         Field::new("bytes_read", DataType::UInt64, false),
+        text("detail", true),
     ]))
 }
 

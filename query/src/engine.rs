@@ -50,6 +50,9 @@ pub struct QueryRequest {
     /// Values for `$1`, `$2`… (prepared statements of the PostgreSQL protocol).
     pub params: Option<ParamValues>,
     pub dialect: Dialect,
+    /// An evidence export reads every row (no `max_rows`), under `evidence.timeout_seconds`,
+    /// and is audited once by the exporter rather than as a query.
+    pub export: Option<Duration>,
 }
 
 /// What a statement returns and the parameters it takes, known without running it.
@@ -124,6 +127,11 @@ impl QueryEngine {
         &self.config
     }
 
+    /// Stores an audit record (the exporter's record of one export).
+    pub async fn audit(&self, record: AuditRecord) {
+        self.audit.write(record).await;
+    }
+
     /// Waits until the audit records of finished answers are stored.
     pub async fn flush_audit(&self) {
         self.audit.flush().await;
@@ -171,24 +179,32 @@ impl QueryEngine {
                 .map_err(|_| QueryError::Busy)?;
         // The time limit counts from when the query may run, not from when it queued.
         let started = Instant::now();
-        let timeout = Duration::from_secs(self.config.timeout_seconds.max(1));
+        let timeout = request.export.unwrap_or(Duration::from_secs(self.config.timeout_seconds.max(1)));
         let record = AuditRecord::start(caller, &request);
         let planned = tokio::time::timeout(timeout, self.plan(caller, &request)).await;
         let (schema, stream, files) = match planned {
             Ok(Ok(planned)) => planned,
             Ok(Err(e)) => {
-                self.audit.write(record.failed(&e, started.elapsed())).await;
+                if request.export.is_none() {
+                    self.audit.write(record.failed(&e, started.elapsed())).await;
+                }
                 metrics::counter!("mcpsiem_query_errors_total", "code" => e.code()).increment(1);
                 return Err(e);
             }
             Err(_) => {
                 let e = QueryError::Timeout(timeout);
-                self.audit.write(record.failed(&e, started.elapsed())).await;
+                if request.export.is_none() {
+                    self.audit.write(record.failed(&e, started.elapsed())).await;
+                }
                 metrics::counter!("mcpsiem_query_errors_total", "code" => e.code()).increment(1);
                 return Err(e);
             }
         };
-        let max_rows = request.limit.unwrap_or(self.config.max_rows).min(self.config.max_rows);
+        let max_rows = match request.export {
+            Some(_) => usize::MAX,
+            None => request.limit.unwrap_or(self.config.max_rows).min(self.config.max_rows),
+        };
+        let audit = request.export.is_none().then(|| self.audit.clone());
         let stream = LimitedStream {
             inner: stream,
             deadline: Box::pin(tokio::time::sleep(timeout.saturating_sub(started.elapsed()))),
@@ -197,7 +213,7 @@ impl QueryEngine {
             rows: 0,
             truncated: false,
             done: false,
-            finish: Some(Finish { audit: self.audit.clone(), record, started, files: files.clone(), _permit: permit }),
+            finish: Some(Finish { audit, record, started, files: files.clone(), _permit: permit }),
         };
         Ok(QueryAnswer { schema, stream, files })
     }
@@ -314,7 +330,8 @@ fn placeholder_casts(plan: &LogicalPlan) -> Result<std::collections::HashMap<Str
 
 /// What happens when an answer ends: the audit record and the metrics.
 struct Finish {
-    audit: AuditLog,
+    /// None for exports, which the exporter audits itself.
+    audit: Option<AuditLog>,
     record: AuditRecord,
     started: Instant,
     files: Vec<FileRead>,
@@ -356,7 +373,9 @@ impl LimitedStream {
             if let Some(e) = error {
                 metrics::counter!("mcpsiem_query_errors_total", "code" => e.code()).increment(1);
             }
-            finish.audit.write_later(record);
+            if let Some(audit) = finish.audit {
+                audit.write_later(record);
+            }
         }
     }
 }

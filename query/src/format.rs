@@ -69,7 +69,7 @@ impl Encoder {
             }
             Encoder::Csv { header } => {
                 let mut writer = CsvWriterBuilder::new().with_header(*header).build(Vec::new());
-                writer.write(batch)?;
+                writer.write(&csv_ready(batch)?)?;
                 *header = false;
                 Ok(writer.into_inner())
             }
@@ -101,4 +101,44 @@ pub fn json_rows(batches: &[RecordBatch]) -> Result<Vec<u8>, datafusion::arrow::
     writer.finish()?;
     let bytes = writer.into_inner();
     Ok(if bytes.is_empty() { b"[]".to_vec() } else { bytes })
+}
+
+/// The batch with each nested column (lists, maps, structs: attributes, tags, event ids)
+/// turned into a column of JSON text, which is how CSV carries them.
+pub fn csv_ready(batch: &RecordBatch) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{ArrayRef, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    if !batch.schema().fields().iter().any(|f| f.data_type().is_nested()) {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if !field.data_type().is_nested() {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+            continue;
+        }
+        let one = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("v", field.data_type().clone(), true)])),
+            vec![column.clone()],
+        )?;
+        let mut writer = LineDelimitedWriter::new(Vec::new());
+        writer.write(&one)?;
+        writer.finish()?;
+        let text = writer.into_inner();
+        let mut values = Vec::with_capacity(batch.num_rows());
+        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let object: serde_json::Value = serde_json::from_slice(line)
+                .map_err(|e| datafusion::arrow::error::ArrowError::JsonError(e.to_string()))?;
+            values.push(object.get("v").map(|v| v.to_string()));
+        }
+        // Null rows are written as `{}` by the JSON writer and come back as None above.
+        values.resize(batch.num_rows(), None);
+        fields.push(Field::new(field.name(), DataType::Utf8, true));
+        columns.push(Arc::new(StringArray::from(values)));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use crate::QueryError;
 use crate::auth::{Caller, Role, authenticate};
 use crate::engine::{QueryEngine, QueryRequest};
+use crate::export::{ExportError, ExportFormat, ExportRequest, Exporter, Selector};
 use crate::format::{Encoder, Format, json_rows};
 use crate::tables::TimeRange;
 
@@ -25,6 +26,9 @@ pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
 struct AppState {
     engine: QueryEngine,
     metrics: Option<MetricsRender>,
+    /// None when no signing key is configured: exports are refused with how to fix it.
+    exporter: Option<Exporter>,
+    work_dir: std::path::PathBuf,
 }
 
 /// The body of `POST /api/v1/query`.
@@ -42,12 +46,23 @@ pub struct QueryBody {
 }
 
 pub fn router(engine: QueryEngine, metrics: Option<MetricsRender>) -> Router {
+    router_with_exports(engine, metrics, None, std::env::temp_dir())
+}
+
+/// The API with `POST /api/v1/exports`, building bundles under `work_dir`.
+pub fn router_with_exports(
+    engine: QueryEngine,
+    metrics: Option<MetricsRender>,
+    exporter: Option<Exporter>,
+    work_dir: std::path::PathBuf,
+) -> Router {
     Router::new()
         .route("/api/v1/query", post(query).get(query_get))
+        .route("/api/v1/exports", post(export))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(render_metrics))
-        .with_state(AppState { engine, metrics })
+        .with_state(AppState { engine, metrics, exporter, work_dir })
 }
 
 fn status(error: &QueryError) -> StatusCode {
@@ -214,6 +229,142 @@ where
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::spawn(produce(tx));
     Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+/// The body of `POST /api/v1/exports`: exactly one selector, an optional range and format.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportBody {
+    pub sql: Option<String>,
+    pub alert: Option<String>,
+    pub session: Option<String>,
+    pub token: Option<String>,
+    pub user: Option<String>,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub format: Option<String>,
+}
+
+impl ExportBody {
+    pub fn request(self) -> Result<ExportRequest, QueryError> {
+        let mut selectors = Vec::new();
+        if let Some(v) = self.sql {
+            selectors.push(Selector::Sql(v));
+        }
+        if let Some(v) = self.alert {
+            selectors.push(Selector::Alert(v));
+        }
+        if let Some(v) = self.session {
+            selectors.push(Selector::Session(v));
+        }
+        if let Some(v) = self.token {
+            selectors.push(Selector::Token(v));
+        }
+        if let Some(v) = self.user {
+            selectors.push(Selector::User(v));
+        }
+        if selectors.len() != 1 {
+            return Err(QueryError::Plan(format!(
+                "give exactly one of sql, alert, session, token or user (got {})",
+                selectors.len()
+            )));
+        }
+        let format = match self.format.as_deref() {
+            None => ExportFormat::Parquet,
+            Some(f) => ExportFormat::parse(f)
+                .ok_or_else(|| QueryError::Plan(format!("format `{f}`: use parquet, csv or jsonl")))?,
+        };
+        let range = TimeRange { start: time(self.start.as_deref(), "start")?, end: time(self.end.as_deref(), "end")? };
+        Ok(ExportRequest { selector: selectors.remove(0), range, format, via: "api".into() })
+    }
+}
+
+fn export_error_response(error: &ExportError) -> Response {
+    match error {
+        ExportError::Query(e) => error_response(e),
+        other => {
+            let status = match other {
+                ExportError::Request(_) => StatusCode::BAD_REQUEST,
+                ExportError::AlertNotFound(_) => StatusCode::NOT_FOUND,
+                ExportError::Lake(_) => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            let body = serde_json::json!({ "error": other.code(), "message": other.to_string() });
+            (status, Json(body)).into_response()
+        }
+    }
+}
+
+/// `POST /api/v1/exports` (auditor role): builds the bundle on disk, then streams it back
+/// and removes it. The manifest's SHA-256 and the bundle id come back as headers too.
+async fn export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<ExportBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let caller = match caller(&state.engine, &headers) {
+        Ok(caller) => caller,
+        Err(e) => return error_response(&e),
+    };
+    // The role is checked by the exporter, which audits refused attempts too.
+    let Some(exporter) = state.exporter.clone() else {
+        return export_error_response(&ExportError::Key {
+            path: "evidence.signing_key".into(),
+            reason: "is not set; create a key pair with `mcpsiem keys generate` and set it".into(),
+        });
+    };
+    let request = match body {
+        Ok(Json(body)) => match body.request() {
+            Ok(request) => request,
+            Err(e) => return error_response(&e),
+        },
+        Err(e) => {
+            return error_response(&QueryError::Plan(format!(
+                "the body must be JSON with one of sql, alert, session, token or user (and optional start, end, format): {e}"
+            )));
+        }
+    };
+    let path = state.work_dir.join(format!("mcpsiem-export-{}.zip", ulid::Ulid::new()));
+    let outcome = match exporter.export(&caller, &request, &path, &|_| {}).await {
+        Ok(outcome) => outcome,
+        Err(e) => return export_error_response(&e),
+    };
+    let file = match tokio::fs::File::open(&outcome.path).await {
+        Ok(file) => file,
+        Err(e) => return error_response(&QueryError::Execution(format!("cannot read the bundle back: {e}"))),
+    };
+    // Unlinked now, read through the open handle: nothing is left behind whatever the client does.
+    let _ = tokio::fs::remove_file(&outcome.path).await;
+    let name = format!("mcpsiem-export-{}.zip", outcome.bundle_id);
+    let body = Body::from_stream(file_chunks(file));
+    (
+        [
+            (header::CONTENT_TYPE, "application/zip".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+            (header::HeaderName::from_static("x-mcpsiem-manifest-sha256"), outcome.manifest_sha256.clone()),
+            (header::HeaderName::from_static("x-mcpsiem-bundle-id"), outcome.bundle_id.clone()),
+            (header::HeaderName::from_static("x-mcpsiem-rows"), outcome.rows.to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A file as a stream of chunks.
+fn file_chunks(file: tokio::fs::File) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+    use tokio::io::AsyncReadExt;
+    futures::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0u8; 1 << 16];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(buf), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    })
 }
 
 async fn ready(State(state): State<AppState>) -> Response {

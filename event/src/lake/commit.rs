@@ -22,6 +22,7 @@ use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::layout::{HourPartition, Table, flush_file_path};
+use super::ledger::{Ledger, LedgerFile};
 use super::store::{Lake, LakeError};
 use crate::Timestamp;
 
@@ -35,6 +36,10 @@ pub struct CommittedFile {
     pub path: String,
     pub rows: u64,
     pub bytes: u64,
+    /// SHA-256 of the file (hex), as the ledger records it. Empty in records written before
+    /// the ledger existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sha256: String,
 }
 
 /// The record of one committed flush.
@@ -165,11 +170,32 @@ impl CommitLog {
         Ok(())
     }
 
+    /// Appends a committed flush's files to the ledger of each table they go to. Runs
+    /// between the commit and [`CommitLog::publish`], so no file enters a table unrecorded.
+    pub async fn record_in_ledger(&self, ledger: &Ledger, record: &CommitRecord) -> Result<(), LakeError> {
+        for (table, files) in record.ledger_files() {
+            ledger.append(table, &record.ledger_source(), &record.writer, files, Vec::new()).await?;
+        }
+        Ok(())
+    }
+
     /// Rolls the latest flush forward (a crash may have stopped it between its commit and
     /// the last rename) and returns it: its `end` is where consuming resumes.
-    pub async fn recover(&self) -> Result<Option<CommitRecord>, LakeError> {
+    pub async fn recover(&self, ledger: &Ledger) -> Result<Option<CommitRecord>, LakeError> {
         let latest = self.latest().await?;
         if let Some(record) = &latest {
+            // Files still staged mean the crash came before the moves, and maybe before the
+            // ledger append that precedes them: append it unless it is there.
+            let mut staged = false;
+            for file in &record.files {
+                staged |= self.lake.exists(&Path::from(file.staged.as_str())).await?;
+            }
+            if staged {
+                let since = Timestamp::parse(&record.committed_at).unwrap_or_else(|_| Timestamp::now());
+                for (table, files) in record.ledger_files() {
+                    ledger.ensure(table, &record.ledger_source(), since, &record.writer, files, Vec::new()).await?;
+                }
+            }
             self.publish(record).await?;
         }
         Ok(latest)
@@ -209,6 +235,31 @@ impl CommitLog {
 }
 
 impl CommitRecord {
+    /// How the ledger names this flush.
+    pub fn ledger_source(&self) -> String {
+        format!("commit {}/{}/{}", self.topic, self.partition, self.start)
+    }
+
+    /// The flush's files grouped by table, as ledger entries list them.
+    pub fn ledger_files(&self) -> Vec<(Table, Vec<LedgerFile>)> {
+        let mut by_table: Vec<(Table, Vec<LedgerFile>)> = Vec::new();
+        for file in &self.files {
+            let Some(table) = Table::from_name(&file.table) else { continue };
+            let entry = LedgerFile {
+                path: file.path.clone(),
+                sha256: file.sha256.clone(),
+                bytes: file.bytes,
+                rows: file.rows,
+                staged: Some(file.staged.clone()),
+            };
+            match by_table.iter_mut().find(|(t, _)| *t == table) {
+                Some((_, files)) => files.push(entry),
+                None => by_table.push((table, vec![entry])),
+            }
+        }
+        by_table
+    }
+
     pub fn new(topic: &str, partition: i32, start: i64, end: i64, writer: &str) -> Self {
         Self {
             topic: topic.to_string(),
@@ -236,6 +287,7 @@ mod tests {
             path: log.final_path(Table::Events, HourPartition { epoch_hour: 1 }, start, end).to_string(),
             rows: 1,
             bytes: 1,
+            sha256: String::new(),
         });
         record
     }
@@ -261,7 +313,7 @@ mod tests {
         // only, so publish the first by hand as the writer would have.
         log.publish(&first).await.unwrap();
         assert!(lake.exists(&Path::from(first.files[0].path.as_str())).await.unwrap());
-        assert_eq!(log.recover().await.unwrap().unwrap().end, 20);
+        assert_eq!(log.recover(&Ledger::new(lake.clone())).await.unwrap().unwrap().end, 20);
         assert_eq!(log.prune(2).await.unwrap(), 0);
     }
 

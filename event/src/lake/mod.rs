@@ -14,16 +14,21 @@
 //! _lake/staging/<topic>/<partition>/<ulid>.parquet        written, not yet committed
 //! _lake/replaced/<table>/<ulid>.json                      compaction: files a new file replaces
 //! _lake/locks/...                                         leases (compaction of one hour)
+//! _lake/ledger/<table>/<seq>.json                         hash chain of every file added or removed
 //! ```
 
 mod commit;
 mod json_records;
 mod layout;
+mod ledger;
 mod snapshot;
 mod store;
+mod verify;
 
 pub use commit::{CommitLog, CommitOutcome, CommitRecord, CommittedFile};
 pub use json_records::JsonRecords;
 pub use layout::{HourPartition, Table, compacted_file_path, flush_file_path};
+pub use ledger::{Ledger, LedgerEntry, LedgerFile, LedgerHead, sha256_hex};
 pub use snapshot::{ReplaceRecord, Snapshot, SnapshotFile};
 pub use store::{Lake, LakeError};
+pub use verify::{Anchor, Finding, FindingKind, TableVerification, verify_table};

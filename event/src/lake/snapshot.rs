@@ -31,6 +31,10 @@ pub struct ReplaceRecord {
     /// the record and the moves can be finished.
     pub staged: Vec<String>,
     pub created_at: String,
+    /// The replacements as the ledger records them (hashes, sizes, rows). Empty in records
+    /// written before the ledger existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ledger: Vec<super::ledger::LedgerFile>,
 }
 
 impl ReplaceRecord {
@@ -40,6 +44,11 @@ impl ReplaceRecord {
 
     pub fn new_path(table: Table) -> Path {
         Path::from(format!("{}/{}.json", Self::dir(table), ulid::Ulid::new()))
+    }
+
+    /// How the ledger names the compaction this record describes.
+    pub fn ledger_source(path: &Path) -> String {
+        format!("compaction {}", path.filename().unwrap_or_default())
     }
 
     pub async fn write(&self, lake: &Lake, path: &Path) -> Result<(), LakeError> {
@@ -134,6 +143,7 @@ mod tests {
             replacements: vec![format!("{hour}/c1.parquet"), format!("{hour}/c2.parquet")],
             staged: vec![],
             created_at: String::new(),
+            ledger: vec![],
         };
         record.write(&lake, &ReplaceRecord::new_path(Table::Events)).await.unwrap();
         assert_eq!(names(&Snapshot::load(&lake, Table::Events).await.unwrap()), ["a.parquet", "b.parquet"]);
