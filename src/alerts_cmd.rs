@@ -15,7 +15,7 @@ pub fn run_deliver(config: &Config) -> Result<DeliverySummary> {
     );
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let _guard = runtime.enter();
-    crate::serve::start_metrics(&config.delivery.metrics_addr)?;
+    crate::serve::start_metrics(&config.delivery.metrics_addr, "delivery")?;
     let lake = match Lake::open(&config.lake.location) {
         Ok(lake) => Some(lake),
         Err(e) => {
@@ -30,7 +30,10 @@ pub fn run_deliver(config: &Config) -> Result<DeliverySummary> {
         let _ = stop_tx.send(true);
     });
     tracing::info!(destinations = config.delivery.destinations.len(), topic = %config.kafka.alerts_topic, "delivering alerts");
-    Ok(runtime.block_on(delivery::run(&config.delivery, &config.kafka, lake, stop_rx))?)
+    crate::serve::set_ready("delivery", true);
+    let summary = runtime.block_on(delivery::run(&config.delivery, &config.kafka, lake, stop_rx));
+    crate::serve::set_ready("delivery", false);
+    Ok(summary?)
 }
 
 /// A sample alert for `test-destination`.

@@ -34,18 +34,18 @@ pub struct QueryBenchOptions {
 
 /// What the generator saw, to aim the needle queries at real values.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-struct LakeManifest {
-    events: u64,
-    days: u32,
-    seed: u64,
-    token_fingerprint: String,
-    session_id: String,
-    user: String,
-    window_start: String,
-    window_end: String,
-    alerts: usize,
-    event_files: usize,
-    event_bytes: u64,
+pub(crate) struct LakeManifest {
+    pub(crate) events: u64,
+    pub(crate) days: u32,
+    pub(crate) seed: u64,
+    pub(crate) token_fingerprint: String,
+    pub(crate) session_id: String,
+    pub(crate) user: String,
+    pub(crate) window_start: String,
+    pub(crate) window_end: String,
+    pub(crate) alerts: usize,
+    pub(crate) event_files: usize,
+    pub(crate) event_bytes: u64,
 }
 
 /// One query's figures.
@@ -175,7 +175,10 @@ fn queries(m: &LakeManifest) -> Vec<ForensicQuery> {
 }
 
 /// Generates the lake (or reuses one generated with the same options).
-fn prepare_lake(options: &QueryBenchOptions, runtime: &tokio::runtime::Runtime) -> Result<(Lake, LakeManifest)> {
+pub(crate) fn prepare_lake(
+    options: &QueryBenchOptions,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(Lake, LakeManifest)> {
     let manifest_path = options.dir.join("bench-manifest.json");
     if let Ok(text) = std::fs::read_to_string(&manifest_path)
         && let Ok(manifest) = serde_json::from_str::<LakeManifest>(&text)

@@ -1,6 +1,7 @@
 //! A local Tansu broker: the embedded default for `mcpsiem up` and the real broker tests use.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -131,6 +132,9 @@ fn spawn(dir: &Path, port: u16) -> Result<Child, BrokerError> {
         // Tansu resolves the SQLite path against its working directory, even an absolute one.
         .args(["--storage-engine", "sqlite://tansu.db"])
         .current_dir(dir)
+        // Its own process group: a Ctrl-C in the terminal reaches `mcpsiem up`, which stops
+        // its stages (they still need the broker to flush) before it stops the broker.
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(io)?)
         .stderr(log)

@@ -67,10 +67,11 @@ pub fn run_stdio_proxy(config: &Config, command: &[String]) -> Result<i32> {
     let capture = capture(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let _guard = runtime.enter();
-    crate::serve::start_metrics(&config.collect.metrics_addr)?;
+    crate::serve::start_metrics(&config.collect.metrics_addr, "collect")?;
     let sink = EventSink::start_in_free_slot(&config.kafka, &config.collect)
         .context("starting the event shipper")?
         .with_fallback_key(format!("stdio-{}", ulid::Ulid::new()));
+    crate::serve::set_ready("collect", true);
     // In the background: a proxy must not delay its client's start while Kafka is away.
     runtime.spawn(try_ensure_topic(config.kafka.clone()));
 
@@ -110,8 +111,9 @@ pub fn run_http_proxy(config: &Config, listen: &str, upstream: &str) -> Result<(
     let capture = capture(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let _guard = runtime.enter();
-    crate::serve::start_metrics(&config.collect.metrics_addr)?;
+    crate::serve::start_metrics(&config.collect.metrics_addr, "collect")?;
     let sink = EventSink::start(&config.kafka, &config.collect).context("starting the event shipper")?;
+    crate::serve::set_ready("collect", true);
     // In the background: a proxy must not delay its client's start while Kafka is away.
     runtime.spawn(try_ensure_topic(config.kafka.clone()));
     let fingerprinter = mcpsiem_event::token::TokenFingerprinter::new(&config.site.token_key);
@@ -146,8 +148,9 @@ pub fn run_tail(
     let capture = capture(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let _guard = runtime.enter();
-    crate::serve::start_metrics(&config.collect.metrics_addr)?;
+    crate::serve::start_metrics(&config.collect.metrics_addr, "collect")?;
     let sink = EventSink::start(&config.kafka, &config.collect).context("starting the event shipper")?;
+    crate::serve::set_ready("collect", true);
     // In the background: a proxy must not delay its client's start while Kafka is away.
     runtime.spawn(try_ensure_topic(config.kafka.clone()));
     let stop = crate::serve::stop_on_signal(runtime.handle());
@@ -173,9 +176,7 @@ pub fn run_intake(config: &Config, listen: &str) -> Result<()> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let _guard = runtime.enter();
-    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .context("installing the metrics recorder")?;
+    let handle = crate::serve::metrics_handle()?;
     let sink = EventSink::start(&config.kafka, &config.collect).context("starting the event shipper")?;
     // In the background: a proxy must not delay its client's start while Kafka is away.
     runtime.spawn(try_ensure_topic(config.kafka.clone()));
@@ -192,6 +193,7 @@ pub fn run_intake(config: &Config, listen: &str) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {listen}; is the port taken? set collect.intake.listen"))?;
         tracing::info!(listen, "event intake listening: POST /v1/events");
+        crate::serve::set_ready("intake", true);
         axum::serve(listener, app).with_graceful_shutdown(crate::serve::shutdown_signal()).await?;
         anyhow::Ok(())
     });

@@ -110,6 +110,27 @@ fn engine(config: &Config) -> Result<Engine> {
     Ok(Engine::new(report.rules, config.detect.engine()))
 }
 
+/// The engine of a live detector: the rules of `detect.scope` only.
+fn scoped_engine(config: &Config) -> Result<Engine> {
+    let report = load_rules(config, &[]);
+    for problem in &report.problems {
+        tracing::warn!(%problem, "rule problem");
+    }
+    tracing::info!("{}", describe(&report));
+    let (rules, left_out) = report.rules.scoped(config.detect.scope);
+    if !left_out.is_empty() {
+        tracing::info!(scope = ?config.detect.scope, left_out = ?left_out, "rules another detector instance runs");
+    }
+    if rules.is_empty() {
+        bail!(
+            "no rules of scope {:?} loaded from {:?}: set detect.rules to your rule directories",
+            config.detect.scope,
+            config.detect.rules
+        );
+    }
+    Ok(Engine::new(rules, config.detect.engine()))
+}
+
 /// `detect --replay`: the rules over the lake between `from` and `to`, alerts as NDJSON on
 /// stdout.
 pub fn run_replay(config: &Config, from: Timestamp, to: Timestamp) -> Result<ReplaySummary> {
@@ -154,10 +175,10 @@ pub fn run_detect(config: &Config, stop_when_idle: Option<Duration>) -> Result<S
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     {
         let _guard = runtime.enter();
-        crate::serve::start_metrics(&config.detect.metrics_addr)?;
+        crate::serve::start_metrics(&config.detect.metrics_addr, "detect")?;
     }
     // After the metrics recorder: the engine registers its per-rule counters when built.
-    let engine = engine(config)?;
+    let engine = scoped_engine(config)?;
     for topic in [&config.kafka.events_topic, &config.kafka.alerts_topic] {
         runtime
             .block_on(crate::kafka_out::ensure_topic(&config.kafka, topic, config.kafka.partitions))
@@ -167,7 +188,10 @@ pub fn run_detect(config: &Config, stop_when_idle: Option<Duration>) -> Result<S
     let reload = crate::serve::flag_on_hangup(runtime.handle());
     let detector = Detector::new(&config.kafka, &config.detect, engine, config.decoder.max_record_bytes)?;
     tracing::info!(topic = %config.kafka.events_topic, alerts = %config.kafka.alerts_topic, group = %config.detect.group_id, "detecting");
-    let summary = detector.run(&StreamControl { stop, stop_when_idle, reload })?;
+    crate::serve::set_ready("detect", true);
+    let summary = detector.run(&StreamControl { stop, stop_when_idle, reload });
+    crate::serve::set_ready("detect", false);
+    let summary = summary?;
     runtime.shutdown_timeout(Duration::from_secs(2));
     Ok(summary)
 }

@@ -18,6 +18,7 @@ pub struct ExportArgs {
     pub end: Option<String>,
     pub format: String,
     pub out: PathBuf,
+    pub json: bool,
 }
 
 fn time(text: Option<&str>, flag: &str) -> Result<Option<Timestamp>> {
@@ -59,6 +60,12 @@ pub fn export(config: &Config, args: ExportArgs) -> Result<()> {
         engine.flush_audit().await;
         Ok::<_, anyhow::Error>(result?)
     })?;
+    if args.json {
+        let mut summary = serde_json::to_value(&outcome)?;
+        summary["peak_rss_bytes"] = serde_json::json!(crate::serve::peak_rss_bytes());
+        println!("{summary}");
+        return Ok(());
+    }
     println!(
         "{}: {} rows, {} bytes, {} lake files in scope; manifest SHA-256 {}",
         outcome.path.display(),

@@ -58,7 +58,7 @@ pub fn run_ingest(
     let lake = Lake::open(&config.lake.location)?;
     {
         let _guard = runtime.enter();
-        crate::serve::start_metrics(&config.ingest.metrics_addr)?;
+        crate::serve::start_metrics(&config.ingest.metrics_addr, "ingest")?;
     }
     let mut topics = vec![&config.kafka.events_topic];
     if config.ingest.alerts {
@@ -111,7 +111,9 @@ pub fn run_ingest(
     let ingester =
         Ingester::new(&config.kafka, &config.ingest, config.decoder.max_record_bytes, lake, runtime.handle().clone())?;
     let control = IngestControl { stop, stop_when_idle, stop_after_records };
+    crate::serve::set_ready("ingest", true);
     let summary = ingester.run(&control);
+    crate::serve::set_ready("ingest", false);
     alerts_stop.store(true, Ordering::SeqCst);
     let alerts = match alerts {
         Some(handle) => Some(

@@ -109,6 +109,26 @@ enum Command {
     /// Deliver alerts to chat, ticketing, paging and e-mail (docs/delivery.md).
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// Run every stage (intake, ingester, detector, alert delivery, query service) in one
+    /// process, with an embedded Kafka broker unless kafka.brokers is set. Ctrl-C stops all.
+    Up {
+        /// Where everything lives: the lake, the broker's storage, keys, the outbox, state.
+        /// Paths under `data/` in the configuration move here.
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
+        /// Port of the embedded broker (when kafka.brokers is empty).
+        #[arg(long, default_value_t = 9092)]
+        broker_port: u16,
+        /// Also produce generated traffic with every injected attack and print alerts as they fire.
+        #[arg(long)]
+        demo: bool,
+        /// Events the demo produces (over the last simulated day).
+        #[arg(long, default_value_t = 20_000)]
+        demo_events: u64,
+        /// Events per second the demo produces.
+        #[arg(long, default_value_t = 1_000)]
+        demo_rate: u64,
+    },
     /// Export signed evidence bundles for auditors, or verify one (docs/evidence.md).
     Export(ExportCommandArgs),
     /// Signing keys of evidence bundles.
@@ -151,6 +171,9 @@ struct ExportCommandArgs {
     /// Where to write the bundle (a .zip; never overwritten).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Print the outcome as JSON (with the process's peak memory).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -312,6 +335,22 @@ enum ConfigCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Signed bundles of a generated lake (one day, then all of it): peak memory of
+    /// `mcpsiem export` against the size of the data.
+    Export {
+        #[arg(long, default_value_t = 5_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 10)]
+        days: u32,
+        /// Where the generated lake lives (reused across runs with the same options).
+        #[arg(long, default_value = "target/bench-export")]
+        dir: PathBuf,
+        /// Formats of the whole-lake exports.
+        #[arg(long, value_delimiter = ',', default_value = "parquet,jsonl")]
+        formats: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Forensic queries on a generated lake through the query engine and through DuckDB.
     Query {
         #[arg(long, default_value_t = 20_000_000)]
@@ -631,9 +670,14 @@ fn run(cli: Cli) -> Result<()> {
                     end: args.end,
                     format: args.format,
                     out,
+                    json: args.json,
                 },
             )
         }
+        Command::Up { data_dir, broker_port, demo, demo_events, demo_rate } => mcpsiem::up::run_up(
+            &config,
+            &mcpsiem::up::UpOptions { data_dir, broker_port, demo, demo_events, demo_rate },
+        ),
         Command::Keys(KeysCommand::Generate { dir, name }) => mcpsiem::evidence_cmd::generate_keys(&dir, &name),
         Command::Lake(LakeCommand::Verify { table, anchor, json }) => {
             if !mcpsiem::lake_cmd::verify(&config, &table, &anchor, json)? {
@@ -684,6 +728,16 @@ fn run(cli: Cli) -> Result<()> {
             let mut lists = config.detect.lists.clone();
             lists.entry("approved_servers".into()).or_insert_with(mcpsiem::generate::approved_server_names);
             let report = mcpsiem::bench_latency::latency_bench(&config.detect.rules, &lists, rate.max(1), seconds)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Export { events, days, dir, formats, json }) => {
+            let options = mcpsiem::bench_export::ExportBenchOptions { events, days, dir, formats };
+            let report = mcpsiem::bench_export::export_bench(&options)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -16,9 +16,7 @@ use crate::config::Config;
 pub fn run_serve(config: &Config) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-            .install_recorder()
-            .context("installing the metrics recorder")?;
+        let handle = crate::serve::metrics_handle()?;
         let lake = Lake::open(&config.lake.location)?;
         if config.query.api_keys.is_empty() {
             tracing::warn!(
@@ -60,6 +58,7 @@ pub fn run_serve(config: &Config) -> Result<()> {
             })))
         };
         tracing::info!(addr = %config.query.listen, lake = %config.lake.location, "query service listening");
+        crate::serve::set_ready("query", true);
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 crate::serve::shutdown_signal().await;

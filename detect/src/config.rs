@@ -18,8 +18,13 @@ pub struct DetectConfig {
     /// fills `%approved_servers%`.
     pub lists: HashMap<String, Vec<String>>,
     /// Kafka consumer group: detectors in one group split the topic's partitions. Events a
-    /// correlation groups together must be in one partition (collectors key by session).
+    /// correlation groups together must be in one partition: see `scope`.
     pub group_id: String,
+    /// Which rules this instance runs: `all` (one detector), `keyed` (any number in one
+    /// group: detection rules and rules grouped by user, token, session or address) or
+    /// `global` (one instance in its own group: rules grouped by server or tool). See
+    /// docs/scaling.md.
+    pub scope: crate::rules::RuleScope,
     /// Address of the Prometheus `/metrics` endpoint; empty disables it.
     pub metrics_addr: String,
     /// How late (event time, behind the newest event seen) an event may arrive and still
@@ -61,6 +66,7 @@ impl Default for DetectConfig {
             rules: vec![PathBuf::from("rules")],
             lists: HashMap::new(),
             group_id: "mcpsiem-detect".into(),
+            scope: crate::rules::RuleScope::All,
             metrics_addr: "127.0.0.1:9462".into(),
             allowed_lateness_seconds: engine.allowed_lateness_seconds,
             max_state_entries: engine.max_state_entries,

@@ -56,8 +56,9 @@ pub fn reload(engine: Engine, config: &DetectConfig) -> Engine {
         metrics::counter!("mcpsiem_detect_reloads_total", "outcome" => "refused").increment(1);
         return engine;
     }
-    let rules = report.rules.len();
-    let (engine, restored) = engine.reload(report.rules);
+    let (scoped, _) = report.rules.scoped(config.scope);
+    let rules = scoped.len();
+    let (engine, restored) = engine.reload(scoped);
     tracing::info!(
         rules,
         skipped = report.problems.iter().filter(|p| p.skips_rule()).count(),

@@ -51,8 +51,19 @@ impl KafkaConfig {
     }
 }
 
-/// The message key for an event: its session, or its token fingerprint when there is no
-/// session, so that one session's events stay in one partition and in order.
+/// The fields events are keyed by in Kafka, in order: the first one an event has is its
+/// key. Every event of one user, token, session or client address (for events without a
+/// user, token or session) lands in one partition, so a detector instance that owns the
+/// partition sees all of them: the rules that group by these fields stay correct when
+/// detectors scale out (docs/scaling.md).
+pub const KEY_FIELDS: [&str; 4] = ["enduser.id", "auth.token.fingerprint", "mcp.session.id", "client.address"];
+
+/// The message key for an event: the first of [`KEY_FIELDS`] it has.
 pub fn event_key<'e>(event: &'e crate::McpEvent<'_>) -> Option<&'e str> {
-    event.session_id.as_deref().or(event.token_fingerprint.as_deref()).or(event.client_address.as_deref())
+    event
+        .user_id
+        .as_deref()
+        .or(event.token_fingerprint.as_deref())
+        .or(event.session_id.as_deref())
+        .or(event.client_address.as_deref())
 }

@@ -68,6 +68,9 @@ pub fn router(intake: Arc<Intake>) -> axum::Router {
         .route("/v1/events", post(post_events))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
+        // Ready once listening; the spool takes events while Kafka is away, so Kafka is not
+        // a condition (a full spool answers 503 per request instead).
+        .route("/readyz", get(|| async { "ready" }))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(intake)
 }

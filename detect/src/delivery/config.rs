@@ -35,7 +35,7 @@ impl Default for DeliveryConfig {
             outbox_path: PathBuf::from("data/outbox.redb"),
             group_id: "mcpsiem-delivery".into(),
             query_url: "http://127.0.0.1:9480".into(),
-            metrics_addr: String::new(),
+            metrics_addr: "127.0.0.1:9463".into(),
             concurrency: 16,
             remember_days: 30,
             retry: RetryConfig::default(),

@@ -9,6 +9,7 @@ pub mod filter;
 pub mod first_seen;
 pub mod meta;
 pub mod problem;
+pub mod scope;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ pub use filter::FilterRule;
 pub use first_seen::FirstSeenRule;
 pub use meta::{Level, RuleMeta};
 pub use problem::{ProblemKind, RuleProblem};
+pub use scope::RuleScope;
 
 use document::{YamlDocument, split_documents};
 use problem::DocProblem;
