@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -13,8 +13,11 @@ use metrics_exporter_prometheus::PrometheusHandle;
 /// The process's one metrics recorder, installed on first use: every stage of a process
 /// (all of them under `mcpsiem up`) records into it, and each ops endpoint renders it.
 pub fn metrics_handle() -> Result<PrometheusHandle> {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    if let Some(handle) = HANDLE.get() {
+    // A lock, not a OnceLock: stages of `mcpsiem up` start together and must not race to
+    // install two recorders.
+    static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+    let mut slot = HANDLE.lock().expect("not poisoned");
+    if let Some(handle) = slot.as_ref() {
         return Ok(handle.clone());
     }
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -32,7 +35,8 @@ pub fn metrics_handle() -> Result<PrometheusHandle> {
             }
         })
         .context("starting the metrics upkeep thread")?;
-    Ok(HANDLE.get_or_init(|| handle).clone())
+    *slot = Some(handle.clone());
+    Ok(handle)
 }
 
 /// Which stages of this process are ready (set by each stage once it serves).

@@ -232,7 +232,7 @@ fn print_banner(config: &Config, options: &UpOptions, key: Option<&str>, ready: 
          \x20 API key       {key_line}\n\n\
          Try:\n\
          \x20 KEY=$(cat {keyfile})\n\
-         \x20 curl -s -H \"Authorization: Bearer $KEY\" http://{query}/api/v1/query \\\n\
+         \x20 curl -s -H \"Authorization: Bearer $KEY\" -H 'Content-Type: application/json' http://{query}/api/v1/query \\\n\
          \x20   -d '{{\"sql\":\"SELECT rule_title, level, count(*) AS alerts FROM alerts GROUP BY 1, 2 ORDER BY 3 DESC\"}}'\n\n\
          Ctrl-C stops everything.\n",
         if ready { "up" } else { "starting (some stages are not ready yet; see the log)" },
