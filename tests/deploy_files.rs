@@ -41,6 +41,8 @@ fn strings(value: &Value) -> Vec<String> {
 }
 
 /// The configuration a container gets from `file` and its `MCPSIEM_*` variables.
+// figment::Jail fixes its closure's error type.
+#[allow(clippy::result_large_err)]
 fn load(file: &Path, env: &BTreeMap<String, String>) -> Config {
     let mut loaded = None;
     figment::Jail::expect_with(|jail| {
@@ -70,8 +72,14 @@ fn stage_ports(command: &[String], config: &Config) -> Vec<u16> {
 }
 
 fn assert_subcommand(command: &[String]) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mcpsiem")).args(command).arg("--help").output().unwrap();
-    assert!(output.status.success(), "`mcpsiem {}` is not a command: {}", command.join(" "), String::from_utf8_lossy(&output.stderr));
+    let output =
+        std::process::Command::new(env!("CARGO_BIN_EXE_mcpsiem")).args(command).arg("--help").output().unwrap();
+    assert!(
+        output.status.success(),
+        "`mcpsiem {}` is not a command: {}",
+        command.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 fn image() -> String {
@@ -95,12 +103,8 @@ fn the_compose_file_matches_the_code() {
         assert_eq!(text(&service["image"]), image(), "{name}");
         let command = strings(&service["command"]);
         assert_subcommand(&command);
-        let env: BTreeMap<String, String> = service["environment"]
-            .as_mapping()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (text(k), text(v)))
-            .collect();
+        let env: BTreeMap<String, String> =
+            service["environment"].as_mapping().unwrap().iter().map(|(k, v)| (text(k), text(v))).collect();
         assert_eq!(env["MCPSIEM_KAFKA__BROKERS"], "kafka:9092", "{name} talks to the compose broker");
         let config = load(&dir.join("mcpsiem.toml"), &env);
         let ports = stage_ports(&command, &config);
@@ -149,7 +153,12 @@ fn the_kubernetes_manifests_match_the_code() {
         .filter(|d| kind(d) == "Secret")
         .flat_map(|d| {
             let name = text(&d["metadata"]["name"]);
-            d["stringData"].as_mapping().unwrap().iter().map(move |(k, v)| ((name.clone(), text(k)), text(v))).collect::<Vec<_>>()
+            d["stringData"]
+                .as_mapping()
+                .unwrap()
+                .iter()
+                .map(move |(k, v)| ((name.clone(), text(k)), text(v)))
+                .collect::<Vec<_>>()
         })
         .collect();
     let services: Vec<&Value> = documents.iter().filter(|d| kind(d) == "Service").collect();
@@ -209,11 +218,19 @@ fn the_kubernetes_manifests_match_the_code() {
             let selector = &service["spec"]["selector"];
             if text(&selector["app.kubernetes.io/component"]) == text(&labels["app.kubernetes.io/component"]) {
                 for port in service["spec"]["ports"].as_sequence().unwrap() {
-                    assert!(declared.contains_key(&text(&port["targetPort"])), "{name}: Service targets a declared port");
+                    assert!(
+                        declared.contains_key(&text(&port["targetPort"])),
+                        "{name}: Service targets a declared port"
+                    );
                 }
             }
         }
-        components.push((name, text(&deployment["spec"]["replicas"]), config.detect.scope, config.detect.group_id.clone()));
+        components.push((
+            name,
+            text(&deployment["spec"]["replicas"]),
+            config.detect.scope,
+            config.detect.group_id.clone(),
+        ));
     }
     let detectors: Vec<_> = components.iter().filter(|(n, ..)| n.starts_with("mcpsiem-detect")).collect();
     assert_eq!(detectors.len(), 2);
