@@ -148,7 +148,13 @@ impl QueryEngine {
             .with_memory_pool(Arc::new(FairSpillPool::new(self.config.memory_limit_bytes)))
             .with_cache_manager(self.caches.clone())
             .build_arc()?;
-        let config = session_config()?;
+        let mut config = session_config()?;
+        if request.export.is_some() {
+            // One stream, in file order: with several, the partitions' decoders run ahead of
+            // the single bundle writer and the batches between them pile up (measured: peak
+            // RSS 1.07 GB for 5M rows with 2 partitions, 418 MB flat with 1; see bench export).
+            config.options_mut().execution.target_partitions = 1;
+        }
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         let url = url::Url::parse(LAKE_URL).expect("a valid URL");
         ctx.register_object_store(&url, self.lake.store().clone());
