@@ -151,8 +151,7 @@ impl QueryEngine {
         let mut config = session_config()?;
         if request.export.is_some() {
             // One stream, in file order: with several, the partitions' decoders run ahead of
-            // the single bundle writer and the batches between them pile up (measured: peak
-            // RSS 1.07 GB for 5M rows with 2 partitions, 418 MB flat with 1; see bench export).
+            // the single bundle writer and the batches between them pile up (bench export).
             config.options_mut().execution.target_partitions = 1;
         }
         let ctx = SessionContext::new_with_config_rt(config, runtime);
