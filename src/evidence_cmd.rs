@@ -37,13 +37,6 @@ pub fn signing_key(config: &Config) -> Result<ExportKey> {
     Ok(ExportKey::load(Path::new(&config.evidence.signing_key))?)
 }
 
-/// Threads for the lake's file reads (object_store reads local files on tokio's blocking
-/// pool). Each read buffer is allocated on the reading thread and freed on the writer's;
-/// with tokio's default of up to 512 such threads, the allocator keeps freed buffers in many
-/// idle threads' heaps and the peak RSS wanders (measured 0.36–1.58 GB for the same 5M-row
-/// export). A few threads reuse their own memory at once.
-const EXPORT_BLOCKING_THREADS: usize = 2;
-
 /// Builds a bundle from the lake, with a progress bar of rows; prints where it is.
 pub fn export(config: &Config, args: ExportArgs) -> Result<()> {
     let format = ExportFormat::parse(&args.format)
@@ -53,10 +46,7 @@ pub fn export(config: &Config, args: ExportArgs) -> Result<()> {
     if args.out.exists() {
         bail!("{} exists already; choose another --out (bundles are never overwritten)", args.out.display());
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .max_blocking_threads(EXPORT_BLOCKING_THREADS)
-        .enable_all()
-        .build()?;
+    let runtime = crate::lake_runtime::build(crate::lake_runtime::COMMAND_READ_THREADS)?;
     let outcome = runtime.block_on(async {
         let lake = Lake::open(&config.lake.location)?;
         // One export, one pass over each file: the footer cache the query service keeps

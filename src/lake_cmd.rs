@@ -19,7 +19,7 @@ pub fn verify(config: &Config, tables: &[String], anchors: &[String], json: bool
             })
             .collect::<Result<_>>()?
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = crate::lake_runtime::build(crate::lake_runtime::COMMAND_READ_THREADS)?;
     let lake = Lake::open(&config.lake.location)?;
     let bar = crate::progress::bytes("hashing lake files");
     let mut reports: Vec<TableVerification> = Vec::new();

@@ -24,6 +24,7 @@ pub mod generate;
 pub mod ingest_cmd;
 pub mod kafka_out;
 pub mod lake_cmd;
+pub mod lake_runtime;
 pub mod progress;
 pub mod query_cmd;
 pub mod serve;

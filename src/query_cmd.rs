@@ -12,19 +12,9 @@ use mcpsiem_query::{Caller, Format, QueryEngine, QueryRequest, Role, TimeRange};
 
 use crate::config::Config;
 
-/// Threads for the lake's local file reads in the query service (object_store reads local
-/// files on tokio's blocking pool). Few, for the reason `evidence_cmd` gives: read buffers
-/// freed by the query threads otherwise stay in many idle threads' allocator heaps and the
-/// service's memory wanders with every large export. Reads from object storage are async
-/// and do not use these threads.
-const SERVE_BLOCKING_THREADS: usize = 4;
-
 /// Serves the HTTP API until SIGINT or SIGTERM.
 pub fn run_serve(config: &Config) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .max_blocking_threads(SERVE_BLOCKING_THREADS)
-        .enable_all()
-        .build()?;
+    let runtime = crate::lake_runtime::build(crate::lake_runtime::SERVICE_READ_THREADS)?;
     runtime.block_on(async {
         let handle = crate::serve::metrics_handle()?;
         let lake = Lake::open(&config.lake.location)?;
@@ -121,7 +111,7 @@ pub fn run_query(config: &Config, args: &QueryArgs<'_>) -> Result<()> {
         limit,
         ..QueryRequest::default()
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = crate::lake_runtime::build(crate::lake_runtime::COMMAND_READ_THREADS)?;
     runtime.block_on(async {
         let lake = Lake::open(&config.lake.location)?;
         let engine = QueryEngine::new(lake, config.query.clone()).with_approved_servers(approved_servers(config));
