@@ -118,11 +118,19 @@ fn killed_ingesters_and_a_broker_restart_lose_and_double_nothing() {
             kills.push(format!("round {round}: SIGKILL at a random moment"));
         } else {
             let point = crash_points[round / 2];
+            // Where this ingester's lines start, to show them if it never reaches its point.
+            let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
             let mut child = spawn_ingester(&fixture, Some(point), &log);
             assignments = wait_for_assignment(&log, assignments);
             // Generous: after a SIGKILL the group holds the dead member until its session
             // times out, and Tansu may serve the new member's first fetches only after that.
             let outcome = wait_or_kill(&mut child, Duration::from_secs(60));
+            if outcome.starts_with("killed") {
+                let text = std::fs::read(&log).unwrap_or_default();
+                let text = String::from_utf8_lossy(&text[log_start as usize..]);
+                let lines: Vec<&str> = text.lines().collect();
+                eprintln!("round {round}: the end of its log:\n{}", lines[lines.len().saturating_sub(40)..].join("\n"));
+            }
             kills.push(format!("round {round}: {point}: {outcome}"));
         }
         if round == 4 {
@@ -140,7 +148,8 @@ fn killed_ingesters_and_a_broker_restart_lose_and_double_nothing() {
     // The killed ingesters made progress: this is not a test of the last one alone.
     let before_drain = fixture.event_ids().len();
     eprintln!("{before_drain} events were in the lake before the final drain");
-    // Between 17,000 and 26,000 on a 2-core machine, depending on where the kills land.
+    // About 100,000 on a 2-core machine, depending on where the kills land (8,000–14,000
+    // when the group sat stuck after the restart, before the group watch).
     assert!(before_drain as u64 > EVENTS / 20, "the killed ingesters committed only {before_drain} events");
 
     // A last ingester drains what is left and stops.
@@ -166,7 +175,7 @@ fn killed_ingesters_and_a_broker_restart_lose_and_double_nothing() {
     // Nothing the crashes left behind is visible: no staged file is referenced by a table,
     // and every table file opened above. Planted aborts did happen at least once.
     let crashed = kills.iter().filter(|k| k.contains("aborted at its crash point")).count();
-    assert!(crashed >= 3, "planted crash points were reached: {kills:?}");
+    assert!(crashed >= 4, "planted crash points were reached: {kills:?}");
 
     // The crashes (between the commit and the ledger, between the ledger and the moves)
     // left the ledger agreeing with the lake: every file recorded once, none unrecorded.

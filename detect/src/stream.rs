@@ -110,6 +110,8 @@ pub struct Detector {
     max_record_bytes: usize,
     config: DetectConfig,
     engine: Engine,
+    /// Rejoins the group when it left partitions without a consumer (see `group_watch`).
+    group_watch: mcpsiem_event::group_watch::GroupWatch,
     /// Next offset per partition as of the last snapshot or the restored one.
     offsets: BTreeMap<i32, i64>,
 }
@@ -179,6 +181,7 @@ impl Detector {
             config: config.clone(),
             engine,
             offsets,
+            group_watch: kafka.group_watch(&kafka.events_topic),
         })
     }
 
@@ -309,6 +312,9 @@ impl Detector {
             }
             if last_checkpoint.elapsed() >= Duration::from_secs(1) {
                 last_checkpoint = Instant::now();
+                if known_partitions.is_empty() && self.group_watch.check(&self.consumer).is_some() {
+                    last_message = Instant::now();
+                }
                 Self::sync_sources(&self.consumer, &mut self.engine, &mut known_partitions);
                 for alert in self.engine.tick() {
                     self.send(&alert)?;

@@ -24,6 +24,11 @@ pub struct KafkaConfig {
     /// Extra librdkafka properties (for example `security.protocol`, `sasl.mechanism`),
     /// passed through unchanged.
     pub properties: BTreeMap<String, String>,
+    /// A consumer that holds no partition while some partition's backlog has not been
+    /// consumed for this many seconds leaves its group and joins again (0: never). This
+    /// unsticks a group whose coordinator settled on a member that is gone; see
+    /// [`crate::group_watch`].
+    pub stuck_group_seconds: u64,
 }
 
 impl Default for KafkaConfig {
@@ -35,11 +40,17 @@ impl Default for KafkaConfig {
             partitions: 6,
             replication_factor: 1,
             properties: BTreeMap::new(),
+            stuck_group_seconds: 60,
         }
     }
 }
 
 impl KafkaConfig {
+    /// The watch every consumer of `topic` runs over its group.
+    pub fn group_watch(&self, topic: &str) -> crate::group_watch::GroupWatch {
+        crate::group_watch::GroupWatch::new(topic, std::time::Duration::from_secs(self.stuck_group_seconds))
+    }
+
     /// A librdkafka client configuration with the brokers and the extra properties set.
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();

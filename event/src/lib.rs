@@ -8,6 +8,7 @@
 pub mod alert;
 pub mod decode;
 pub mod event;
+pub mod group_watch;
 pub mod hash;
 pub mod kafka;
 pub mod lake;

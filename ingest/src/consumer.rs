@@ -7,6 +7,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mcpsiem_event::group_watch::GroupWatch;
 use mcpsiem_event::kafka::KafkaConfig;
 use mcpsiem_event::lake::{CommitLog, CommitRecord, Lake, Ledger, Table};
 use mcpsiem_event::{Alert, Timestamp, parse_event};
@@ -183,6 +184,7 @@ struct IngestState {
     writer: Option<std::thread::JoinHandle<()>>,
     in_flight: usize,
     summary: IngestSummary,
+    group_watch: GroupWatch,
 }
 
 impl Ingester {
@@ -254,6 +256,7 @@ impl Ingester {
             .spawn(move || writer.run(job_rx, report_tx))
             .map_err(|e| IngestError::Thread(e.to_string()))?;
 
+        let group_watch = kafka.group_watch(&topic);
         let state = IngestState {
             table,
             topic,
@@ -270,6 +273,7 @@ impl Ingester {
             writer: Some(writer),
             in_flight: 0,
             summary: IngestSummary::default(),
+            group_watch,
         };
         Ok(Self { consumer, state })
     }
@@ -311,6 +315,10 @@ impl Ingester {
                 state.roll_aged()?;
                 state.handle_reports(consumer)?;
                 state.export_gauges();
+                if state.buffers.is_empty() && state.group_watch.check(consumer).is_some() {
+                    // The rejoin is a new membership: a backfill must not stop before it.
+                    last_message = Instant::now();
+                }
             }
             if last_status.elapsed() >= Duration::from_secs(10) {
                 last_status = Instant::now();

@@ -54,6 +54,9 @@ brokers = "{brokers}"
 events_topic = "{topic}"
 alerts_topic = "{alerts}"
 partitions = {partitions}
+# Tansu can settle a rebalance on a killed member as leader and leave every partition
+# unassigned; the tests kill members, so the group watch rejoins soon (docs/scaling.md).
+stuck_group_seconds = 10
 
 [kafka.properties]
 # A killed ingester's partitions move to its successor after this long.

@@ -104,8 +104,15 @@ pub async fn run(
         .create()?;
     consumer.subscribe(&[&kafka.alerts_topic])?;
     let mut summary = DeliverySummary::default();
+    let mut group_watch = kafka.group_watch(&kafka.alerts_topic);
+    let mut watch_tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
+            // Blocks this task for a few broker round trips, and only while it holds no
+            // partition: nothing to deliver is waiting on it then.
+            _ = watch_tick.tick() => {
+                group_watch.check(&consumer);
+            }
             message = consumer.recv() => {
                 let first = match message {
                     Ok(m) => m,
