@@ -181,7 +181,8 @@ impl Detector {
             config: config.clone(),
             engine,
             offsets,
-            group_watch: kafka.group_watch(&kafka.events_topic),
+            // Offsets are committed at every checkpoint, once a second.
+            group_watch: kafka.group_watch(&kafka.events_topic, Duration::from_secs(1)),
         })
     }
 

@@ -52,6 +52,11 @@ impl GroupWatch {
         Self { topic: topic.to_string(), interval, unassigned_since: None, baseline: None }
     }
 
+    /// How long this member holds nothing before it looks, and how far apart its looks are.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
     /// Looks at the group when due and rejoins it when it is stuck. Returns the partitions
     /// that had no consumer when it rejoined. Cheap when this member holds partitions.
     pub fn check<C, K>(&mut self, consumer: &K) -> Option<Vec<i32>>
@@ -175,6 +180,16 @@ mod tests {
         // A partition that appeared since the first look has no history to judge.
         let grown = sample(&[(0, 90, 95), (1, 0, 0), (2, 0, 100)]);
         assert!(stuck_partitions(&now, &grown).is_empty());
+    }
+
+    #[test]
+    fn the_interval_outlasts_the_groups_commit_cadence() {
+        let kafka = crate::kafka::KafkaConfig::default();
+        assert_eq!(kafka.group_watch("t", Duration::from_secs(1)).interval(), Duration::from_secs(60));
+        // Ingesters commit a partition when its buffer rolls (60 s by default).
+        assert_eq!(kafka.group_watch("t", Duration::from_secs(60)).interval(), Duration::from_secs(120));
+        let off = crate::kafka::KafkaConfig { stuck_group_seconds: 0, ..kafka };
+        assert_eq!(off.group_watch("t", Duration::from_secs(60)).interval(), Duration::ZERO);
     }
 
     #[test]

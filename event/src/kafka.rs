@@ -46,9 +46,15 @@ impl Default for KafkaConfig {
 }
 
 impl KafkaConfig {
-    /// The watch every consumer of `topic` runs over its group.
-    pub fn group_watch(&self, topic: &str) -> crate::group_watch::GroupWatch {
-        crate::group_watch::GroupWatch::new(topic, std::time::Duration::from_secs(self.stuck_group_seconds))
+    /// The watch every consumer of `topic` runs over its group. `commit_every` is the longest
+    /// a healthy member of that group goes without committing a partition it is consuming:
+    /// the watch waits at least twice that, so a healthy group never looks stuck.
+    pub fn group_watch(&self, topic: &str, commit_every: std::time::Duration) -> crate::group_watch::GroupWatch {
+        let interval = match self.stuck_group_seconds {
+            0 => std::time::Duration::ZERO,
+            seconds => std::time::Duration::from_secs(seconds).max(commit_every * 2),
+        };
+        crate::group_watch::GroupWatch::new(topic, interval)
     }
 
     /// A librdkafka client configuration with the brokers and the extra properties set.

@@ -256,7 +256,8 @@ impl Ingester {
             .spawn(move || writer.run(job_rx, report_tx))
             .map_err(|e| IngestError::Thread(e.to_string()))?;
 
-        let group_watch = kafka.group_watch(&topic);
+        // A partition is committed when its buffer rolls: by age at the latest.
+        let group_watch = kafka.group_watch(&topic, config.roll_age());
         let state = IngestState {
             table,
             topic,

@@ -104,7 +104,8 @@ pub async fn run(
         .create()?;
     consumer.subscribe(&[&kafka.alerts_topic])?;
     let mut summary = DeliverySummary::default();
-    let mut group_watch = kafka.group_watch(&kafka.alerts_topic);
+    // librdkafka's auto commit runs every 5 s (auto.commit.interval.ms).
+    let mut group_watch = kafka.group_watch(&kafka.alerts_topic, std::time::Duration::from_secs(5));
     let mut watch_tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
