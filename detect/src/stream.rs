@@ -313,7 +313,7 @@ impl Detector {
             }
             if last_checkpoint.elapsed() >= Duration::from_secs(1) {
                 last_checkpoint = Instant::now();
-                if known_partitions.is_empty() && self.group_watch.check(&self.consumer).is_some() {
+                if self.group_watch.check(&self.consumer).is_some() {
                     last_message = Instant::now();
                 }
                 Self::sync_sources(&self.consumer, &mut self.engine, &mut known_partitions);

@@ -316,7 +316,7 @@ impl Ingester {
                 state.roll_aged()?;
                 state.handle_reports(consumer)?;
                 state.export_gauges();
-                if state.buffers.is_empty() && state.group_watch.check(consumer).is_some() {
+                if state.group_watch.check(consumer).is_some() {
                     // The rejoin is a new membership: a backfill must not stop before it.
                     last_message = Instant::now();
                 }
