@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use mcpsiem_detect::DetectConfig;
-use mcpsiem_event::kafka::KafkaConfig;
 use mcpsiem_ingest::IngestConfig;
 use mcpsiem_query::QueryConfig;
+use mcpsiem_runtime::kafka::KafkaConfig;
 use serde::{Deserialize, Serialize};
 
 /// `MCPSIEM_*` variables that are not settings: the config file's path, the Tansu binary's
-/// path, the ingester's fault-injection switch and `mcpsiem query --server`'s API key.
-const NOT_SETTINGS: &[&str] = &["config", "tansu", "ingest_crash_at", "api_key"];
+/// path, `mcpsiem query --server`'s API key and the `mcpsiem` binary `mcpsiem-bench` runs.
+const NOT_SETTINGS: &[&str] = &["config", "tansu", "api_key", "bin"];
 
 /// The whole configuration, one section per concern.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -31,8 +31,8 @@ pub struct Config {
     pub detect: DetectConfig,
     pub query: QueryConfig,
     pub site: SiteConfig,
-    pub collect: crate::collect::config::CollectConfig,
-    pub delivery: mcpsiem_detect::delivery::DeliveryConfig,
+    pub collect: mcpsiem_collect::config::CollectConfig,
+    pub delivery: mcpsiem_deliver::DeliveryConfig,
     pub evidence: mcpsiem_query::export::EvidenceConfig,
     pub log: LogConfig,
 }
@@ -267,5 +267,80 @@ routing_key = "pd-routing-secret"
         assert!(!shown.contains("XYZsecret") && !shown.contains("pd-routing-secret"), "{shown}");
         assert!(shown.contains("SASL_SSL"), "{shown}");
         assert!(shown.contains("***"));
+    }
+
+    /// Every setting's key and default, as `docs/configuration.md` documents them: the
+    /// `### \`[section]\`` headings and the `| \`key\` | default | meaning |` rows under them.
+    fn documented_settings(document: &str) -> std::collections::BTreeMap<String, String> {
+        let mut settings = std::collections::BTreeMap::new();
+        let mut section: Option<String> = None;
+        for line in document.lines() {
+            if let Some(heading) = line.strip_prefix("### `[").and_then(|h| h.strip_suffix("]`")) {
+                section = Some(heading.to_string());
+            } else if line.starts_with("## ") {
+                section = None;
+            } else if let (Some(section), Some(row)) = (&section, line.strip_prefix("| `")) {
+                let mut cells = row.split(" | ");
+                let key = cells.next().unwrap_or_default().trim_end_matches('`');
+                let default = cells.next().unwrap_or_default().trim().trim_matches('`');
+                settings.insert(format!("{section}.{key}"), default.to_string());
+            }
+        }
+        settings
+    }
+
+    /// A default as the document writes it: strings bare (`""` when empty), the rest as TOML.
+    fn shown_default(value: &toml::Value) -> String {
+        match value {
+            toml::Value::String(s) if s.is_empty() => "\"\"".into(),
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Table(t) if t.is_empty() => "{}".into(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The leaf settings of the defaults: a table is a leaf when the document lists it as a
+    /// row (a map such as `kafka.properties`), else its keys are settings of a subsection.
+    fn default_settings(
+        prefix: &str,
+        table: &toml::Table,
+        documented: &std::collections::BTreeMap<String, String>,
+        out: &mut std::collections::BTreeMap<String, String>,
+    ) {
+        for (key, value) in table {
+            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            match value {
+                toml::Value::Table(inner) if !documented.contains_key(&path) => {
+                    default_settings(&path, inner, documented, out)
+                }
+                _ => {
+                    out.insert(path, shown_default(value));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn configuration_md_documents_every_setting_with_its_default() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md");
+        let documented = documented_settings(&std::fs::read_to_string(path).expect("docs/configuration.md"));
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        let mut actual = std::collections::BTreeMap::new();
+        default_settings("", &defaults, &documented, &mut actual);
+        let undocumented: Vec<_> = actual.keys().filter(|k| !documented.contains_key(*k)).collect();
+        let unknown: Vec<_> = documented.keys().filter(|k| !actual.contains_key(*k)).collect();
+        let wrong: Vec<_> = actual
+            .iter()
+            .filter_map(|(k, v)| {
+                documented.get(k).filter(|d| *d != v).map(|d| format!("{k}: documented `{d}`, default `{v}`"))
+            })
+            .collect();
+        assert!(
+            undocumented.is_empty() && unknown.is_empty() && wrong.is_empty(),
+            "docs/configuration.md disagrees with the configuration structs:\n\
+             settings without a row: {undocumented:?}\n\
+             rows that are no setting: {unknown:?}\n\
+             defaults that differ: {wrong:#?}"
+        );
     }
 }

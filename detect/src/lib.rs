@@ -3,7 +3,6 @@
 
 pub mod alert;
 pub mod config;
-pub mod delivery;
 pub mod engine;
 pub mod reload;
 pub mod replay;

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use arrow_array::RecordBatch;
-use mcpsiem_event::lake::{Lake, LakeError, Snapshot, Table};
 use mcpsiem_event::{EventColumns, McpEvent, Timestamp};
+use mcpsiem_lake::{Lake, LakeError, Snapshot, Table};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::Alert;
@@ -35,7 +35,7 @@ pub struct ReplaySummary {
 async fn read_hour(
     lake: &Lake,
     epoch_hour: i64,
-    mut files: Vec<mcpsiem_event::lake::SnapshotFile>,
+    mut files: Vec<mcpsiem_lake::SnapshotFile>,
 ) -> Result<(Vec<RecordBatch>, u64), ReplayError> {
     'attempt: for _ in 0..10 {
         let mut batches = Vec::new();

@@ -76,6 +76,11 @@ impl Snapshot {
             file.write_all(&bytes).map_err(failed)?;
             file.sync_all().map_err(failed)?;
         }
+        // The new state is written beside the old one: a restart loads the old one and reads
+        // the events after it again, raising the same alerts (same ids) once more.
+        fail::fail_point!("detect::snapshot_before_rename", |_| {
+            mcpsiem_runtime::failpoint::crash("detect::snapshot_before_rename")
+        });
         std::fs::rename(&temporary, path).map_err(failed)?;
         std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(failed)?;
         Ok(bytes.len() as u64)

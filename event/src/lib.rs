@@ -8,10 +8,7 @@
 pub mod alert;
 pub mod decode;
 pub mod event;
-pub mod group_watch;
 pub mod hash;
-pub mod kafka;
-pub mod lake;
 pub mod schema;
 pub mod time;
 pub mod token;

@@ -2,8 +2,8 @@
 
 use std::time::Instant;
 
-use mcpsiem_event::lake::{CommitRecord, Table};
 use mcpsiem_event::{Alert, EventColumns, McpEvent, alert_batch};
+use mcpsiem_lake::{CommitRecord, Table};
 
 use crate::deadletter::DeadLetter;
 use crate::writer::FlushJob;

@@ -24,7 +24,7 @@ use arrow_array::types::TimestampMicrosecondType;
 use bytes::Bytes;
 use futures::StreamExt;
 use mcpsiem_event::Timestamp;
-use mcpsiem_event::lake::{
+use mcpsiem_lake::{
     HourPartition, Lake, Ledger, LedgerFile, ReplaceRecord, Snapshot, SnapshotFile, Table, compacted_file_path,
     sha256_hex,
 };
@@ -164,6 +164,8 @@ impl Compactor {
             });
             self.lake.put(path, bytes.clone()).await?;
         }
+        // Staged, not recorded: the staged files are orphans the next pass ignores.
+        fail::fail_point!("compact::after_staging", |_| mcpsiem_runtime::failpoint::crash("compact::after_staging"));
         let record = ReplaceRecord {
             table: table.name().into(),
             replaced: files.iter().map(|f| f.path.to_string()).collect(),
@@ -174,9 +176,14 @@ impl Compactor {
         };
         let record_path = ReplaceRecord::new_path(table);
         record.write(&self.lake, &record_path).await?;
+        // Recorded, not in the ledger: the next pass adds the ledger entry and finishes.
+        fail::fail_point!("compact::after_replace_record", |_| mcpsiem_runtime::failpoint::crash(
+            "compact::after_replace_record"
+        ));
         // Recorded before the moves, so no compacted file is ever in the table unrecorded.
         let source = ReplaceRecord::ledger_source(&record_path);
         self.ledger.append(table, &source, &self.writer, record.ledger.clone(), record.replaced.clone()).await?;
+        fail::fail_point!("compact::after_ledger", |_| mcpsiem_runtime::failpoint::crash("compact::after_ledger"));
         self.finish(&record).await?;
         summary.hours_compacted += 1;
         summary.files_in += files.len() as u64;
@@ -196,6 +203,8 @@ impl Compactor {
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e.into()),
             }
+            // Some replacements moved in, others not: readers take the record's side.
+            fail::fail_point!("compact::mid_moves", |_| mcpsiem_runtime::failpoint::crash("compact::mid_moves"));
         }
         for path in &record.replacements {
             if !self.lake.exists(&Path::from(path.as_str())).await? {
@@ -203,6 +212,8 @@ impl Compactor {
                 return Ok(false);
             }
         }
+        // Every replacement in, the old files still there: readers skip them by the record.
+        fail::fail_point!("compact::before_deletes", |_| mcpsiem_runtime::failpoint::crash("compact::before_deletes"));
         for path in &record.replaced {
             self.lake.delete(&Path::from(path.as_str())).await?;
         }

@@ -7,10 +7,10 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mcpsiem_event::group_watch::GroupWatch;
-use mcpsiem_event::kafka::KafkaConfig;
-use mcpsiem_event::lake::{CommitLog, CommitRecord, Lake, Ledger, Table};
 use mcpsiem_event::{Alert, Timestamp, parse_event};
+use mcpsiem_lake::{CommitLog, CommitRecord, Lake, Ledger, Table};
+use mcpsiem_runtime::group_watch::GroupWatch;
+use mcpsiem_runtime::kafka::KafkaConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::types::RDKafkaRespErr;

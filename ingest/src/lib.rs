@@ -8,14 +8,13 @@
 //! - [`compact`]: merging the small files of closed hours.
 //!
 //! The exactly-once protocol itself (commit log, fencing, recovery) is in
-//! `mcpsiem_event::lake`, shared with the readers.
+//! `mcpsiem_lake`, shared with the readers.
 
 pub mod buffer;
 pub mod compact;
 pub mod config;
 pub mod consumer;
 pub mod deadletter;
-mod fault;
 pub mod parquet_file;
 pub mod writer;
 
@@ -23,7 +22,7 @@ pub use compact::{CompactionSummary, Compactor};
 pub use config::{CompactionConfig, IngestConfig};
 pub use consumer::{IngestControl, IngestSummary, Ingester};
 
-use mcpsiem_event::lake::LakeError;
+use mcpsiem_lake::LakeError;
 
 /// Why ingesting stopped.
 #[derive(Debug, thiserror::Error)]

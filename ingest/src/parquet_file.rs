@@ -14,7 +14,7 @@ use arrow_ord::sort::sort_to_indices;
 use arrow_schema::ArrowError;
 use bytes::Bytes;
 use mcpsiem_event::Timestamp;
-use mcpsiem_event::lake::{HourPartition, Table};
+use mcpsiem_lake::{HourPartition, Table};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;

@@ -7,13 +7,12 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::time::Instant;
 
 use arrow_array::RecordBatch;
-use mcpsiem_event::lake::{CommitLog, CommitOutcome, CommitRecord, CommittedFile, Lake, Ledger, Table, sha256_hex};
+use mcpsiem_lake::{CommitLog, CommitOutcome, CommitRecord, CommittedFile, Lake, Ledger, Table, sha256_hex};
 use object_store::path::Path;
 use tokio::runtime::Handle;
 
 use crate::IngestError;
 use crate::deadletter::{DeadLetter, deadletter_batch};
-use crate::fault::crash_point;
 use crate::parquet_file::{ParquetSettings, split_by_hour};
 
 /// Everything buffered for one partition over an offset range `[start, end)`.
@@ -126,7 +125,9 @@ impl FileWriter {
                 let size = bytes.len() as u64;
                 let sha256 = sha256_hex(&bytes);
                 self.lake.put(&staged, bytes).await?;
-                crash_point("mid_stage");
+                // A staged file is written, the flush not committed: it stays an orphan, deleted after
+                // ingest.staging_grace_seconds.
+                fail::fail_point!("ingest::mid_stage", |_| mcpsiem_runtime::failpoint::crash("ingest::mid_stage"));
                 record.files.push(CommittedFile {
                     table: table.name().into(),
                     staged: staged.to_string(),
@@ -137,7 +138,8 @@ impl FileWriter {
                 });
             }
         }
-        crash_point("before_commit");
+        // Every file staged, no commit record: the offsets are read again after a restart.
+        fail::fail_point!("ingest::before_commit", |_| mcpsiem_runtime::failpoint::crash("ingest::before_commit"));
         if log.commit(&record, job.previous).await? == CommitOutcome::Fenced {
             tracing::warn!(
                 partition = job.partition,
@@ -150,9 +152,11 @@ impl FileWriter {
             }
             return Ok(None);
         }
-        crash_point("after_commit");
+        // Committed, not yet in the ledger: a restart finishes the ledger and the moves.
+        fail::fail_point!("ingest::after_commit", |_| mcpsiem_runtime::failpoint::crash("ingest::after_commit"));
         log.record_in_ledger(&self.ledger, &record).await?;
-        crash_point("after_ledger");
+        // In the ledger, files not yet moved into the table: a restart finishes the moves.
+        fail::fail_point!("ingest::after_ledger", |_| mcpsiem_runtime::failpoint::crash("ingest::after_ledger"));
         log.publish(&record).await?;
         let bytes: u64 = record.files.iter().map(|f| f.bytes).sum();
         metrics::histogram!("mcpsiem_ingest_flush_seconds").record(started.elapsed().as_secs_f64());

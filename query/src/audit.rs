@@ -12,14 +12,14 @@ use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::prelude::SessionContext;
 use mcpsiem_event::Timestamp;
-use mcpsiem_event::lake::{JsonRecords, Lake};
+use mcpsiem_lake::{JsonRecords, Lake};
 use object_store::path::Path;
 use serde::Serialize;
 
 use crate::QueryError;
-use crate::auth::Caller;
-use crate::engine::QueryRequest;
+use crate::request::QueryRequest;
 use crate::tables::{FileRead, LAKE_URL};
+use mcpsiem_runtime::auth::Caller;
 
 const ROOT: &str = "audit_log";
 
@@ -146,7 +146,7 @@ fn record_date(record: &AuditRecord) -> String {
     record.audit_time.get(..10).unwrap_or("unknown").to_string()
 }
 
-fn audit_failed(error: &mcpsiem_event::lake::LakeError, caller: &str) {
+fn audit_failed(error: &mcpsiem_lake::LakeError, caller: &str) {
     tracing::error!(%error, caller, "cannot write the audit record");
     metrics::counter!("mcpsiem_query_audit_failures_total").increment(1);
 }

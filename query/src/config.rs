@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::ApiKey;
+use mcpsiem_runtime::auth::ApiKey;
 
 /// How the query service listens, who may use it, and the limits of one query. Every
 /// setting is documented in `docs/configuration.md`.

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::ParamValues;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -20,40 +19,15 @@ use datafusion::sql::parser::Statement;
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use futures::{Stream, StreamExt};
-use mcpsiem_event::lake::Lake;
+use mcpsiem_lake::Lake;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::QueryError;
 use crate::audit::{AuditLog, AuditRecord};
-use crate::auth::Caller;
 use crate::config::QueryConfig;
-use crate::tables::{FileRead, LAKE_URL, TimeRange, register_lake_tables};
-
-/// Which SQL the query is written in.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Dialect {
-    /// DataFusion's SQL (HTTP API and CLI).
-    #[default]
-    DataFusion,
-    /// PostgreSQL as clients such as psql, DBeaver and Grafana send it: parsed with the
-    /// PostgreSQL dialect, with their catalog queries rewritten, and `pg_catalog` present.
-    Postgres,
-}
-
-/// One query as asked.
-#[derive(Clone, Debug, Default)]
-pub struct QueryRequest {
-    pub sql: String,
-    pub range: TimeRange,
-    /// At most this many rows (never more than `query.max_rows`).
-    pub limit: Option<usize>,
-    /// Values for `$1`, `$2`… (prepared statements of the PostgreSQL protocol).
-    pub params: Option<ParamValues>,
-    pub dialect: Dialect,
-    /// An evidence export reads every row (no `max_rows`), under `evidence.timeout_seconds`,
-    /// and is audited once by the exporter rather than as a query.
-    pub export: Option<Duration>,
-}
+pub use crate::request::{Dialect, QueryRequest};
+use crate::tables::{FileRead, LAKE_URL, register_lake_tables};
+use mcpsiem_runtime::auth::Caller;
 
 /// What a statement returns and the parameters it takes, known without running it.
 #[derive(Clone, Debug)]
@@ -226,7 +200,7 @@ impl QueryEngine {
     /// The result schema and parameter types of `request`, without running it (the
     /// PostgreSQL protocol's Describe). Not audited: it reads no rows.
     pub async fn describe(&self, caller: &Caller, request: &QueryRequest) -> Result<Described, QueryError> {
-        let (ctx, _) = self.session(request, caller.role >= crate::auth::Role::Admin).await?;
+        let (ctx, _) = self.session(request, caller.role >= mcpsiem_runtime::auth::Role::Admin).await?;
         let plan = self.logical_plan(&ctx, request).await?;
         let casts = placeholder_casts(&plan)?;
         let mut params: Vec<(usize, Option<DataType>)> = plan
@@ -274,7 +248,7 @@ impl QueryEngine {
         caller: &Caller,
         request: &QueryRequest,
     ) -> Result<(SchemaRef, SendableRecordBatchStream, Vec<FileRead>), QueryError> {
-        let include_audit = caller.role >= crate::auth::Role::Admin;
+        let include_audit = caller.role >= mcpsiem_runtime::auth::Role::Admin;
         let (ctx, files) = self.session(request, include_audit).await?;
         let plan = self.logical_plan(&ctx, request).await?;
         let mut frame = ctx.execute_logical_plan(plan).await?;
@@ -444,7 +418,7 @@ impl Stream for LimitedStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Role;
+    use mcpsiem_runtime::auth::Role;
 
     async fn audit_outcomes(engine: &QueryEngine, admin: &Caller) -> Vec<String> {
         engine.flush_audit().await;

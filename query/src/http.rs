@@ -1,7 +1,5 @@
 //! The HTTP API: `POST /api/v1/query`, health and readiness, and Prometheus metrics.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -13,14 +11,13 @@ use mcpsiem_event::Timestamp;
 use serde::Deserialize;
 
 use crate::QueryError;
-use crate::auth::{Caller, Role, authenticate};
 use crate::engine::{QueryEngine, QueryRequest};
 use crate::export::{ExportError, ExportFormat, ExportRequest, Exporter, Selector};
 use crate::format::{Encoder, Format, json_rows};
 use crate::tables::TimeRange;
+use mcpsiem_runtime::auth::{Caller, Role, authenticate};
 
-/// Renders the Prometheus metrics (the exporter lives in the binary).
-pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
+pub use mcpsiem_runtime::ops::MetricsRender;
 
 #[derive(Clone)]
 struct AppState {

@@ -1,7 +1,6 @@
 //! The query service: SQL over the lake for forensics, with roles, limits and an audit log.
 
 pub mod audit;
-pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -9,12 +8,13 @@ pub mod export;
 pub mod format;
 pub mod http;
 pub mod pg;
+pub mod request;
 pub mod tables;
 pub mod views;
 
-pub use auth::{ApiKey, Caller, Role};
 pub use config::QueryConfig;
 pub use engine::{Described, Dialect, QueryAnswer, QueryEngine, QueryRequest};
 pub use error::QueryError;
 pub use format::Format;
+pub use mcpsiem_runtime::auth::{ApiKey, Caller, Role};
 pub use tables::TimeRange;

@@ -16,7 +16,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionContext, col, lit};
 use datafusion::scalar::ScalarValue;
 use mcpsiem_event::Timestamp;
-use mcpsiem_event::lake::{Lake, Snapshot, Table};
+use mcpsiem_lake::{Lake, Snapshot, Table};
 
 use crate::QueryError;
 
@@ -31,7 +31,7 @@ pub struct TimeRange {
 }
 
 impl TimeRange {
-    fn holds_hour(&self, hour: mcpsiem_event::lake::HourPartition) -> bool {
+    fn holds_hour(&self, hour: mcpsiem_lake::HourPartition) -> bool {
         self.start.is_none_or(|s| hour.end() > s) && self.end.is_none_or(|e| hour.start() < e)
     }
 }

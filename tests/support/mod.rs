@@ -3,8 +3,8 @@
 
 pub mod query_lake;
 
-use mcpsiem::broker::TansuBroker;
-use mcpsiem_event::kafka::KafkaConfig;
+use mcpsiem_runtime::broker::TansuBroker;
+use mcpsiem_runtime::kafka::KafkaConfig;
 
 /// A broker in a fresh directory, with the directory kept alive as long as the broker.
 pub struct TestBroker {
@@ -31,7 +31,7 @@ impl TestBroker {
 }
 
 pub async fn create_topic(kafka: &KafkaConfig, topic: &str, partitions: i32) {
-    mcpsiem::kafka_out::ensure_topic(kafka, topic, partitions)
+    mcpsiem_runtime::producer::ensure_topic(kafka, topic, partitions)
         .await
         .unwrap_or_else(|e| panic!("creating topic {topic}: {e}"));
 }
@@ -95,8 +95,8 @@ level = "info,rdkafka=warn"
         self.dir.path().join("lake")
     }
 
-    pub fn lake(&self) -> mcpsiem_event::lake::Lake {
-        mcpsiem_event::lake::Lake::open(self.lake_dir().to_str().unwrap()).expect("lake opens")
+    pub fn lake(&self) -> mcpsiem_lake::Lake {
+        mcpsiem_lake::Lake::open(self.lake_dir().to_str().unwrap()).expect("lake opens")
     }
 
     /// An `mcpsiem` command using this fixture's configuration.
@@ -110,21 +110,21 @@ level = "info,rdkafka=warn"
     /// Every event id in the table's live files, read the way readers must (through the
     /// snapshot, retrying when compaction removed a listed file).
     pub fn event_ids(&self) -> Vec<String> {
-        read_column(&self.lake(), &self.lake_dir(), mcpsiem_event::lake::Table::Events, "event_id")
+        read_column(&self.lake(), &self.lake_dir(), mcpsiem_lake::Table::Events, "event_id")
     }
 }
 
 /// Reads one string column of every live file of a table.
 pub fn read_column(
-    lake: &mcpsiem_event::lake::Lake,
+    lake: &mcpsiem_lake::Lake,
     root: &std::path::Path,
-    table: mcpsiem_event::lake::Table,
+    table: mcpsiem_lake::Table,
     column: &str,
 ) -> Vec<String> {
     use arrow::array::AsArray;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     'snapshot: for _attempt in 0..20 {
-        let snapshot = runtime.block_on(mcpsiem_event::lake::Snapshot::load(lake, table)).expect("snapshot loads");
+        let snapshot = runtime.block_on(mcpsiem_lake::Snapshot::load(lake, table)).expect("snapshot loads");
         let mut values = Vec::new();
         for file in &snapshot.files {
             let handle = match std::fs::File::open(root.join(file.path.as_ref())) {
@@ -214,4 +214,14 @@ pub fn wait_for_port(port: u16, child: &mut std::process::Child) {
         assert!(std::time::Instant::now() < deadline, "nothing listens on {port} after 30 s");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// The `FAILPOINTS` value that aborts a child process the `n`-th time it reaches a
+/// failpoint, from `name:n` (the process must be built with the `failpoints` feature, as
+/// `scripts/test` builds it).
+pub fn abort_at(point: &str) -> String {
+    let (name, nth) = point.rsplit_once(':').expect("a failpoint as name:n");
+    let nth: u32 = nth.parse().expect("n is a number");
+    assert!(nth >= 1, "failpoints count from 1");
+    if nth == 1 { format!("{name}=return") } else { format!("{name}={}*off->return", nth - 1) }
 }

@@ -2,10 +2,10 @@
 
 use std::net::SocketAddr;
 
-use mcpsiem::generate::{GenOptions, Generator, Scenario};
-use mcpsiem_event::lake::{Lake, Table};
 use mcpsiem_event::{EventColumns, Timestamp};
+use mcpsiem_gen::{GenOptions, Generator, Scenario};
 use mcpsiem_ingest::parquet_file::{ParquetSettings, split_by_hour};
+use mcpsiem_lake::{Lake, Table};
 use mcpsiem_query::{ApiKey, QueryConfig, QueryEngine, Role};
 
 pub const ANALYST: &str = "analyst-key";
@@ -41,8 +41,8 @@ pub fn lake(dir: &std::path::Path) -> Lake {
 pub fn config() -> QueryConfig {
     QueryConfig {
         api_keys: vec![
-            ApiKey { name: "ana".into(), sha256: mcpsiem_query::auth::hash_key(ANALYST), role: Role::Analyst },
-            ApiKey { name: "root".into(), sha256: mcpsiem_query::auth::hash_key(ADMIN), role: Role::Admin },
+            ApiKey { name: "ana".into(), sha256: mcpsiem_runtime::auth::hash_key(ANALYST), role: Role::Analyst },
+            ApiKey { name: "root".into(), sha256: mcpsiem_runtime::auth::hash_key(ADMIN), role: Role::Admin },
         ],
         timeout_seconds: 2,
         memory_limit_bytes: 64 << 20,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_norway::{Mapping, Value};
 
+use super::document::strings;
 use super::meta::RuleMeta;
 use super::problem::DocProblem;
 
@@ -227,15 +228,6 @@ pub fn parse_timespan(text: &str) -> Option<Duration> {
         _ => return None,
     };
     (seconds > 0).then(|| Duration::from_secs(seconds))
-}
-
-/// A YAML string or list of strings as a list (Sigma allows both for most list keys).
-pub(crate) fn strings(value: Option<&Value>) -> Vec<String> {
-    match value {
-        Some(Value::Sequence(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
-        Some(Value::String(one)) => vec![one.clone()],
-        _ => Vec::new(),
-    }
 }
 
 fn number(value: &Value) -> Option<f64> {

@@ -1,6 +1,8 @@
 //! Splitting rule files into YAML documents, keeping each document's first line, since
 //! sigma-rust parses one document per call and problems must point at a line.
 
+use serde_norway::Value;
+
 /// One YAML document of a rule file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct YamlDocument {
@@ -52,6 +54,15 @@ pub fn split_documents(text: &str) -> Vec<YamlDocument> {
     }
     push(&mut current, first_line);
     documents
+}
+
+/// A YAML string or list of strings as a list (Sigma allows both for most list keys).
+pub(crate) fn strings(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::Sequence(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        Some(Value::String(one)) => vec![one.clone()],
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ pub fn compile(
         .get("filter")
         .and_then(Value::as_mapping)
         .ok_or_else(|| DocProblem::invalid("`filter` must be a mapping"))?;
-    let rules = super::correlation::strings(section.get("rules"));
+    let rules = super::document::strings(section.get("rules"));
     if rules.is_empty() {
         return Err(DocProblem::invalid("a filter needs `rules`: the ids or names of the rules it filters"));
     }

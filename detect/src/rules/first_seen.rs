@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use serde_norway::{Mapping, Value};
 
-use super::correlation::{parse_timespan, strings};
+use super::correlation::parse_timespan;
+use super::document::strings;
 use super::meta::RuleMeta;
 use super::problem::DocProblem;
 

@@ -43,7 +43,7 @@ impl RuleMeta {
     /// Reads the shared keys of a rule document.
     pub fn read(doc: &Mapping, file: PathBuf, line: usize) -> Result<Self, DocProblem> {
         let text = |key: &str| doc.get(key).and_then(Value::as_str).map(str::to_owned);
-        let list = |key: &str| super::correlation::strings(doc.get(key));
+        let list = |key: &str| super::document::strings(doc.get(key));
         let title = text("title").ok_or_else(|| DocProblem::invalid("the rule has no `title`"))?;
         let level = match doc.get("level") {
             None => Level::default(),

@@ -1,6 +1,6 @@
 //! Which rules one detector instance runs when several share the events topic.
 //!
-//! Events are keyed in Kafka by who they belong to (`mcpsiem_event::kafka::KEY_FIELDS`: the
+//! Events are keyed in Kafka by who they belong to (`mcpsiem_runtime::kafka::KEY_FIELDS`: the
 //! end user, else the token, else the session, else the client address), so every event of
 //! one user, token, session or address lands in one partition, and so at one detector of
 //! the group. A stateful rule that groups by one of those fields therefore sees all of its
@@ -31,7 +31,7 @@ pub enum RuleScope {
 
 /// True if a rule grouping by `group_by` sees each group's events on one instance.
 pub fn is_keyed(group_by: &[String]) -> bool {
-    group_by.iter().any(|field| mcpsiem_event::kafka::KEY_FIELDS.contains(&field.as_str()))
+    group_by.iter().any(|field| mcpsiem_runtime::kafka::KEY_FIELDS.contains(&field.as_str()))
 }
 
 impl RuleSet {

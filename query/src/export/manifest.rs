@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use mcpsiem_event::lake::LedgerHead;
+use mcpsiem_lake::LedgerHead;
 use serde::{Deserialize, Serialize};
 
 pub const MANIFEST_NAME: &str = "manifest.json";

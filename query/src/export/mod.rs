@@ -19,7 +19,7 @@ use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::TimestampMicrosecondType;
 use futures::StreamExt;
 use mcpsiem_event::Timestamp;
-use mcpsiem_event::lake::{Ledger, Table};
+use mcpsiem_lake::{Ledger, Table};
 use serde::{Deserialize, Serialize};
 
 pub use data::ExportFormat;
@@ -29,10 +29,10 @@ pub use verify::{Check, VerifyReport, verify_bundle};
 
 use crate::QueryError;
 use crate::audit::AuditRecord;
-use crate::auth::{Caller, Role};
 use crate::engine::{QueryEngine, QueryRequest};
 use crate::tables::TimeRange;
 use manifest::{BundleFile, LakeEvidence, LakeFile, QueryDescription, Requester, TimeRangeDescription};
+use mcpsiem_runtime::auth::{Caller, Role};
 
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +56,7 @@ pub enum ExportError {
     #[error("writing a data file failed: {0}")]
     Encode(String),
     #[error("the lake cannot be read: {0}")]
-    Lake(#[from] mcpsiem_event::lake::LakeError),
+    Lake(#[from] mcpsiem_lake::LakeError),
 }
 
 impl From<datafusion::arrow::error::ArrowError> for ExportError {
@@ -362,7 +362,7 @@ impl Exporter {
         let readme = readme(&self.key.key_id());
         files.push(BundleFile {
             name: "README.txt".into(),
-            sha256: mcpsiem_event::lake::sha256_hex(readme.as_bytes()),
+            sha256: mcpsiem_lake::sha256_hex(readme.as_bytes()),
             bytes: readme.len() as u64,
             rows: 0,
             sql: None,
@@ -433,7 +433,7 @@ impl Exporter {
         let outcome = ExportOutcome {
             path,
             bundle_id,
-            manifest_sha256: mcpsiem_event::lake::sha256_hex(&manifest_bytes),
+            manifest_sha256: mcpsiem_lake::sha256_hex(&manifest_bytes),
             rows,
             bytes,
             lake_files,

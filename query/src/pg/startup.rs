@@ -15,7 +15,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
-use crate::auth::{ApiKey, Caller, authenticate};
+use mcpsiem_runtime::auth::{ApiKey, Caller, authenticate};
 
 /// Asks for a cleartext password (the API key) and, when it is a known key, keeps the
 /// caller in the connection's session extensions, where the client cannot set it.

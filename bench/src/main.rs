@@ -1,0 +1,232 @@
+//! `mcpsiem-bench`: measured figures against named baselines, in the same run.
+//!
+//! Its own binary, so that `mcpsiem` links none of the baselines (rsigma, the naive
+//! sigma-rust loop). Benchmarks that time a stage as its own process run the `mcpsiem`
+//! binary next to this one (`cargo build --release` builds both).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use mcpsiem_runtime::report::print_report;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "mcpsiem-bench", version, about = "Measure mcpsiem against named baselines")]
+struct Cli {
+    /// Rule files or directories the detector benchmarks load.
+    #[arg(long, global = true, default_value = "rules")]
+    rules: Vec<PathBuf>,
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Signed bundles of a generated lake (one day, then all of it): peak memory of
+    /// `mcpsiem export` against the size of the data.
+    Export {
+        #[arg(long, default_value_t = 5_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 10)]
+        days: u32,
+        /// Where the generated lake lives (reused across runs with the same options).
+        #[arg(long, default_value = "target/bench-export")]
+        dir: PathBuf,
+        /// Formats of the whole-lake exports.
+        #[arg(long, value_delimiter = ',', default_value = "parquet,jsonl")]
+        formats: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forensic queries on a generated lake through the query engine and through DuckDB.
+    Query {
+        #[arg(long, default_value_t = 20_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+        /// Where the generated lake is kept (and reused by the next run with the same size).
+        #[arg(long, default_value = "data/bench-query")]
+        dir: std::path::PathBuf,
+        /// Only these queries (comma-separated names).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Round-trip latency added by the stdio proxy, against the same server connected directly.
+    Proxy {
+        #[arg(long, default_value_t = 5000)]
+        messages: usize,
+        /// The MCP server's command line (default: a built-in server that answers at once).
+        #[arg(long)]
+        server: Option<String>,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Alert delivery latency (alerts topic to a webhook receiver) at a steady rate, and
+    /// burst throughput.
+    Delivery {
+        #[arg(long, default_value_t = 100)]
+        rate: u64,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lines per second `collect tail` ships, against reading and JSON-parsing the same file.
+    Tail {
+        #[arg(long, default_value_t = 500_000)]
+        lines: u64,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decoder throughput against serde_json::Value parsing of the same NDJSON.
+    Decode {
+        #[arg(long, default_value_t = 200_000)]
+        events: u64,
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Detector throughput with the rule pack against a naive sigma-rust loop.
+    Detect {
+        #[arg(long, default_value_t = 200_000)]
+        events: u64,
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Alerts per rule on benign-only generated traffic, and which rules catch each
+    /// injected attack scenario (another seed than the rule tests).
+    Noise {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 100_000)]
+        attack_events: u64,
+        #[arg(long, default_value_t = 7_331)]
+        seed: u64,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End-to-end latency from producing an event to its alert on the alerts topic.
+    Latency {
+        /// Events per second produced (one in a hundred is a probe that must alert).
+        #[arg(long, default_value_t = 200)]
+        rate: u64,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ingest throughput against a bare rdkafka consumer on the same local Tansu broker,
+    /// lake bytes per event against NDJSON, and the ingester's peak memory.
+    Ingest {
+        #[arg(long, default_value_t = 200_000)]
+        events: u64,
+        #[arg(long, default_value_t = 3)]
+        partitions: i32,
+        #[arg(long, default_value_t = 2)]
+        rounds: u32,
+        /// Keep the broker and lakes here instead of a temporary directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        BenchCommand::Proxy { messages, server, json } => {
+            let report = mcpsiem_bench::collect::proxy_bench(server.as_deref(), messages.max(10))?;
+            print_report(&report, json)?;
+            Ok(())
+        }
+        BenchCommand::Delivery { rate, seconds, json } => {
+            let report = mcpsiem_bench::delivery::delivery_bench(rate.max(1), seconds.max(1))?;
+            print_report(&report, json)?;
+            Ok(())
+        }
+        BenchCommand::Tail { lines, json } => {
+            let report = mcpsiem_bench::collect::tail_bench(lines.max(1))?;
+            print_report(&report, json)?;
+            Ok(())
+        }
+        BenchCommand::Decode { events, rounds, json } => {
+            eprintln!("generating {events} events…");
+            let corpus = mcpsiem_bench::decode::NdjsonCorpus::generate(events, 42);
+            let report = mcpsiem_bench::decode::decode_bench(&corpus, rounds);
+            print_report(&report, json)?;
+            Ok(())
+        }
+        BenchCommand::Detect { events, rounds, json } => {
+            eprintln!("generating {events} events…");
+            let corpus = mcpsiem_bench::decode::NdjsonCorpus::generate(events, 42);
+            let mut lists = mcpsiem_detect::DetectConfig::default().lists;
+            // The pack's shadow-server rule needs an inventory; use the generator's.
+            lists.entry("approved_servers".into()).or_insert_with(mcpsiem_gen::approved_server_names);
+            let report = mcpsiem_bench::detect::detect_bench(&corpus, &cli.rules, &lists, rounds)?;
+            print_report(&report, json)?;
+            Ok(())
+        }
+        BenchCommand::Noise { events, attack_events, seed, json } => {
+            let mut lists = mcpsiem_detect::DetectConfig::default().lists;
+            lists.entry("approved_servers".into()).or_insert_with(mcpsiem_gen::approved_server_names);
+            let report = mcpsiem_bench::noise::noise_bench(&cli.rules, &lists, events, attack_events, seed)?;
+            print_report(&report, json)?;
+            if !report.missed_scenarios.is_empty() {
+                anyhow::bail!("scenarios no rule detected: {:?}", report.missed_scenarios);
+            }
+            Ok(())
+        }
+        BenchCommand::Latency { rate, seconds, json } => {
+            let mut lists = mcpsiem_detect::DetectConfig::default().lists;
+            lists.entry("approved_servers".into()).or_insert_with(mcpsiem_gen::approved_server_names);
+            let report = mcpsiem_bench::latency::latency_bench(&cli.rules, &lists, rate.max(1), seconds)?;
+            print_report(&report, json)?;
+            Ok(())
+        }
+        BenchCommand::Export { events, days, dir, formats, json } => {
+            let options = mcpsiem_bench::export::ExportBenchOptions { events, days, dir, formats };
+            let report = mcpsiem_bench::export::export_bench(&options)?;
+            print_report(&report, json)?;
+            Ok(())
+        }
+        BenchCommand::Query { events, days, runs, dir, only, json } => {
+            let options = mcpsiem_bench::query::QueryBenchOptions { events, days, runs, dir, only };
+            let report = mcpsiem_bench::query::query_bench(&options)?;
+            print_report(&report, json)?;
+            Ok(())
+        }
+        BenchCommand::Ingest { events, partitions, rounds, dir, json } => {
+            let options = mcpsiem_bench::ingest::IngestBenchOptions { events, partitions, rounds, dir };
+            let report = mcpsiem_bench::ingest::ingest_bench(&options)?;
+            print_report(&report, json)?;
+            Ok(())
+        }
+    }
+}

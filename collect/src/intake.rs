@@ -1,0 +1,208 @@
+//! `collect http`: events posted over HTTP, for producers that cannot reach Kafka.
+//!
+//! `POST /v1/events` takes one JSON event, a JSON array of events, or NDJSON (one per
+//! line), optionally gzip-compressed (`Content-Encoding: gzip`). The caller authenticates
+//! with `Authorization: Bearer KEY` or `X-API-Key: KEY`. Each record is checked against the
+//! event schema and the answer gives one result per record, so a client resends only what
+//! failed. Rejected records are still shipped, so the ingester keeps them in the dead
+//! letters with the same reason: nothing posted is lost.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use mcpsiem_runtime::auth::ApiKey;
+use serde::Serialize;
+
+use super::sink::EventSink;
+
+/// What the intake needs.
+pub struct Intake {
+    pub sink: EventSink,
+    pub api_keys: Vec<ApiKey>,
+    pub max_body_bytes: usize,
+    pub max_record_bytes: usize,
+    pub metrics: Option<mcpsiem_runtime::ops::MetricsRender>,
+}
+
+/// One record's outcome.
+#[derive(Debug, Serialize)]
+pub struct RecordResult {
+    pub index: usize,
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The answer to a post.
+#[derive(Debug, Serialize)]
+pub struct IntakeReply {
+    pub accepted: usize,
+    pub rejected: usize,
+    pub results: Vec<RecordResult>,
+}
+
+#[derive(Serialize)]
+struct ErrorReply {
+    error: String,
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(ErrorReply { error: message.into() })).into_response()
+}
+
+pub fn router(intake: Arc<Intake>) -> axum::Router {
+    // The body limit applies to the compressed bytes; the decompressed size is checked
+    // while inflating, so a small gzip bomb cannot grow past it either.
+    let limit = intake.max_body_bytes;
+    axum::Router::new()
+        .route("/v1/events", post(post_events))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        // Ready once listening; the spool takes events while Kafka is away, so Kafka is not
+        // a condition (a full spool answers 503 per request instead).
+        .route("/readyz", get(|| async { "ready" }))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(intake)
+}
+
+async fn metrics(State(intake): State<Arc<Intake>>) -> Response {
+    match &intake.metrics {
+        Some(render) => render().into_response(),
+        None => error(StatusCode::NOT_FOUND, "metrics are not enabled"),
+    }
+}
+
+fn caller_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(key.trim());
+    }
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let (scheme, key) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(key.trim())
+}
+
+async fn post_events(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(caller) = caller_key(&headers).and_then(|key| mcpsiem_runtime::auth::authenticate(&intake.api_keys, key))
+    else {
+        metrics::counter!("mcpsiem_intake_requests_total", "outcome" => "unauthorized").increment(1);
+        return error(StatusCode::UNAUTHORIZED, "send a key of collect.intake.api_keys as `Authorization: Bearer KEY`");
+    };
+    let gzip = headers
+        .get("content-encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
+    let body = if gzip {
+        let mut inflated = Vec::new();
+        let limit = intake.max_body_bytes as u64 + 1;
+        match flate2::read::GzDecoder::new(&body[..]).take(limit).read_to_end(&mut inflated) {
+            Ok(n) if n as u64 >= limit => return too_large(intake.max_body_bytes),
+            Ok(_) => Bytes::from(inflated),
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("the body is not valid gzip: {e}")),
+        }
+    } else {
+        body
+    };
+    let records = match split_records(&body) {
+        Ok(records) => records,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    let mut reply = IntakeReply { accepted: 0, rejected: 0, results: Vec::with_capacity(records.len()) };
+    for (index, record) in records.iter().enumerate() {
+        let (key, mut result) = match mcpsiem_event::parse_event(record, intake.max_record_bytes) {
+            Ok(event) => (
+                mcpsiem_runtime::kafka::event_key(&event).map(str::to_owned),
+                RecordResult {
+                    index,
+                    status: "accepted",
+                    event_id: Some(event.id.to_string()),
+                    reason: None,
+                    detail: None,
+                },
+            ),
+            Err(e) => (
+                None,
+                RecordResult {
+                    index,
+                    status: "rejected",
+                    event_id: None,
+                    reason: Some(e.reason_code().to_owned()),
+                    detail: Some(e.to_string()),
+                },
+            ),
+        };
+        // Rejected records go on too: the ingester dead-letters them with this reason.
+        if let Err(e) = intake.sink.shipper().send(key.as_deref(), record) {
+            tracing::error!(error = %e, caller = %caller.name, "cannot ship or spool a posted event");
+            metrics::counter!("mcpsiem_intake_requests_total", "outcome" => "unavailable").increment(1);
+            let mut response =
+                error(StatusCode::SERVICE_UNAVAILABLE, format!("{e}; records from index {index} on were not taken"));
+            response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("30"));
+            return response;
+        }
+        if result.status == "accepted" {
+            reply.accepted += 1;
+        } else {
+            reply.rejected += 1;
+            result.event_id = None;
+        }
+        reply.results.push(result);
+    }
+    metrics::counter!("mcpsiem_intake_events_total", "outcome" => "accepted").increment(reply.accepted as u64);
+    metrics::counter!("mcpsiem_intake_events_total", "outcome" => "rejected").increment(reply.rejected as u64);
+    let status = match (reply.accepted, reply.rejected) {
+        (_, 0) => StatusCode::OK,
+        (0, _) => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::MULTI_STATUS,
+    };
+    metrics::counter!("mcpsiem_intake_requests_total", "outcome" => status.as_str().to_owned()).increment(1);
+    (status, Json(reply)).into_response()
+}
+
+fn too_large(limit: usize) -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body is over {limit} bytes (collect.intake.max_body_bytes); send fewer events per request"),
+    )
+}
+
+/// The records of a body: a JSON array's items, or the non-blank lines (NDJSON, which a
+/// single JSON object also is).
+fn split_records(body: &[u8]) -> Result<Vec<&[u8]>, String> {
+    let trimmed = body.trim_ascii();
+    if trimmed.is_empty() {
+        return Err("the body is empty: send JSON events, a JSON array of them, or NDJSON".into());
+    }
+    if trimmed.first() == Some(&b'[') {
+        let items: Vec<&serde_json::value::RawValue> = serde_json::from_slice(trimmed)
+            .map_err(|e| format!("the body starts like a JSON array but is not one: {e}"))?;
+        return Ok(items.into_iter().map(|raw| raw.get().as_bytes()).collect());
+    }
+    Ok(trimmed.split(|&b| b == b'\n').map(<[u8]>::trim_ascii).filter(|line| !line.is_empty()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_split_into_records() {
+        assert_eq!(split_records(b"{\"a\":1}").unwrap(), vec![b"{\"a\":1}" as &[u8]]);
+        assert_eq!(split_records(b"{\"a\":1}\n\n{\"b\":2}\r\n").unwrap().len(), 2);
+        assert_eq!(
+            split_records(b" [ {\"a\":1}, {\"b\":[2]} ] ").unwrap(),
+            vec![b"{\"a\":1}" as &[u8], b"{\"b\":[2]}"]
+        );
+        assert!(split_records(b"[{\"a\":1}").unwrap_err().contains("array"));
+        assert!(split_records(b"  ").is_err());
+    }
+}

@@ -1,0 +1,68 @@
+//! A configured destination: its type's [`Destination`](crate::destinations::Destination),
+//! its templates, its client and its limits, ready to send.
+
+use mcpsiem_event::Alert;
+
+use crate::config::DestinationConfig;
+use crate::destinations::Attempt;
+use crate::destinations::http::HttpClient;
+use crate::message::{AlertContext, Message, TemplateError, Templates};
+pub use crate::outcome::Outcome;
+
+/// A destination by name, as `[delivery.destinations.NAME]` configures it.
+pub struct ConfiguredDestination {
+    pub name: String,
+    pub config: DestinationConfig,
+    templates: Templates,
+    http: HttpClient,
+    query_url: String,
+}
+
+impl ConfiguredDestination {
+    pub fn new(name: &str, config: &DestinationConfig, query_url: &str) -> Result<Self, TemplateError> {
+        let templates = Templates::new(name, config.title_template.as_deref(), config.body_template.as_deref())?;
+        Ok(Self {
+            name: name.to_owned(),
+            config: config.clone(),
+            templates,
+            http: HttpClient::new(config.timeout_seconds),
+            query_url: query_url.to_owned(),
+        })
+    }
+
+    pub fn render(&self, alert: &Alert) -> (AlertContext, Message) {
+        let context = AlertContext::new(alert, &self.query_url);
+        let message = self.templates.render(&context);
+        (context, message)
+    }
+
+    /// One attempt. `attempts` is how many were made before (a retry of a Jira issue
+    /// first checks whether the earlier attempt created it after all).
+    pub async fn deliver(&self, alert: &Alert, key: &str, attempts: u32) -> Outcome {
+        let (context, message) = self.render(alert);
+        let attempt = Attempt {
+            alert,
+            message: &message,
+            context: &context,
+            key,
+            attempts,
+            http: &self.http,
+            timeout_seconds: self.config.timeout_seconds,
+        };
+        self.config.kind.destination().deliver(&attempt).await
+    }
+
+    /// Ends what the alert started, where the type has something to end (PagerDuty).
+    pub async fn resolve(&self, alert_id: &str) -> Outcome {
+        match self.config.kind.destination().resolve(&self.http, alert_id) {
+            Some(resolving) => resolving.await,
+            None => Outcome::Failed {
+                reason: format!(
+                    "{} destinations have nothing to resolve (only pagerduty does)",
+                    self.config.kind.type_name()
+                ),
+                status: None,
+            },
+        }
+    }
+}

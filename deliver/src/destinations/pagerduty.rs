@@ -1,0 +1,68 @@
+//! PagerDuty Events API v2: a trigger per alert, deduplicated by the alert id, and resolve.
+
+use futures::future::BoxFuture;
+use mcpsiem_event::{Alert, Level};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::http::HttpClient;
+use super::{Attempt, Destination, cut};
+use crate::message::{AlertContext, Message};
+use crate::outcome::Outcome;
+
+/// PagerDuty Events API v2: a trigger per alert, deduplicated by the alert id.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Pagerduty {
+    pub routing_key: String,
+    #[serde(default = "default_url")]
+    pub url: String,
+}
+
+fn default_url() -> String {
+    "https://events.pagerduty.com/v2/enqueue".into()
+}
+
+impl Destination for Pagerduty {
+    fn deliver<'a>(&'a self, attempt: &'a Attempt<'a>) -> BoxFuture<'a, Outcome> {
+        let payload = trigger(&self.routing_key, attempt.context, attempt.message, attempt.alert);
+        Box::pin(async move { attempt.http.post_json(&self.url, &payload, &[]).await })
+    }
+
+    fn resolve<'a>(&'a self, http: &'a HttpClient, alert_id: &'a str) -> Option<BoxFuture<'a, Outcome>> {
+        let payload = json!({"routing_key": self.routing_key, "event_action": "resolve", "dedup_key": alert_id});
+        Some(Box::pin(async move { http.post_json(&self.url, &payload, &[]).await }))
+    }
+}
+
+fn severity(level: Level) -> &'static str {
+    match level {
+        Level::Critical => "critical",
+        Level::High => "error",
+        Level::Medium => "warning",
+        Level::Low | Level::Informational => "info",
+    }
+}
+
+/// A trigger; the alert id is the dedup key, so a repeat of the same alert updates the
+/// incident instead of opening another.
+pub fn trigger(routing_key: &str, context: &AlertContext, message: &Message, alert: &Alert) -> Value {
+    json!({
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "dedup_key": alert.id,
+        "payload": {
+            "summary": cut(&message.title, 1024),
+            "source": "mcpsiem",
+            "severity": severity(alert.level),
+            "timestamp": context.last_time,
+            "group": context.rule_id,
+            "class": context.source,
+            "custom_details": {
+                "text": message.body, "group": context.group, "count": context.count, "tags": context.tags,
+                "sql": context.sql, "first_time": context.first_time, "last_time": context.last_time,
+            }
+        },
+        "links": [{"href": context.link, "text": "Matched events"}]
+    })
+}

@@ -1,0 +1,182 @@
+//! Alert delivery: the alerts topic into chat, ticketing, paging and e-mail, once each.
+//!
+//! Alerts are read from the alerts topic by their own consumer group, routed
+//! ([`routing`]), and stored in the durable [`outbox`] before any attempt; the Kafka offset
+//! is stored only after that, so a crash re-reads at most what the outbox already holds
+//! (and skips it by key). The [`worker`] sends due deliveries ([`destination`]) with
+//! retries, backoff, `Retry-After` and rate limits, and records how each ended in the
+//! outbox and the lake ([`record`]).
+
+pub mod config;
+pub mod destination;
+pub mod destinations;
+pub mod message;
+pub mod outbox;
+pub mod outcome;
+pub mod record;
+pub mod routing;
+pub mod worker;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use mcpsiem_event::{Alert, Timestamp};
+use mcpsiem_lake::Lake;
+use mcpsiem_runtime::kafka::KafkaConfig;
+use rdkafka::Message as _;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use serde::Serialize;
+use tokio::sync::{Notify, watch};
+
+pub use config::{DeliveryConfig, DestinationConfig, DestinationKind, RetryConfig, RouteConfig};
+pub use destination::{ConfiguredDestination, Outcome};
+pub use destinations::Destination;
+pub use outbox::{Outbox, OutboxError};
+
+/// Alerts read at once into one outbox transaction.
+const ENQUEUE_BATCH: usize = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error(transparent)]
+    Route(#[from] routing::RouteError),
+    #[error(transparent)]
+    Template(#[from] message::TemplateError),
+    #[error("Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("no destination is configured: add one under [delivery.destinations.NAME] (see docs/delivery.md)")]
+    NoDestinations,
+    #[error("destination `{0}` is not configured (known: {1})")]
+    UnknownDestination(String, String),
+}
+
+/// Every configured destination, with its templates compiled.
+pub fn destinations(config: &DeliveryConfig) -> Result<BTreeMap<String, Arc<ConfiguredDestination>>, DeliveryError> {
+    config
+        .destinations
+        .iter()
+        .map(|(name, d)| Ok((name.clone(), Arc::new(ConfiguredDestination::new(name, d, &config.query_url)?))))
+        .collect()
+}
+
+/// What `alerts deliver` did.
+#[derive(Debug, Default, Serialize)]
+pub struct DeliverySummary {
+    pub alerts_read: u64,
+    pub bad_records: u64,
+    pub deliveries_queued: u64,
+    pub pending: u64,
+    pub dead: u64,
+}
+
+/// Runs the delivery stage until `stop` turns true: the consumer and the worker.
+pub async fn run(
+    config: &DeliveryConfig,
+    kafka: &KafkaConfig,
+    lake: Option<Lake>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<DeliverySummary, DeliveryError> {
+    if config.destinations.is_empty() {
+        return Err(DeliveryError::NoDestinations);
+    }
+    let router = routing::Router::new(config)?;
+    let destinations = destinations(config)?;
+    let outbox = Arc::new(Outbox::open(&config.outbox_path)?);
+    let wake = Arc::new(Notify::new());
+    let worker = worker::Worker {
+        outbox: outbox.clone(),
+        destinations,
+        config: config.clone(),
+        wake: wake.clone(),
+        log: lake.map(record::DeliveryLog::new),
+    };
+    let worker = tokio::spawn(worker.run(stop.clone()));
+
+    let consumer: StreamConsumer = kafka
+        .client_config()
+        .set("group.id", &config.group_id)
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // A fetch waits at most this long for an alert: the responder is waiting too.
+        .set("fetch.wait.max.ms", "10")
+        .create()?;
+    consumer.subscribe(&[&kafka.alerts_topic])?;
+    let mut summary = DeliverySummary::default();
+    // librdkafka's auto commit runs every 5 s (auto.commit.interval.ms).
+    let mut group_watch = kafka.group_watch(&kafka.alerts_topic, std::time::Duration::from_secs(5));
+    let mut watch_tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            // Blocks this task for a few broker round trips, and only while it holds no
+            // partition: nothing to deliver is waiting on it then.
+            _ = watch_tick.tick() => {
+                group_watch.check(&consumer);
+            }
+            message = consumer.recv() => {
+                let first = match message {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the alerts topic failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                // What else has arrived goes into the same outbox transaction.
+                let mut messages = vec![first];
+                while messages.len() < ENQUEUE_BATCH {
+                    match consumer.recv().now_or_never() {
+                        Some(Ok(m)) => messages.push(m),
+                        _ => break,
+                    }
+                }
+                let now = Timestamp::now();
+                let mut batch = Vec::with_capacity(messages.len());
+                for message in &messages {
+                    match Alert::from_json(message.payload().unwrap_or_default()) {
+                        Ok(alert) => {
+                            summary.alerts_read += 1;
+                            metrics::counter!("mcpsiem_delivery_alerts_total").increment(1);
+                            let targets = router.destinations(&alert, now);
+                            if targets.is_empty() {
+                                tracing::debug!(alert = %alert.id, rule = %alert.rule_id, "no route matches this alert");
+                            }
+                            batch.push((alert, targets));
+                        }
+                        Err(e) => {
+                            summary.bad_records += 1;
+                            metrics::counter!("mcpsiem_delivery_bad_records_total").increment(1);
+                            tracing::error!(error = %e, partition = message.partition(), offset = message.offset(), "a record of the alerts topic is not an alert; skipped");
+                        }
+                    }
+                }
+                let added = outbox.enqueue_many(&batch, now)?;
+                // In the outbox, offsets not stored: the alerts are read again and skipped by key.
+                fail::fail_point!("deliver::after_enqueue", |_| mcpsiem_runtime::failpoint::crash("deliver::after_enqueue"));
+                summary.deliveries_queued += added as u64;
+                if added > 0 {
+                    wake.notify_one();
+                }
+                // Only now: the alerts are in the outbox (or were not alerts).
+                for message in &messages {
+                    consumer.store_offset_from_message(message)?;
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::warn!(error = %e, "committing the alerts topic's offsets at stop failed; alerts will be read again (and skipped by the outbox)");
+    }
+    match worker.await {
+        Ok(result) => result?,
+        Err(e) => tracing::error!(error = %e, "the delivery worker failed"),
+    }
+    let counts = outbox.counts()?;
+    summary.pending = counts.pending;
+    summary.dead = counts.dead;
+    Ok(summary)
+}

@@ -1,0 +1,42 @@
+//! `mcpsiem gen`: generated traffic with injected attacks.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+#[derive(Args)]
+pub struct GenArgs {
+    /// How many events to generate.
+    #[arg(long, default_value_t = 10_000)]
+    pub events: u64,
+    /// Random seed: the same seed gives the same events.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Start of the simulated period (RFC 3339).
+    #[arg(long, default_value = "2026-11-02T00:00:00Z")]
+    pub start: String,
+    /// Length of the simulated period in days.
+    #[arg(long, default_value_t = 1)]
+    pub days: u32,
+    /// Number of simulated users.
+    #[arg(long, default_value_t = 50)]
+    pub users: usize,
+    /// Attacks to inject: `all`, or a comma-separated list of scenario names (see --list-attacks).
+    #[arg(long, value_delimiter = ',')]
+    pub attacks: Vec<String>,
+    /// How many times each attack is injected.
+    #[arg(long, default_value_t = 1)]
+    pub attack_repeats: u32,
+    /// List the attack scenarios and exit.
+    #[arg(long)]
+    pub list_attacks: bool,
+    /// Write NDJSON here (`-` for stdout). Default: stdout, unless --kafka is given.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Produce to the events topic of kafka.brokers instead of writing a file.
+    #[arg(long)]
+    pub kafka: bool,
+    /// Events per second when producing (0: as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+}

@@ -1,0 +1,116 @@
+//! `mcpsiem gen`: writes generated events as NDJSON, or produces them to the events topic.
+
+use std::io::{BufWriter, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use mcpsiem_event::Timestamp;
+use mcpsiem_gen::{GenOptions, Generator, Scenario};
+
+use crate::cli::generate::GenArgs;
+use crate::config::Config;
+
+fn parse_attacks(names: &[String]) -> Result<Vec<Scenario>> {
+    if names.iter().any(|n| n == "all") {
+        return Ok(Scenario::ALL.to_vec());
+    }
+    names
+        .iter()
+        .map(|name| {
+            Scenario::parse(name).with_context(|| {
+                let known: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+                format!("unknown attack `{name}`; known: all, {}", known.join(", "))
+            })
+        })
+        .collect()
+}
+
+pub fn generate(config: &Config, args: GenArgs) -> Result<()> {
+    if args.list_attacks {
+        for scenario in Scenario::ALL {
+            println!("{:<26} {}", scenario.name(), scenario.description());
+        }
+        return Ok(());
+    }
+    let options = GenOptions {
+        seed: args.seed,
+        events: args.events,
+        start: Timestamp::parse(&args.start).with_context(|| format!("--start {}", args.start))?,
+        days: args.days,
+        users: args.users,
+        attacks: parse_attacks(&args.attacks)?,
+        attack_repeats: args.attack_repeats,
+        token_key: if config.site.token_key.is_empty() {
+            GenOptions::default().token_key
+        } else {
+            config.site.token_key.clone()
+        },
+    };
+    let mut generator = Generator::new(options);
+    let bar = mcpsiem_runtime::progress::counter(args.events, "events");
+    let started = Instant::now();
+    if args.kafka {
+        if config.kafka.brokers.is_empty() {
+            bail!(
+                "--kafka needs kafka.brokers: set it in the configuration, MCPSIEM_KAFKA__BROKERS or --set kafka.brokers=HOST:PORT"
+            );
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime
+            .block_on(mcpsiem_runtime::producer::ensure_topic(
+                &config.kafka,
+                &config.kafka.events_topic,
+                config.kafka.partitions,
+            ))
+            .with_context(|| format!("creating topic {} on {}", config.kafka.events_topic, config.kafka.brokers))?;
+        let producer =
+            mcpsiem_runtime::producer::EventProducer::new(&config.kafka).context("creating the Kafka producer")?;
+        let mut sent = 0u64;
+        let mut payload = Vec::with_capacity(2048);
+        for event in generator.by_ref() {
+            payload.clear();
+            event.write_json(&mut payload);
+            producer.send(mcpsiem_runtime::kafka::event_key(&event), &payload)?;
+            sent += 1;
+            bar.inc(1);
+            if args.rate > 0 && sent.is_multiple_of(50) {
+                let due = Duration::from_secs_f64(sent as f64 / args.rate as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+        let report = producer.flush(Duration::from_secs(120))?;
+        bar.finish_and_clear();
+        if report.failed > 0 || report.delivered != sent {
+            bail!(
+                "{} of {sent} events were not delivered to Kafka ({} failed)",
+                sent - report.delivered,
+                report.failed
+            );
+        }
+        eprintln!("produced {sent} events to {} in {:.1?}", config.kafka.events_topic, started.elapsed());
+    } else {
+        let out: Box<dyn Write> = match args.out.as_deref() {
+            None => Box::new(std::io::stdout().lock()),
+            Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdout().lock()),
+            Some(path) => {
+                Box::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?)
+            }
+        };
+        let mut out = BufWriter::with_capacity(1 << 20, out);
+        let mut line = Vec::with_capacity(2048);
+        for event in generator.by_ref() {
+            line.clear();
+            event.write_json(&mut line);
+            line.push(b'\n');
+            out.write_all(&line)?;
+            bar.inc(1);
+        }
+        out.flush()?;
+        bar.finish_and_clear();
+    }
+    let summary: Vec<String> = generator.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    eprintln!("scenarios: {}", summary.join(" "));
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! The collectors: proxies between real MCP clients and servers, the tailer, the intake, and their shipper through broker outages.
+
+mod intake;
+mod outage;
+mod proxy_http;
+mod proxy_stdio;
+mod tail;

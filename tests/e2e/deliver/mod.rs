@@ -1,0 +1,6 @@
+//! Alert delivery: each destination against a local receiver, exactly once through an
+//! outage, and crashes at its failpoints.
+
+mod crash;
+mod destinations;
+mod outage;

@@ -1,0 +1,178 @@
+//! The detector keeps its state across a restart and reloads rules while running, on a
+//! real broker: a correlation window half filled before a stop completes after it, a token
+//! learned before the stop is "known" after it, and a rule file added while the detector
+//! runs alerts without a restart. Every alert arrives exactly once.
+
+use crate::support;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use mcpsiem_detect::Alert;
+use mcpsiem_event::{EventId, EventKind, McpEvent, OwnedEvent, Text, Timestamp};
+use mcpsiem_runtime::producer::EventProducer;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+pub(super) const RULES: &str = r#"
+title: Unauthorised MCP request
+id: 7d3c1c7e-0000-4000-8000-000000000001
+logsource: {product: mcp}
+detection:
+  sel:
+    http.response.status_code: 401
+  condition: sel
+---
+title: Burst of unauthorised MCP requests
+id: 7d3c1c7e-0000-4000-8000-000000000002
+correlation:
+  type: event_count
+  rules: [7d3c1c7e-0000-4000-8000-000000000001]
+  group-by: [client.address]
+  timespan: 10m
+  condition: {gte: 5}
+level: high
+---
+title: Token used from a new address
+id: 7d3c1c7e-0000-4000-8000-000000000003
+first_seen:
+  group-by: [auth.token.fingerprint]
+  fields: [client.address]
+  learning: 0s
+logsource: {product: mcp}
+detection:
+  sel:
+    auth.token.fingerprint|exists: true
+  condition: sel
+level: high
+"#;
+
+const PROBE_RULE: &str = r#"
+title: Reload probe
+id: 7d3c1c7e-0000-4000-8000-000000000004
+logsource: {product: mcp}
+detection:
+  sel:
+    gen_ai.tool.name: reload_probe
+  condition: sel
+"#;
+
+pub(super) fn event(seconds_ago: i64, address: &str, status: i64, tool: &str) -> OwnedEvent {
+    let time = Timestamp::from_micros(Timestamp::now().as_micros() - seconds_ago * 1_000_000);
+    let mut e = McpEvent::new(EventId::new(), time, EventKind::Message);
+    e.method = Some(Text::from("tools/call".to_string()));
+    e.client_address = Some(Text::from(address.to_string()));
+    e.token_fingerprint = Some(Text::from("fp-stolen".to_string()));
+    e.http_status = Some(status);
+    e.tool_name = Some(Text::from(tool.to_string()));
+    e
+}
+
+pub(super) fn send(producer: &EventProducer, events: &[OwnedEvent]) {
+    for e in events {
+        producer.send(mcpsiem_runtime::kafka::event_key(e), e.to_json().as_bytes()).unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// Reads the alerts topic until `until` holds or the deadline passes.
+pub(super) fn read_alerts(
+    consumer: &BaseConsumer,
+    alerts: &mut Vec<Alert>,
+    deadline: Duration,
+    until: impl Fn(&[Alert]) -> bool,
+) {
+    let started = Instant::now();
+    while started.elapsed() < deadline && !until(alerts) {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            alerts.push(serde_json::from_slice(message.payload().unwrap()).expect("alerts are JSON"));
+        }
+    }
+}
+
+pub(super) fn snapshot_offset(path: &std::path::Path) -> Option<i64> {
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    json["offsets"]["0"].as_i64()
+}
+
+pub(super) fn terminate(mut child: Child) {
+    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "the detector stops cleanly on SIGTERM: {exit}");
+}
+
+#[test]
+fn state_survives_a_restart_and_rules_reload_while_running() {
+    let broker = support::TestBroker::start();
+    let mut kafka = broker.kafka_config("restart");
+    kafka.partitions = 1;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(support::create_topic(&kafka, &kafka.events_topic, 1));
+    runtime.block_on(support::create_topic(&kafka, &kafka.alerts_topic, 1));
+
+    let rules_dir = tempfile::tempdir().unwrap();
+    std::fs::write(rules_dir.path().join("pack.yml"), RULES).unwrap();
+    let fixture = support::LakeFixture::new(
+        &kafka,
+        &format!("[detect]\nrules = [\"{}\"]\nmetrics_addr = \"\"\nsnapshot_seconds = 1\n", rules_dir.path().display()),
+    );
+    let state = fixture.dir.path().join("data/detect/state.json");
+    let producer = EventProducer::new(&kafka).unwrap();
+    let reader: BaseConsumer = kafka
+        .client_config()
+        .set("group.id", "test-alert-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    reader.subscribe(&[&kafka.alerts_topic]).unwrap();
+    let mut alerts = Vec::new();
+
+    // Run 1: three of the five failures, and the token seen at its usual address.
+    send(
+        &producer,
+        &[event(60, "10.0.0.1", 401, "a"), event(59, "10.0.0.1", 401, "a"), event(58, "10.0.0.1", 401, "a")],
+    );
+    let first = fixture.command(&["detect"]).stdout(Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    while snapshot_offset(&state) != Some(3) {
+        assert!(started.elapsed() < Duration::from_secs(60), "the detector wrote no snapshot covering the events");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A rule added while it runs is picked up without a restart.
+    std::fs::write(rules_dir.path().join("probe.yml"), PROBE_RULE).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    send(&producer, &[event(57, "10.0.0.1", 200, "reload_probe")]);
+    read_alerts(&reader, &mut alerts, Duration::from_secs(30), |a| !a.is_empty());
+    assert_eq!(alerts.iter().map(|a| a.rule_title.as_str()).collect::<Vec<_>>(), ["Reload probe"]);
+    terminate(first);
+    assert_eq!(snapshot_offset(&state), Some(4), "the stop snapshot covers every event read");
+
+    // Run 2: two more failures complete the burst only with the restored window, and a new
+    // address for the token alerts only because the token was learned before the stop.
+    send(
+        &producer,
+        &[event(56, "10.0.0.1", 401, "a"), event(55, "10.0.0.1", 401, "a"), event(54, "10.9.9.9", 200, "a")],
+    );
+    let second = fixture.command(&["detect", "--stop-when-idle", "5"]).stdout(Stdio::piped()).output().unwrap();
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(summary["records"], 3, "run 2 resumes where the snapshot was taken");
+
+    read_alerts(&reader, &mut alerts, Duration::from_secs(20), |a| a.len() >= 3);
+    std::thread::sleep(Duration::from_secs(2));
+    read_alerts(&reader, &mut alerts, Duration::from_secs(2), |_| false);
+    let mut by_title: BTreeMap<&str, Vec<&Alert>> = BTreeMap::new();
+    for alert in &alerts {
+        by_title.entry(alert.rule_title.as_str()).or_default().push(alert);
+    }
+    let titles: Vec<(&str, usize)> = by_title.iter().map(|(t, a)| (*t, a.len())).collect();
+    assert_eq!(
+        titles,
+        [("Burst of unauthorised MCP requests", 1), ("Reload probe", 1), ("Token used from a new address", 1)],
+        "each alert exactly once"
+    );
+    assert_eq!(by_title["Burst of unauthorised MCP requests"][0].count, 5);
+    assert_eq!(by_title["Token used from a new address"][0].group["client.address"], "10.9.9.9");
+}

@@ -1,0 +1,8 @@
+//! The ingester and the lake: exactly once under crashes, dead letters, compaction, and the lake read by other engines.
+
+mod compaction;
+mod compaction_crash;
+mod dead_letters;
+mod exactly_once;
+mod external_readers;
+mod kafka_roundtrip;

@@ -1,0 +1,7 @@
+//! The query service: SQL over HTTP and the PostgreSQL protocol, forensic views, and signed evidence.
+
+mod bench_agreement;
+mod evidence;
+mod postgres;
+mod service;
+mod views;

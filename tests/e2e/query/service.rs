@@ -1,0 +1,254 @@
+//! The query service over a real lake: roles, read-only SQL, limits, helpful errors,
+//! streaming formats, the audit log, and 50 concurrent queries.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::support::query_lake::{ADMIN, ANALYST, EVENTS, config, lake, serve};
+use mcpsiem_query::QueryConfig;
+
+/// A minimal HTTP/1.1 exchange: status and body.
+fn request(addr: SocketAddr, method: &str, path: &str, key: Option<&str>, body: &str) -> (u16, Vec<u8>) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete response");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(std::str::from_utf8(&data[..end]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[end + 2..end + 2 + size]);
+        data = &data[end + 2 + size + 2..];
+    }
+    out
+}
+
+fn query(addr: SocketAddr, key: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let (status, bytes) = request(addr, "POST", "/api/v1/query", Some(key), &body.to_string());
+    let json = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&bytes)));
+    (status, json)
+}
+
+#[test]
+fn roles_read_only_sql_limits_errors_formats_and_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = serve(lake(dir.path()), config());
+
+    // Authentication.
+    let (status, _) = request(addr, "POST", "/api/v1/query", None, r#"{"sql":"SELECT 1"}"#);
+    assert_eq!(status, 401);
+    let (status, body) = query(addr, "not-a-key", serde_json::json!({"sql": "SELECT 1"}));
+    assert_eq!((status, body["error"].as_str()), (401, Some("unauthorized")));
+
+    // An analyst queries events; the time range prunes and filters.
+    let (status, body) = query(addr, ANALYST, serde_json::json!({"sql": "SELECT count(*) AS n FROM events"}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rows"][0]["n"], EVENTS);
+    let (status, body) = query(
+        addr,
+        ANALYST,
+        serde_json::json!({"sql": "SELECT count(*) AS n, min(event_time) AS first FROM events", "start": "2026-11-02T06:00:00Z", "end": "2026-11-02T07:00:00Z"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let in_hour = body["rows"][0]["n"].as_u64().unwrap();
+    assert!(in_hour > 0 && in_hour < EVENTS, "{body}");
+    assert!(body["rows"][0]["first"].as_str().unwrap().starts_with("2026-11-02T06"), "{body}");
+
+    // Read-only: every kind of write or setting is refused, saying why.
+    for sql in [
+        "CREATE TABLE t AS SELECT 1",
+        "INSERT INTO events SELECT * FROM events",
+        "COPY (SELECT 1) TO '/tmp/x.csv'",
+        "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'",
+        "SET datafusion.execution.batch_size = 1",
+        "DROP TABLE events",
+        "CREATE VIEW v AS SELECT 1",
+    ] {
+        let (status, body) = query(addr, ADMIN, serde_json::json!({"sql": sql}));
+        assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")), "{sql}: {body}");
+        assert!(body["message"].as_str().unwrap().contains("read-only"), "{sql}: {body}");
+    }
+
+    // Helpful errors.
+    let (status, body) = query(addr, ANALYST, serde_json::json!({"sql": "SELEC * FROM events"}));
+    assert_eq!((status, body["error"].as_str()), (400, Some("syntax_error")), "{body}");
+    let (status, body) = query(addr, ANALYST, serde_json::json!({"sql": "SELECT client_adress FROM events"}));
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_query")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("did you mean `client_address`"), "{body}");
+    let (status, body) = query(addr, ANALYST, serde_json::json!({"sql": "SELECT * FROM evnts"}));
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("events, alerts, deadletters"), "{body}");
+
+    // Row limits: the request's, and the server's cap.
+    let (status, body) = query(addr, ANALYST, serde_json::json!({"sql": "SELECT event_id FROM events", "limit": 10}));
+    assert_eq!(status, 200);
+    assert_eq!((body["row_count"].as_u64(), body["truncated"].as_bool()), (Some(10), Some(true)));
+    let (_, body) = query(addr, ANALYST, serde_json::json!({"sql": "SELECT event_id FROM events"}));
+    assert_eq!((body["row_count"].as_u64(), body["truncated"].as_bool()), (Some(500), Some(true)));
+
+    // Timeout.
+    let (status, body) = query(
+        addr,
+        ANALYST,
+        serde_json::json!({"sql": "SELECT count(*) FROM events a, events b, events c WHERE a.event_id < b.event_id AND b.event_id < c.event_id"}),
+    );
+    assert_eq!((status, body["error"].as_str()), (408, Some("timeout")), "{body}");
+
+    // Streaming formats hold the same rows.
+    let sql = "SELECT event_id, mcp_method_name FROM events ORDER BY event_id LIMIT 100";
+    let (status, ndjson) = request(
+        addr,
+        "POST",
+        "/api/v1/query",
+        Some(ANALYST),
+        &serde_json::json!({"sql": sql, "format": "ndjson"}).to_string(),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(ndjson.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count(), 100);
+    let (_, csv) = request(
+        addr,
+        "POST",
+        "/api/v1/query",
+        Some(ANALYST),
+        &serde_json::json!({"sql": sql, "format": "csv"}).to_string(),
+    );
+    let csv = String::from_utf8(csv).unwrap();
+    assert!(csv.starts_with("event_id,mcp_method_name\n"), "{csv}");
+    assert_eq!(csv.lines().count(), 101);
+    let (_, arrow) = request(
+        addr,
+        "POST",
+        "/api/v1/query",
+        Some(ANALYST),
+        &serde_json::json!({"sql": sql, "format": "arrow"}).to_string(),
+    );
+    let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(arrow), None).unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, 100);
+
+    // The audit log: admins only, and it names who ran what.
+    let (status, body) = query(addr, ANALYST, serde_json::json!({"sql": "SELECT * FROM audit_log"}));
+    assert_eq!(status, 403, "{body}");
+    // Records are stored as each answer ends; give the last one a moment.
+    let audit_sql = "SELECT caller, outcome, rows FROM audit_log WHERE sql LIKE '%LIMIT 100%' AND caller = 'ana'";
+    let mut body = serde_json::Value::Null;
+    for _ in 0..50 {
+        let (status, answer) = query(addr, ADMIN, serde_json::json!({"sql": audit_sql}));
+        assert_eq!(status, 200, "{answer}");
+        body = answer;
+        if body["row_count"] == 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(body["row_count"], 3, "one record per format: {body}");
+    assert_eq!(body["rows"][0]["rows"], 100);
+    let (_, body) = query(
+        addr,
+        ADMIN,
+        serde_json::json!({"sql": "SELECT count(*) AS n FROM audit_log WHERE outcome = 'forbidden'"}),
+    );
+    assert!(body["rows"][0]["n"].as_u64().unwrap() >= 7, "{body}");
+}
+
+#[test]
+fn memory_limit_fails_the_query_not_the_server_and_fifty_concurrent_queries_finish_or_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake(dir.path());
+    let addr = serve(lake, QueryConfig { memory_limit_bytes: 64 << 10, ..config() });
+    let (status, body) =
+        query(addr, ANALYST, serde_json::json!({"sql": "SELECT array_agg(gen_ai_tool_call_result) FROM events"}));
+    assert_eq!((status, body["error"].as_str()), (422, Some("memory_limit")), "{body}");
+
+    let handles: Vec<_> = (0..50)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let sql = format!(
+                    "SELECT mcp_method_name, count(*) AS n FROM events WHERE length(event_id) > {} GROUP BY 1",
+                    i % 3
+                );
+                query(addr, ANALYST, serde_json::json!({"sql": sql})).0
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
+    assert!(statuses.iter().filter(|s| **s == 200).count() >= 4, "{statuses:?}");
+    let (status, body) = request(addr, "GET", "/healthz", None, "");
+    assert_eq!((status, body.as_slice()), (200, b"ok".as_slice()));
+}
+
+#[test]
+fn the_cli_queries_the_lake_directly_and_says_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    lake(dir.path());
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mcpsiem"))
+            .args(["--set", &format!("lake.location={}", dir.path().display())])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["query", "SELECT count(*) AS n FROM events", "--format", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["n"], EVENTS);
+    let out = run(&["query", "SELECT mcp_method_name, count(*) AS n FROM events GROUP BY 1 ORDER BY 1"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("| tools/call") && table.contains("rows"), "{table}");
+    let out = run(&["query", "SELECT enduser FROM events"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("did you mean `enduser_id`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_cli_asks_a_running_server_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = serve(lake(dir.path()), config());
+    let server = format!("http://{addr}");
+    let run = |key: &str, args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mcpsiem"))
+            .env("MCPSIEM_API_KEY", key)
+            .args(["query", "--server", &server])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(ANALYST, &["SELECT count(*) AS n FROM events", "--format", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["rows"][0]["n"], EVENTS);
+    let out = run(ANALYST, &["SELECT mcp_method_name, count(*) AS n FROM events GROUP BY 1 ORDER BY 1"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && table.contains("| tools/call"), "{table}");
+    let out = run(ANALYST, &["SELECT event_id FROM events ORDER BY event_id LIMIT 5", "--format", "csv"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
+    let out = run("wrong", &["SELECT 1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP 401"), "{}", String::from_utf8_lossy(&out.stderr));
+}
