@@ -338,7 +338,8 @@ fn run_duckdb(
     });
     let script = tempfile::NamedTempFile::new()?;
     std::fs::write(script.path(), DUCKDB_SCRIPT)?;
-    let python_path = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/python");
+    // scripts/setup installs DuckDB into the workspace root's .tools/python.
+    let python_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/python");
     let mut child = std::process::Command::new("python3")
         .arg(script.path())
         .env("PYTHONPATH", &python_path)

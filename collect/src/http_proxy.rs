@@ -48,10 +48,38 @@ const HOP_BY_HOP: &[&str] = &[
 pub enum HttpProxyError {
     #[error("--upstream {url}: {reason}")]
     Upstream { url: String, reason: String },
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {source}; is the port taken?")]
     Listen { addr: String, source: std::io::Error },
     #[error("the proxy stopped: {0}")]
     Serve(std::io::Error),
+}
+
+/// The HTTP proxy as a collector: `collect proxy --http --listen ADDR --upstream URL`,
+/// until a stop is requested.
+pub struct HttpProxyCollector {
+    pub listen: String,
+    pub upstream: String,
+    pub template: OwnedEvent,
+    pub capture: Capture,
+    pub fingerprinter: TokenFingerprinter,
+}
+
+impl crate::harness::Collector for HttpProxyCollector {
+    type Summary = ();
+    type Error = HttpProxyError;
+
+    fn running(&self) -> crate::harness::Running {
+        crate::harness::Running::default()
+    }
+
+    async fn run(self, context: crate::harness::Context) -> Result<(), HttpProxyError> {
+        let proxy = HttpProxy::new(&self.upstream, self.template, self.capture, self.fingerprinter, context.sink)?;
+        let listener = tokio::net::TcpListener::bind(&self.listen)
+            .await
+            .map_err(|source| HttpProxyError::Listen { addr: self.listen.clone(), source })?;
+        tracing::info!(listen = %self.listen, upstream = %self.upstream, "proxying MCP over HTTP");
+        Arc::new(proxy).serve(listener, mcpsiem_runtime::stop::shutdown_signal()).await
+    }
 }
 
 /// What the proxy needs for each exchange.

@@ -21,6 +21,60 @@ use serde::Serialize;
 
 use super::sink::EventSink;
 
+/// The intake as a collector: `collect http`, until a stop is requested.
+pub struct IntakeCollector {
+    pub listen: String,
+    pub api_keys: Vec<ApiKey>,
+    pub max_body_bytes: usize,
+    pub max_record_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("cannot listen on {addr}: {source}; is the port taken? set collect.intake.listen")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("the intake stopped: {0}")]
+    Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Ops(#[from] mcpsiem_runtime::ops::OpsError),
+}
+
+impl crate::harness::Collector for IntakeCollector {
+    type Summary = ();
+    type Error = IntakeError;
+
+    fn running(&self) -> crate::harness::Running {
+        // It serves /metrics on its own listener, and is ready once that listens.
+        crate::harness::Running { stage: "intake", serve_metrics: false, ..Default::default() }
+    }
+
+    async fn run(self, context: crate::harness::Context) -> Result<(), IntakeError> {
+        if self.api_keys.is_empty() {
+            tracing::warn!(
+                "collect.intake.api_keys is empty: every post will be refused; create a key with `mcpsiem apikey create`"
+            );
+        }
+        let handle = mcpsiem_runtime::ops::metrics_handle()?;
+        let intake = Intake {
+            sink: context.sink,
+            api_keys: self.api_keys,
+            max_body_bytes: self.max_body_bytes,
+            max_record_bytes: self.max_record_bytes,
+            metrics: Some(Arc::new(move || handle.render())),
+        };
+        let app = router(Arc::new(intake));
+        let listener = tokio::net::TcpListener::bind(&self.listen)
+            .await
+            .map_err(|source| IntakeError::Listen { addr: self.listen.clone(), source })?;
+        tracing::info!(listen = %self.listen, "event intake listening: POST /v1/events");
+        mcpsiem_runtime::ops::set_ready("intake", true);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(mcpsiem_runtime::stop::shutdown_signal())
+            .await
+            .map_err(IntakeError::Serve)
+    }
+}
+
 /// What the intake needs.
 pub struct Intake {
     pub sink: EventSink,

@@ -5,11 +5,13 @@
 //! - [`intake`] takes events over HTTP.
 //!
 //! All of them build events with the same [`observer`] (JSON-RPC into events) or mapping,
-//! scrub them with [`capture`], and hand them to one [`sink::EventSink`].
+//! scrub them with [`capture`], and hand them to one [`sink::EventSink`]. Each is a
+//! [`harness::Collector`], started, run and stopped by [`harness::run`].
 
 pub mod capture;
 pub mod config;
 pub mod echo_server;
+pub mod harness;
 pub mod http_proxy;
 pub mod intake;
 pub mod observer;

@@ -47,6 +47,39 @@ pub struct ProxySummary {
     pub refused: u64,
 }
 
+/// The stdio proxy as a collector: `collect proxy --stdio -- COMMAND…`.
+pub struct StdioProxyCollector {
+    pub command: Vec<String>,
+    pub observer: Observer,
+    /// Largest message the proxy inspects (it forwards larger ones all the same).
+    pub max_message_bytes: usize,
+}
+
+impl crate::harness::Collector for StdioProxyCollector {
+    type Summary = ProxySummary;
+    type Error = StdioProxyError;
+
+    fn running(&self) -> crate::harness::Running {
+        crate::harness::Running {
+            // Its client waits for it to exit, so the stop keeps less time for Kafka.
+            close_timeout: std::time::Duration::from_secs(3),
+            // One per MCP client session, many at once on one host.
+            free_spool_slot: true,
+            // The client's stdin may still be open (the server exited first): its blocking
+            // read must not keep the process alive.
+            shutdown_background: true,
+            ..Default::default()
+        }
+    }
+
+    async fn run(self, context: crate::harness::Context) -> Result<ProxySummary, StdioProxyError> {
+        // Stdio events have no session, token or address: one key per connection keeps
+        // them in one partition, in order.
+        let sink = context.sink.with_fallback_key(format!("stdio-{}", ulid::Ulid::new()));
+        run(&self.command, self.observer, sink, self.max_message_bytes).await
+    }
+}
+
 /// Runs `command` as the MCP server behind this process's stdin and stdout until either
 /// side closes; returns the server's exit code to pass on.
 pub async fn run(

@@ -17,7 +17,7 @@ pub enum OpsError {
     Thread(#[source] std::io::Error),
     #[error("metrics address `{addr}` is not HOST:PORT; set {stage}.metrics_addr")]
     Address { addr: String, stage: &'static str },
-    #[error("cannot serve metrics on {addr}: {source}; is the port taken? set {stage}.metrics_addr")]
+    #[error("cannot serve metrics on {addr} (is the port taken? set {stage}.metrics_addr)")]
     Bind { addr: String, stage: &'static str, source: std::io::Error },
 }
 

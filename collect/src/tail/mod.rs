@@ -374,6 +374,32 @@ fn find_rotated(path: &Path, saved: Position) -> Option<PathBuf> {
     })
 }
 
+/// The tailer as a collector: `collect tail PATH…`, until a stop is requested (or, with
+/// `once`, until every file is read to its end).
+pub struct TailCollector {
+    pub paths: Vec<PathBuf>,
+    pub mapper: LineMapper,
+    pub settings: TailSettings,
+}
+
+impl crate::harness::Collector for TailCollector {
+    type Summary = TailSummary;
+    type Error = TailError;
+
+    fn running(&self) -> crate::harness::Running {
+        crate::harness::Running { worker_threads: 1, ..Default::default() }
+    }
+
+    async fn run(self, context: crate::harness::Context) -> Result<TailSummary, TailError> {
+        let stop = mcpsiem_runtime::stop::stop_on_signal(&context.runtime);
+        tracing::info!(files = self.paths.len(), format = ?self.mapper.format, "following");
+        // The files are read with blocking calls, off the runtime's threads.
+        tokio::task::spawn_blocking(move || run(&self.paths, &self.mapper, &context.sink, &self.settings, stop))
+            .await
+            .map_err(|e| TailError::Io { path: "the tailer thread".into(), source: std::io::Error::other(e) })?
+    }
+}
+
 /// Follows `paths` until `stop` is set, then ships what was read and saves positions.
 pub fn run(
     paths: &[PathBuf],

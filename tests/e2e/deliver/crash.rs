@@ -51,6 +51,8 @@ fn deliveries_cut_off_by_a_crash_are_finished_once_under_the_same_key() {
             r#"
 [delivery]
 outbox_path = "outbox.redb"
+# Tests run side by side in one process: no fixed ports.
+metrics_addr = ""
 [delivery.destinations.hook]
 type = "webhook"
 url = "http://127.0.0.1:{port}/hook"

@@ -107,6 +107,8 @@ fn alerts_survive_a_destination_outage_and_a_restart_and_arrive_exactly_once() {
             r#"
 [delivery]
 outbox_path = "outbox.redb"
+# Tests run side by side in one process: no fixed ports.
+metrics_addr = ""
 [delivery.retry]
 initial_backoff_ms = 300
 max_backoff_ms = 2000

@@ -62,7 +62,9 @@ fn crash_at(point: &str) -> (Vec<Alert>, Option<i64>) {
         .unwrap();
     assert!(crashed.status.code().is_none(), "{point}: the detector should abort there: {}", crashed.status);
 
-    // Run 3 to the end.
+    // Run 3 to the end, after one more event (no alert) so that it has something to read
+    // and stops once idle even where nothing is read again.
+    send(&producer, &[event(53, "10.0.0.1", 200, "a")]);
     let last = fixture.command(&["detect", "--stop-when-idle", "5"]).stdout(Stdio::null()).output().unwrap();
     assert!(last.status.success(), "{point}: {}", String::from_utf8_lossy(&last.stderr));
 
@@ -90,7 +92,7 @@ fn ids_by_title(alerts: &[Alert]) -> BTreeMap<&str, BTreeSet<&str>> {
 
 #[test]
 fn a_detector_killed_around_its_snapshot_raises_each_alert_under_one_id() {
-    for (point, copies) in [("detect::snapshot_before_rename:1", 2), ("detect::after_snapshot:1", 1)] {
+    for (point, read_again) in [("detect::snapshot_before_rename:1", true), ("detect::after_snapshot:1", false)] {
         let (alerts, offset) = crash_at(point);
         let by_title = ids_by_title(&alerts);
         let counts: Vec<(&str, usize)> = by_title.iter().map(|(t, ids)| (*t, ids.len())).collect();
@@ -99,8 +101,14 @@ fn a_detector_killed_around_its_snapshot_raises_each_alert_under_one_id() {
             [("Burst of unauthorised MCP requests", 1), ("Token used from a new address", 1)],
             "{point}: each alert under one id: {alerts:?}"
         );
-        assert_eq!(alerts.len(), 2 * copies, "{point}: copies of each alert on the topic");
-        assert_eq!(offset, Some(6), "{point}: the last snapshot covers every event");
+        if read_again {
+            // The token's alert was raised (and flushed) before the crash, and again after it;
+            // the burst's is raised by the window's tick, which may come before or after.
+            assert!(alerts.len() >= 3, "{point}: the events after the old snapshot were read again: {alerts:?}");
+        } else {
+            assert_eq!(alerts.len(), 2, "{point}: nothing was read twice: {alerts:?}");
+        }
+        assert_eq!(offset, Some(7), "{point}: the last snapshot covers every event");
         let burst = alerts.iter().find(|a| a.rule_title.starts_with("Burst")).unwrap();
         assert_eq!(burst.count, 5, "{point}: the window restored from the old snapshot held the first three");
     }

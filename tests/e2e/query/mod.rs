@@ -2,6 +2,7 @@
 
 mod bench_agreement;
 mod evidence;
+mod golden;
 mod postgres;
 mod service;
 mod views;
