@@ -105,6 +105,19 @@ fn post(port: u16, key: &str, body: &str) -> u16 {
     String::from_utf8_lossy(&output.stdout).parse().unwrap_or(0)
 }
 
+/// An intake on `port` taking `key`, with a small librdkafka queue so that an outage
+/// reaches the spool soon.
+fn intake_fixture(kafka: &mcpsiem_runtime::kafka::KafkaConfig, port: u16, key: &str) -> support::LakeFixture {
+    support::LakeFixture::new(
+        kafka,
+        &format!(
+            "[collect]\nspool_dir = \"spool\"\nqueue_max_kbytes = 64\n[collect.intake]\nlisten = \"127.0.0.1:{port}\"\n\
+             [[collect.intake.api_keys]]\nname = \"t\"\nrole = \"analyst\"\nsha256 = \"{}\"\n",
+            mcpsiem_runtime::auth::hash_key(key)
+        ),
+    )
+}
+
 fn start_intake(fixture: &support::LakeFixture, port: u16) -> std::process::Child {
     let mut intake = fixture.command(&["collect", "http"]).spawn().unwrap();
     support::wait_for_port(port, &mut intake);
@@ -122,14 +135,7 @@ fn events_posted_through_an_outage_and_a_collector_restart_arrive_exactly_once()
     runtime.block_on(support::create_topic(&kafka, &kafka.events_topic, 3));
     let port = support::free_port();
     let key = "outage-intake-key";
-    let fixture = support::LakeFixture::new(
-        &kafka,
-        &format!(
-            "[collect]\nspool_dir = \"spool\"\nqueue_max_kbytes = 64\n[collect.intake]\nlisten = \"127.0.0.1:{port}\"\n\
-             [[collect.intake.api_keys]]\nname = \"t\"\nrole = \"analyst\"\nsha256 = \"{}\"\n",
-            mcpsiem_runtime::auth::hash_key(key)
-        ),
-    );
+    let fixture = intake_fixture(&kafka, port, key);
     let mut next = 0u64;
     let mut batch = |n: u64| -> String {
         let lines: Vec<String> = (0..n)
@@ -191,14 +197,7 @@ fn a_collector_killed_before_its_spool_cursor_moves_loses_nothing() {
     runtime.block_on(support::create_topic(&kafka, &kafka.events_topic, 3));
     let port = support::free_port();
     let key = "spool-crash-key";
-    let fixture = support::LakeFixture::new(
-        &kafka,
-        &format!(
-            "[collect]\nspool_dir = \"spool\"\nqueue_max_kbytes = 64\n[collect.intake]\nlisten = \"127.0.0.1:{port}\"\n\
-             [[collect.intake.api_keys]]\nname = \"t\"\nrole = \"analyst\"\nsha256 = \"{}\"\n",
-            mcpsiem_runtime::auth::hash_key(key)
-        ),
-    );
+    let fixture = intake_fixture(&kafka, port, key);
     let lines = |from: u64, n: u64| -> String {
         (from..from + n)
             .map(|i| {

@@ -13,26 +13,15 @@ use mcpsiem_detect::Alert;
 use mcpsiem_runtime::producer::EventProducer;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use super::restart::{RULES, event, read_alerts, send, snapshot_offset, terminate};
+use super::restart::{DetectorFixture, event, read_alerts, send, snapshot_offset, terminate};
 use crate::support;
 
 /// Runs one scenario: events, a clean first run, more events, a run that aborts at
 /// `point`, and a run to the end. Returns the alerts topic's alerts and the final snapshot
 /// offset.
 fn crash_at(point: &str) -> (Vec<Alert>, Option<i64>) {
-    let broker = support::TestBroker::start();
-    let mut kafka = broker.kafka_config("detect-crash");
-    kafka.partitions = 1;
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(support::create_topic(&kafka, &kafka.events_topic, 1));
-    runtime.block_on(support::create_topic(&kafka, &kafka.alerts_topic, 1));
-    let rules_dir = tempfile::tempdir().unwrap();
-    std::fs::write(rules_dir.path().join("pack.yml"), RULES).unwrap();
-    let fixture = support::LakeFixture::new(
-        &kafka,
-        &format!("[detect]\nrules = [\"{}\"]\nmetrics_addr = \"\"\nsnapshot_seconds = 1\n", rules_dir.path().display()),
-    );
-    let state = fixture.dir.path().join("data/detect/state.json");
+    let DetectorFixture { broker: _broker, kafka, rules_dir: _rules, fixture, state } =
+        DetectorFixture::new("detect-crash");
     let producer = EventProducer::new(&kafka).unwrap();
 
     // Run 1, clean: three failures and the token at its usual address.

@@ -103,22 +103,42 @@ pub(super) fn terminate(mut child: Child) {
     assert!(exit.success(), "the detector stops cleanly on SIGTERM: {exit}");
 }
 
+/// A one-partition broker, the rules above in their own directory, and a detector
+/// configuration that snapshots every second.
+pub(super) struct DetectorFixture {
+    pub broker: support::TestBroker,
+    pub kafka: mcpsiem_runtime::kafka::KafkaConfig,
+    pub rules_dir: tempfile::TempDir,
+    pub fixture: support::LakeFixture,
+    /// The detector's snapshot.
+    pub state: std::path::PathBuf,
+}
+
+impl DetectorFixture {
+    pub fn new(name: &str) -> Self {
+        let broker = support::TestBroker::start();
+        let mut kafka = broker.kafka_config(name);
+        kafka.partitions = 1;
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(support::create_topic(&kafka, &kafka.events_topic, 1));
+        runtime.block_on(support::create_topic(&kafka, &kafka.alerts_topic, 1));
+        let rules_dir = tempfile::tempdir().unwrap();
+        std::fs::write(rules_dir.path().join("pack.yml"), RULES).unwrap();
+        let fixture = support::LakeFixture::new(
+            &kafka,
+            &format!(
+                "[detect]\nrules = [\"{}\"]\nmetrics_addr = \"\"\nsnapshot_seconds = 1\n",
+                rules_dir.path().display()
+            ),
+        );
+        let state = fixture.dir.path().join("data/detect/state.json");
+        Self { broker, kafka, rules_dir, fixture, state }
+    }
+}
+
 #[test]
 fn state_survives_a_restart_and_rules_reload_while_running() {
-    let broker = support::TestBroker::start();
-    let mut kafka = broker.kafka_config("restart");
-    kafka.partitions = 1;
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(support::create_topic(&kafka, &kafka.events_topic, 1));
-    runtime.block_on(support::create_topic(&kafka, &kafka.alerts_topic, 1));
-
-    let rules_dir = tempfile::tempdir().unwrap();
-    std::fs::write(rules_dir.path().join("pack.yml"), RULES).unwrap();
-    let fixture = support::LakeFixture::new(
-        &kafka,
-        &format!("[detect]\nrules = [\"{}\"]\nmetrics_addr = \"\"\nsnapshot_seconds = 1\n", rules_dir.path().display()),
-    );
-    let state = fixture.dir.path().join("data/detect/state.json");
+    let DetectorFixture { broker: _broker, kafka, rules_dir, fixture, state } = DetectorFixture::new("restart");
     let producer = EventProducer::new(&kafka).unwrap();
     let reader: BaseConsumer = kafka
         .client_config()
