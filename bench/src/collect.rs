@@ -287,7 +287,7 @@ pub fn tail_bench(lines: u64) -> Result<TailBenchReport> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(mcpsiem_runtime::producer::ensure_topic(&kafka, &kafka.events_topic, 3))?;
     let collect = mcpsiem_collect::config::CollectConfig { spool_dir: dir.path().join("spool"), ..Default::default() };
-    let sink = mcpsiem_collect::sink::EventSink::start(&kafka, &collect)?;
+    let sink = mcpsiem_collect::sink::EventSink::start(&kafka, &collect, mcpsiem_event::DEFAULT_MAX_RECORD_BYTES)?;
     let mapper = mcpsiem_collect::tail::formats::LineMapper {
         format: mcpsiem_collect::tail::formats::LogFormat::Gateway(
             &mcpsiem_collect::tail::formats::agentgateway::Agentgateway,

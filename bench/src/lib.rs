@@ -1,6 +1,7 @@
 //! mcpsiem's benchmarks, each against a named baseline measured in the same run (see the
 //! README's Benchmarks section). The `mcpsiem-bench` binary is the entry point.
 
+pub mod answers;
 pub mod collect;
 pub mod decode;
 pub mod delivery;

@@ -41,6 +41,20 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Peak memory of `mcpsiem serve` under several wide answers at once, in every format,
+    /// against query.memory_limit_bytes.
+    Answers {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        #[arg(long, default_value_t = 2000)]
+        width: usize,
+        #[arg(long, default_value_t = 8)]
+        concurrent: usize,
+        #[arg(long, default_value_t = 1 << 30)]
+        memory_limit_bytes: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Forensic queries on a generated lake through the query engine and through DuckDB.
     Query {
         #[arg(long, default_value_t = 20_000_000)]
@@ -161,6 +175,16 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
+        BenchCommand::Answers { rows, width, concurrent, memory_limit_bytes, json } => {
+            let options = mcpsiem_bench::answers::AnswerBenchOptions {
+                rows: rows.max(1),
+                width,
+                concurrent: concurrent.max(1),
+                memory_limit_bytes,
+            };
+            print_report(&mcpsiem_bench::answers::answers_bench(&options)?, json)?;
+            Ok(())
+        }
         BenchCommand::Proxy { messages, server, json } => {
             let report = mcpsiem_bench::collect::proxy_bench(server.as_deref(), messages.max(10))?;
             print_report(&report, json)?;

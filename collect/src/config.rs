@@ -17,7 +17,7 @@ pub struct CollectConfig {
     /// Most bytes the spool may hold; past it events are refused with an error and
     /// `mcpsiem_collect_spool_refused_total`.
     pub spool_max_bytes: u64,
-    /// librdkafka's memory queue, in KiB; past it events go to the spool.
+    /// librdkafka's memory queue, in KiB: spooled events are handed to it as it has room.
     pub queue_max_kbytes: u64,
     /// Prometheus `/metrics` of the proxy and the tailer (`HOST:PORT`); empty: off. The
     /// intake serves `/metrics` on its own port.
@@ -81,6 +81,9 @@ pub struct IntakeConfig {
     pub listen: String,
     /// Largest request body, in bytes, after gzip decoding; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Most records in one body; more get 413 (split the batch). Bounds the work and the
+    /// reply of one request.
+    pub max_records: usize,
     /// Keys allowed to post events (`mcpsiem apikey create` prints entries; the role is not
     /// used here). With none, every request is refused: an open intake would let anyone
     /// write the audit trail.
@@ -89,6 +92,6 @@ pub struct IntakeConfig {
 
 impl Default for IntakeConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9470".into(), max_body_bytes: 10 << 20, api_keys: Vec::new() }
+        Self { listen: "127.0.0.1:9470".into(), max_body_bytes: 10 << 20, max_records: 10_000, api_keys: Vec::new() }
     }
 }

@@ -31,6 +31,9 @@ pub struct Running {
     /// Leave blocked threads behind at the end instead of waiting for them (the stdio
     /// proxy: the client's stdin may still be open when its server exited).
     pub shutdown_background: bool,
+    /// The largest record the collector ships (`decoder.max_record_bytes`): the producer's
+    /// message limit follows it.
+    pub max_record_bytes: usize,
 }
 
 impl Default for Running {
@@ -42,6 +45,7 @@ impl Default for Running {
             free_spool_slot: false,
             serve_metrics: true,
             shutdown_background: false,
+            max_record_bytes: mcpsiem_event::DEFAULT_MAX_RECORD_BYTES,
         }
     }
 }
@@ -103,9 +107,9 @@ pub fn run<C: Collector>(
         mcpsiem_runtime::ops::start_metrics(&collect.metrics_addr, "collect")?;
     }
     let sink = if running.free_spool_slot {
-        EventSink::start_in_free_slot(kafka, collect)
+        EventSink::start_in_free_slot(kafka, collect, running.max_record_bytes)
     } else {
-        EventSink::start(kafka, collect)
+        EventSink::start(kafka, collect, running.max_record_bytes)
     }
     .map_err(HarnessError::Sink)?;
     if running.serve_metrics {

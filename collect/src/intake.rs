@@ -1,11 +1,15 @@
 //! `collect http`: events posted over HTTP, for producers that cannot reach Kafka.
 //!
 //! `POST /v1/events` takes one JSON event, a JSON array of events, or NDJSON (one per
-//! line), optionally gzip-compressed (`Content-Encoding: gzip`). The caller authenticates
-//! with `Authorization: Bearer KEY` or `X-API-Key: KEY`. Each record is checked against the
-//! event schema and the answer gives one result per record, so a client resends only what
-//! failed. Rejected records are still shipped, so the ingester keeps them in the dead
-//! letters with the same reason: nothing posted is lost.
+//! line), optionally compressed (`Content-Encoding: gzip` or `deflate`). The caller
+//! authenticates with `Authorization: Bearer KEY` or `X-API-Key: KEY`. Each record is checked
+//! against the event schema and the answer gives the outcome of each (up to a bound).
+//! Rejected records are still shipped, so the ingester keeps them in the dead letters with
+//! the same reason: nothing posted is lost.
+//!
+//! A batch is taken whole or not at all: it is written to the spool and synced before the
+//! answer, so whatever is answered 200 (or 207/422) survives a crash at any moment and a
+//! Kafka outage up to the spool's size; a full spool answers 503 before taking anything.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -27,6 +31,7 @@ pub struct IntakeCollector {
     pub api_keys: Vec<ApiKey>,
     pub max_body_bytes: usize,
     pub max_record_bytes: usize,
+    pub max_records: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +50,12 @@ impl crate::harness::Collector for IntakeCollector {
 
     fn running(&self) -> crate::harness::Running {
         // It serves /metrics on its own listener, and is ready once that listens.
-        crate::harness::Running { stage: "intake", serve_metrics: false, ..Default::default() }
+        crate::harness::Running {
+            stage: "intake",
+            serve_metrics: false,
+            max_record_bytes: self.max_record_bytes,
+            ..Default::default()
+        }
     }
 
     async fn run(self, context: crate::harness::Context) -> Result<(), IntakeError> {
@@ -60,6 +70,7 @@ impl crate::harness::Collector for IntakeCollector {
             api_keys: self.api_keys,
             max_body_bytes: self.max_body_bytes,
             max_record_bytes: self.max_record_bytes,
+            max_records: self.max_records,
             metrics: Some(Arc::new(move || handle.render())),
         };
         let app = router(Arc::new(intake));
@@ -81,6 +92,7 @@ pub struct Intake {
     pub api_keys: Vec<ApiKey>,
     pub max_body_bytes: usize,
     pub max_record_bytes: usize,
+    pub max_records: usize,
     pub metrics: Option<mcpsiem_runtime::ops::MetricsRender>,
 }
 
@@ -97,12 +109,20 @@ pub struct RecordResult {
     pub detail: Option<String>,
 }
 
-/// The answer to a post.
+/// The answer to a post: the counts, and the outcome of each of the first
+/// [`MAX_RESULTS`] records.
 #[derive(Debug, Serialize)]
 pub struct IntakeReply {
     pub accepted: usize,
     pub rejected: usize,
     pub results: Vec<RecordResult>,
+    /// Records past the listed ones (counted above, not listed).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub results_omitted: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Serialize)]
@@ -145,71 +165,108 @@ fn caller_key(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(key.trim())
 }
 
-async fn post_events(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Bytes) -> Response {
+/// Results listed in one reply at most (the counts cover every record): a body of many
+/// tiny bad lines must not make a reply larger than itself.
+const MAX_RESULTS: usize = 1000;
+
+/// Characters of an error's detail kept in a reply.
+const MAX_DETAIL_CHARS: usize = 300;
+
+/// Bytes of an oversize record kept in its dead letter.
+const TOO_LARGE_PREFIX_BYTES: usize = 4096;
+
+async fn post_events(
+    State(intake): State<Arc<Intake>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
     let Some(caller) = caller_key(&headers).and_then(|key| mcpsiem_runtime::auth::authenticate(&intake.api_keys, key))
     else {
         metrics::counter!("mcpsiem_intake_requests_total", "outcome" => "unauthorized").increment(1);
         return error(StatusCode::UNAUTHORIZED, "send a key of collect.intake.api_keys as `Authorization: Bearer KEY`");
     };
-    let gzip = headers
-        .get("content-encoding")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
-    let body = if gzip {
-        let mut inflated = Vec::new();
-        let limit = intake.max_body_bytes as u64 + 1;
-        match flate2::read::GzDecoder::new(&body[..]).take(limit).read_to_end(&mut inflated) {
-            Ok(n) if n as u64 >= limit => return too_large(intake.max_body_bytes),
-            Ok(_) => Bytes::from(inflated),
-            Err(e) => return error(StatusCode::BAD_REQUEST, format!("the body is not valid gzip: {e}")),
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return too_large(intake.max_body_bytes);
         }
-    } else {
-        body
+        Err(rejection) => return error(rejection.status(), format!("the body could not be read: {rejection}")),
+    };
+    let body = match decode_body(&headers, body, intake.max_body_bytes) {
+        Ok(body) => body,
+        Err(response) => return *response,
     };
     let records = match split_records(&body) {
         Ok(records) => records,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    let mut reply = IntakeReply { accepted: 0, rejected: 0, results: Vec::with_capacity(records.len()) };
+    if records.len() > intake.max_records {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body holds {} records, more than {} (collect.intake.max_records); split the batch",
+                records.len(),
+                intake.max_records
+            ),
+        );
+    }
+    let mut reply = IntakeReply { accepted: 0, rejected: 0, results: Vec::new(), results_omitted: 0 };
+    let mut shipped: Vec<(Option<String>, std::borrow::Cow<'_, [u8]>)> = Vec::with_capacity(records.len());
     for (index, record) in records.iter().enumerate() {
-        let (key, mut result) = match mcpsiem_event::parse_event(record, intake.max_record_bytes) {
-            Ok(event) => (
-                mcpsiem_runtime::kafka::event_key(&event).map(str::to_owned),
+        let result = match mcpsiem_event::parse_event(record, intake.max_record_bytes) {
+            Ok(event) => {
+                reply.accepted += 1;
+                shipped.push((mcpsiem_runtime::kafka::event_key(&event).map(str::to_owned), (*record).into()));
                 RecordResult {
                     index,
                     status: "accepted",
                     event_id: Some(event.id.to_string()),
                     reason: None,
                     detail: None,
-                },
-            ),
-            Err(e) => (
-                None,
+                }
+            }
+            Err(e) => {
+                reply.rejected += 1;
+                // Rejected records go on too: the ingester dead-letters them with this reason.
+                // One too large for Kafka travels as an envelope with its start.
+                let payload = match e {
+                    mcpsiem_event::DecodeError::TooLarge { size, limit } => {
+                        mcpsiem_event::too_large_envelope(record, size, limit, TOO_LARGE_PREFIX_BYTES).into()
+                    }
+                    _ => (*record).into(),
+                };
+                shipped.push((None, payload));
+                let mut detail = e.to_string();
+                if let Some((cut, _)) = detail.char_indices().nth(MAX_DETAIL_CHARS) {
+                    detail.truncate(cut);
+                    detail.push('…');
+                }
                 RecordResult {
                     index,
                     status: "rejected",
                     event_id: None,
                     reason: Some(e.reason_code().to_owned()),
-                    detail: Some(e.to_string()),
-                },
-            ),
+                    detail: Some(detail),
+                }
+            }
         };
-        // Rejected records go on too: the ingester dead-letters them with this reason.
-        if let Err(e) = intake.sink.shipper().send(key.as_deref(), record) {
-            tracing::error!(error = %e, caller = %caller.name, "cannot ship or spool a posted event");
-            metrics::counter!("mcpsiem_intake_requests_total", "outcome" => "unavailable").increment(1);
-            let mut response =
-                error(StatusCode::SERVICE_UNAVAILABLE, format!("{e}; records from index {index} on were not taken"));
-            response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("30"));
-            return response;
-        }
-        if result.status == "accepted" {
-            reply.accepted += 1;
+        if reply.results.len() < MAX_RESULTS {
+            reply.results.push(result);
         } else {
-            reply.rejected += 1;
-            result.event_id = None;
+            reply.results_omitted += 1;
         }
-        reply.results.push(result);
+    }
+    // Acknowledged means durable: the whole batch is on disk (synced) before the answer, or
+    // none of it is taken and the client is told to send it again.
+    let batch: Vec<(Option<&str>, &[u8])> =
+        shipped.iter().map(|(key, payload)| (key.as_deref(), &payload[..])).collect();
+    if let Err(e) = intake.sink.shipper().send_durable(&batch) {
+        tracing::error!(error = %e, caller = %caller.name, "cannot spool a posted batch; refused it");
+        metrics::counter!("mcpsiem_intake_requests_total", "outcome" => "unavailable").increment(1);
+        let mut response =
+            error(StatusCode::SERVICE_UNAVAILABLE, format!("{e}; none of the {} records was taken", records.len()));
+        response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("30"));
+        return response;
     }
     metrics::counter!("mcpsiem_intake_events_total", "outcome" => "accepted").increment(reply.accepted as u64);
     metrics::counter!("mcpsiem_intake_events_total", "outcome" => "rejected").increment(reply.rejected as u64);
@@ -229,8 +286,42 @@ fn too_large(limit: usize) -> Response {
     )
 }
 
-/// The records of a body: a JSON array's items, or the non-blank lines (NDJSON, which a
-/// single JSON object also is).
+/// The body as sent, inflated when it says it is compressed: gzip (every member of a
+/// concatenated stream), deflate (zlib, or raw as some clients send it) or none. The limit
+/// holds for the inflated bytes, so a small bomb cannot grow past it.
+fn decode_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, Box<Response>> {
+    let encoding = headers.get("content-encoding").map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    let inflate = |reader: &mut dyn Read| -> Result<Bytes, std::io::Error> {
+        let mut inflated = Vec::new();
+        let n = reader.take(limit as u64 + 1).read_to_end(&mut inflated)?;
+        if n > limit {
+            return Err(std::io::Error::new(std::io::ErrorKind::FileTooLarge, "over the limit"));
+        }
+        Ok(Bytes::from(inflated))
+    };
+    let result = match encoding.as_deref() {
+        None | Some("") | Some("identity") => return Ok(body),
+        Some("gzip") | Some("x-gzip") => inflate(&mut flate2::read::MultiGzDecoder::new(&body[..])),
+        Some("deflate") => inflate(&mut flate2::read::ZlibDecoder::new(&body[..]))
+            .or_else(|_| inflate(&mut flate2::read::DeflateDecoder::new(&body[..]))),
+        Some(other) => {
+            return Err(Box::new(error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Content-Encoding `{other}` is not supported: send gzip, deflate or no encoding"),
+            )));
+        }
+    };
+    result.map_err(|e| {
+        Box::new(if e.kind() == std::io::ErrorKind::FileTooLarge {
+            too_large(limit)
+        } else {
+            error(StatusCode::BAD_REQUEST, format!("the body is not valid {}: {e}", encoding.unwrap_or_default()))
+        })
+    })
+}
+
+/// The records of a body: one JSON value (an object, also pretty-printed over several
+/// lines), a JSON array's items, or the non-blank lines of NDJSON.
 fn split_records(body: &[u8]) -> Result<Vec<&[u8]>, String> {
     let trimmed = body.trim_ascii();
     if trimmed.is_empty() {
@@ -240,6 +331,10 @@ fn split_records(body: &[u8]) -> Result<Vec<&[u8]>, String> {
         let items: Vec<&serde_json::value::RawValue> = serde_json::from_slice(trimmed)
             .map_err(|e| format!("the body starts like a JSON array but is not one: {e}"))?;
         return Ok(items.into_iter().map(|raw| raw.get().as_bytes()).collect());
+    }
+    // One whole JSON value: NDJSON of several lines fails at its second line, cheaply.
+    if trimmed.first() == Some(&b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(trimmed).is_ok() {
+        return Ok(vec![trimmed]);
     }
     Ok(trimmed.split(|&b| b == b'\n').map(<[u8]>::trim_ascii).filter(|line| !line.is_empty()).collect())
 }
@@ -251,6 +346,8 @@ mod tests {
     #[test]
     fn bodies_split_into_records() {
         assert_eq!(split_records(b"{\"a\":1}").unwrap(), vec![b"{\"a\":1}" as &[u8]]);
+        // Pretty-printed: one record, not a line each.
+        assert_eq!(split_records(b"{\n  \"a\": 1,\n  \"b\": 2\n}\n").unwrap().len(), 1);
         assert_eq!(split_records(b"{\"a\":1}\n\n{\"b\":2}\r\n").unwrap().len(), 2);
         assert_eq!(
             split_records(b" [ {\"a\":1}, {\"b\":[2]} ] ").unwrap(),

@@ -12,8 +12,18 @@ use super::spool::SpoolError;
 /// Spool slots tried by [`EventSink::start_in_free_slot`].
 const MAX_SLOTS: usize = 256;
 
-fn settings(collect: &CollectConfig, spool_dir: std::path::PathBuf) -> ShipperSettings {
-    ShipperSettings { spool_dir, spool_max_bytes: collect.spool_max_bytes, queue_max_kbytes: collect.queue_max_kbytes }
+/// Room in a Kafka message beyond the record: its key, headers and the batch framing.
+const MESSAGE_OVERHEAD_BYTES: usize = 64 << 10;
+
+fn settings(collect: &CollectConfig, spool_dir: std::path::PathBuf, max_record_bytes: usize) -> ShipperSettings {
+    ShipperSettings {
+        spool_dir,
+        spool_max_bytes: collect.spool_max_bytes,
+        queue_max_kbytes: collect.queue_max_kbytes,
+        // Every record the decoder would take must fit, or a valid event would be refused
+        // by the producer and retried forever.
+        max_message_bytes: max_record_bytes.saturating_add(MESSAGE_OVERHEAD_BYTES),
+    }
 }
 
 /// Ships events; cheap to clone.
@@ -26,19 +36,25 @@ pub struct EventSink {
 }
 
 impl EventSink {
-    /// A sink spooling into `collect.spool_dir`, which must not be in use.
-    pub fn start(kafka: &KafkaConfig, collect: &CollectConfig) -> Result<Self, ShipError> {
-        Ok(Self { shipper: Shipper::start(kafka, &settings(collect, collect.spool_dir.clone()))?, fallback_key: None })
+    /// A sink spooling into `collect.spool_dir`, which must not be in use, for records of
+    /// up to `max_record_bytes` (`decoder.max_record_bytes`).
+    pub fn start(kafka: &KafkaConfig, collect: &CollectConfig, max_record_bytes: usize) -> Result<Self, ShipError> {
+        let settings = settings(collect, collect.spool_dir.clone(), max_record_bytes);
+        Ok(Self { shipper: Shipper::start(kafka, &settings)?, fallback_key: None })
     }
 
     /// A sink spooling into the first free `slot-N` under `collect.spool_dir`. Stdio proxies
     /// run one per MCP client session, many at once on one host: each takes a free slot,
     /// and a new proxy that takes the slot of one that died sends what it left first.
-    pub fn start_in_free_slot(kafka: &KafkaConfig, collect: &CollectConfig) -> Result<Self, ShipError> {
+    pub fn start_in_free_slot(
+        kafka: &KafkaConfig,
+        collect: &CollectConfig,
+        max_record_bytes: usize,
+    ) -> Result<Self, ShipError> {
         let mut last = None;
         for slot in 0..MAX_SLOTS {
             let dir = collect.spool_dir.join(format!("slot-{slot}"));
-            match Shipper::start(kafka, &settings(collect, dir)) {
+            match Shipper::start(kafka, &settings(collect, dir, max_record_bytes)) {
                 Ok(shipper) => return Ok(Self { shipper, fallback_key: None }),
                 Err(ShipError::Spool(SpoolError::Busy { dir })) => last = Some(dir),
                 Err(e) => return Err(e),

@@ -16,6 +16,9 @@ const SEGMENT_BYTES: u64 = 64 << 20;
 const CURSOR_FILE: &str = "cursor";
 const LOCK_FILE: &str = "lock";
 const SEGMENT_SUFFIX: &str = ".spool";
+/// The write buffer of the open segment: with the drain's sync interval, the bound on what
+/// a SIGKILL of a proxy or the tailer can lose (docs/collect.md).
+pub const WRITE_BUFFER_BYTES: usize = 8 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
@@ -60,6 +63,8 @@ pub struct Spool {
     cursor: u64,
     /// Where the last read stopped, so the next one can seek there.
     read_position: Option<ReadPosition>,
+    /// Appended records not yet synced to disk.
+    dirty: bool,
     /// Held open with an exclusive lock for the spool's life: two writers would interleave
     /// records and move each other's cursor.
     _lock: File,
@@ -73,7 +78,7 @@ struct ReadPosition {
 }
 
 /// Bytes one record takes on disk.
-fn record_size(key: Option<&[u8]>, payload: &[u8]) -> u64 {
+pub fn record_size(key: Option<&[u8]>, payload: &[u8]) -> u64 {
     12 + key.map_or(0, |k| k.len() as u64) + payload.len() as u64
 }
 
@@ -133,8 +138,16 @@ impl Spool {
             }
             _ => saved.unwrap_or(0),
         };
-        let mut spool =
-            Self { dir: dir.to_path_buf(), limit, segments, writer: None, cursor, read_position: None, _lock: lock };
+        let mut spool = Self {
+            dir: dir.to_path_buf(),
+            limit,
+            segments,
+            writer: None,
+            cursor,
+            read_position: None,
+            dirty: false,
+            _lock: lock,
+        };
         spool.delete_acknowledged()?;
         Ok(spool)
     }
@@ -167,16 +180,24 @@ impl Spool {
         self.segments.last().map_or(self.cursor, |s| s.first_seq + s.records)
     }
 
-    /// Appends one record; `Full` when the spool holds its limit.
+    /// `Full` unless `bytes` more (see [`record_size`]) fit: a caller that must take a batch
+    /// whole asks before appending any of it.
+    pub fn check_room(&self, bytes: u64) -> Result<(), SpoolError> {
+        let used = self.used_bytes();
+        if used.saturating_add(bytes) > self.limit {
+            metrics::counter!("mcpsiem_collect_spool_refused_total").increment(1);
+            return Err(SpoolError::Full { dir: self.dir.display().to_string(), used, limit: self.limit });
+        }
+        Ok(())
+    }
+
+    /// Appends one record; `Full` when the spool holds its limit. Not durable until
+    /// [`Spool::flush`].
     pub fn append(&mut self, key: Option<&[u8]>, payload: &[u8]) -> Result<u64, SpoolError> {
         let key = key.unwrap_or_default();
         let body = 4 + key.len() as u64 + payload.len() as u64;
         let size = record_size(Some(key), payload);
-        let used = self.used_bytes();
-        if used + size > self.limit {
-            metrics::counter!("mcpsiem_collect_spool_refused_total").increment(1);
-            return Err(SpoolError::Full { dir: self.dir.display().to_string(), used, limit: self.limit });
-        }
+        self.check_room(size)?;
         let needs_segment =
             self.segments.last().is_none_or(|s| s.bytes + size > SEGMENT_BYTES) || self.writer.is_none();
         if needs_segment {
@@ -193,6 +214,7 @@ impl Spool {
             writer.write_all(payload)?;
             writer.write_all(&crc.finalize().to_le_bytes())
         })();
+        self.dirty = true;
         result.map_err(|e| self.io_error(e))?;
         let segment = self.segments.last_mut().expect("a segment is open");
         let seq = segment.first_seq + segment.records;
@@ -210,23 +232,29 @@ impl Spool {
             && self.writer.is_none()
         {
             let file = OpenOptions::new().append(true).open(&last.path).map_err(|e| self.io_error(e))?;
-            self.writer = Some(BufWriter::new(file));
+            self.writer = Some(BufWriter::with_capacity(WRITE_BUFFER_BYTES, file));
             return Ok(());
         }
         let first_seq = self.end();
         let path = self.dir.join(format!("{first_seq:020}{SEGMENT_SUFFIX}"));
         let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| self.io_error(e))?;
+        // The new file's name must survive a power cut too, not only its bytes.
+        File::open(&self.dir).and_then(|dir| dir.sync_all()).map_err(|e| self.io_error(e))?;
         self.segments.push(Segment { first_seq, records: 0, bytes: 0, path });
-        self.writer = Some(BufWriter::new(file));
+        self.writer = Some(BufWriter::with_capacity(WRITE_BUFFER_BYTES, file));
         Ok(())
     }
 
     /// Makes every appended record durable (data written and synced).
     pub fn flush(&mut self) -> Result<(), SpoolError> {
+        if !self.dirty {
+            return Ok(());
+        }
         if let Some(writer) = self.writer.as_mut() {
             let result = writer.flush().and_then(|()| writer.get_ref().sync_data());
             result.map_err(|e| self.io_error(e))?;
         }
+        self.dirty = false;
         Ok(())
     }
 

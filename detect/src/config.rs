@@ -12,7 +12,8 @@ use crate::engine::EngineConfig;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectConfig {
-    /// Rule files or directories (searched recursively for `.yml`/`.yaml`).
+    /// Rule files or directories (searched recursively for `.yml`/`.yaml`); `builtin:` is the
+    /// rule pack built into the binary.
     pub rules: Vec<PathBuf>,
     /// Named lists for `|expand` placeholders: `approved_servers = ["github", "filesystem"]`
     /// fills `%approved_servers%`.
@@ -63,7 +64,7 @@ impl Default for DetectConfig {
     fn default() -> Self {
         let engine = EngineConfig::default();
         Self {
-            rules: vec![PathBuf::from("rules")],
+            rules: vec![PathBuf::from(crate::rules::BUILTIN)],
             lists: HashMap::new(),
             group_id: "mcpsiem-detect".into(),
             scope: crate::rules::RuleScope::All,

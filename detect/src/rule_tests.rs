@@ -111,7 +111,9 @@ fn test_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut pending: Vec<PathBuf> = paths.to_vec();
     while let Some(path) = pending.pop() {
-        if path.is_dir() {
+        if path.as_os_str() == rules::BUILTIN {
+            pending.extend(rules::builtin_files());
+        } else if path.is_dir() {
             for entry in std::fs::read_dir(&path).into_iter().flatten().flatten() {
                 pending.push(entry.path());
             }
@@ -219,7 +221,7 @@ pub fn run(paths: &[PathBuf], lists: &NamedLists) -> TestReport {
         })
         .collect();
     for file in test_files(paths) {
-        let parsed: Result<TestFile, String> = std::fs::read_to_string(&file)
+        let parsed: Result<TestFile, String> = rules::read_rule_text(&file)
             .map_err(|e| e.to_string())
             .and_then(|text| serde_norway::from_str(&text).map_err(|e| e.to_string()));
         let tests = match parsed {

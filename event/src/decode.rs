@@ -85,10 +85,45 @@ impl DecodeError {
     }
 }
 
+/// How a record too large for Kafka travels from a collector to the dead letters: this
+/// key, then its size, the limit it broke and its first bytes.
+const TOO_LARGE_ENVELOPE_KEY: &str = "mcpsiem.too_large";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TooLargeEnvelope {
+    size: usize,
+    limit: usize,
+    prefix: String,
+}
+
+/// The envelope that stands for an oversize `record` on its way to the dead letters: its
+/// size, the limit and its first `keep` bytes (as text). [`parse_event`] reads it back as
+/// [`DecodeError::TooLarge`], so the ingester files it under `too_large` like the docs say.
+pub fn too_large_envelope(record: &[u8], size: usize, limit: usize, keep: usize) -> Vec<u8> {
+    let prefix = String::from_utf8_lossy(&record[..record.len().min(keep)]).into_owned();
+    let mut out = Vec::with_capacity(prefix.len() + 96);
+    let envelope =
+        std::collections::BTreeMap::from([(TOO_LARGE_ENVELOPE_KEY, TooLargeEnvelope { size, limit, prefix })]);
+    serde_json::to_writer(&mut out, &envelope).expect("writing to a Vec cannot fail");
+    out
+}
+
+/// The size and limit of an envelope made by [`too_large_envelope`].
+fn read_too_large_envelope(record: &[u8]) -> Option<DecodeError> {
+    let mut envelope: std::collections::BTreeMap<String, TooLargeEnvelope> = serde_json::from_slice(record).ok()?;
+    let envelope = envelope.remove(TOO_LARGE_ENVELOPE_KEY)?;
+    Some(DecodeError::TooLarge { size: envelope.size, limit: envelope.limit })
+}
+
 /// Parses one JSON record into a borrowed event, checking size and encoding first.
 pub fn parse_event(record: &[u8], max_record_bytes: usize) -> Result<McpEvent<'_>, DecodeError> {
     if record.len() > max_record_bytes {
         return Err(DecodeError::TooLarge { size: record.len(), limit: max_record_bytes });
+    }
+    if record.starts_with(b"{\"mcpsiem.too_large\":")
+        && let Some(error) = read_too_large_envelope(record)
+    {
+        return Err(error);
     }
     let text = std::str::from_utf8(record).map_err(|e| DecodeError::NotUtf8 { offset: e.valid_up_to() })?;
     let mut problem = None;
@@ -197,6 +232,10 @@ mod tests {
         let err = parse_event(GOOD.as_bytes(), 10).unwrap_err();
         assert_eq!(err, DecodeError::TooLarge { size: GOOD.len(), limit: 10 });
         assert_eq!(err.reason_code(), "too_large");
+        // The envelope a collector ships in its place reads back as the same error.
+        let envelope = too_large_envelope(GOOD.as_bytes(), GOOD.len(), 10, 8);
+        assert!(envelope.len() < 200, "{}", String::from_utf8_lossy(&envelope));
+        assert_eq!(parse_event(&envelope, 1 << 20).unwrap_err(), err);
     }
 
     #[test]
@@ -279,6 +318,10 @@ mod tests {
     fn bad_values_name_the_field() {
         let err = decode(&GOOD.replace("01JDQ3S5W8Y0M6Q0W9Z4N3K2HB", "not-a-ulid")).unwrap_err();
         assert!(matches!(err, DecodeError::BadValue { field: "event.id", .. }), "{err:?}");
+        // 26 digits that overflow 128 bits: refused, not wrapped into another id.
+        let err = decode(&GOOD.replace("01JDQ3S5W8Y0M6Q0W9Z4N3K2HB", "81JDQ3S5W8Y0M6Q0W9Z4N3K2HB")).unwrap_err();
+        assert!(matches!(err, DecodeError::BadValue { field: "event.id", .. }), "{err:?}");
+        assert!(decode(&GOOD.replace("01JDQ3S5W8Y0M6Q0W9Z4N3K2HB", "7ZZZZZZZZZZZZZZZZZZZZZZZZZ")).is_ok());
         let err = decode(&GOOD.replace(r#""message""#, r#""telepathy""#)).unwrap_err();
         assert!(matches!(err, DecodeError::BadValue { field: "event.kind", .. }), "{err:?}");
     }

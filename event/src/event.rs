@@ -90,6 +90,11 @@ impl<'a> FieldValue<'a> for EventId {
                 f.write_str("a ULID string of 26 characters")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<EventId, E> {
+                // 26 base-32 digits hold 130 bits: a first digit above 7 does not fit the
+                // 128 of a ULID, and the decoder would wrap it into another id silently.
+                if !v.as_bytes().first().is_some_and(|c| (b'0'..=b'7').contains(c)) {
+                    return Err(E::invalid_value(de::Unexpected::Str(v), &"a ULID, whose first character is 0 to 7"));
+                }
                 ulid::Ulid::from_string(v).map(EventId).map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))
             }
         }
@@ -466,8 +471,8 @@ macro_rules! define_event {
 }
 
 define_event! {
-    /// Unique id of the event, a ULID set by the collector. The ingester and the detector
-    /// remove duplicates by it.
+    /// Unique id of the event, a ULID set by the collector. The ingester drops a second copy
+    /// by it (within `ingest.dedup_window_records` of the first).
     id: EventId => "event.id",
     /// When the event happened, as seen by the collector (UTC, microseconds).
     time: Timestamp => "event.time",

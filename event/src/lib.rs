@@ -15,7 +15,9 @@ pub mod token;
 pub mod value;
 
 pub use alert::{Alert, AlertSource, Level, alert_batch, alert_schema};
-pub use decode::{DEFAULT_MAX_RECORD_BYTES, DecodeError, EventDecoder, RejectedRecord, parse_event};
+pub use decode::{
+    DEFAULT_MAX_RECORD_BYTES, DecodeError, EventDecoder, RejectedRecord, parse_event, too_large_envelope,
+};
 pub use event::{
     Attributes, Direction, EventColumns, EventId, EventKind, FieldAccessor, FieldProblem, McpEvent, MessageType,
     OwnedEvent,

@@ -6,6 +6,7 @@ use mcpsiem_event::{Alert, EventColumns, McpEvent, alert_batch};
 use mcpsiem_lake::{CommitRecord, Table};
 
 use crate::deadletter::DeadLetter;
+use crate::recent_ids::RecentIds;
 use crate::writer::FlushJob;
 
 /// The rows of the table a buffer fills.
@@ -31,11 +32,17 @@ pub struct PartitionBuffer {
     dead_letters: Vec<DeadLetter>,
     bytes: usize,
     opened: Option<Instant>,
+    /// Where the lake's commits end for this partition when the buffer was made: offsets
+    /// before it are read again only to fill `recent`.
+    resume_at: Option<i64>,
+    /// The ids taken last, to drop second copies.
+    pub recent: RecentIds,
 }
 
 impl PartitionBuffer {
-    /// A buffer of `table` rows resuming after `resume`, the partition's latest commit.
-    pub fn new(table: Table, partition: i32, epoch: u64, resume: Option<&CommitRecord>) -> Self {
+    /// A buffer of `table` rows resuming after `resume`, the partition's latest commit,
+    /// remembering the last `dedup_window` ids.
+    pub fn new(table: Table, partition: i32, epoch: u64, resume: Option<&CommitRecord>, dedup_window: usize) -> Self {
         Self {
             partition,
             epoch,
@@ -49,7 +56,20 @@ impl PartitionBuffer {
             dead_letters: Vec::new(),
             bytes: 0,
             opened: None,
+            resume_at: resume.map(|r| r.end),
+            recent: RecentIds::new(dedup_window),
         }
+    }
+
+    /// True for an offset before the lake's resume point: read again only for its id.
+    pub fn is_priming(&self, offset: i64) -> bool {
+        self.resume_at.is_some_and(|resume| offset < resume)
+    }
+
+    /// Takes an offset whose record is a second copy of an event: covered by the next
+    /// commit, written nowhere.
+    pub fn add_duplicate(&mut self, offset: i64, size: usize) {
+        self.take_offset(offset, size);
     }
 
     /// False for an offset already taken or already in the lake: Kafka redelivers after a
@@ -152,8 +172,9 @@ mod tests {
         let event = McpEvent::new(EventId::new(), Timestamp::now(), EventKind::Message);
         let mut resume = CommitRecord::new("t", 1, 0, 10, "test");
         resume.end = 10;
-        let mut buffer = PartitionBuffer::new(Table::Events, 1, 7, Some(&resume));
+        let mut buffer = PartitionBuffer::new(Table::Events, 1, 7, Some(&resume), 100);
         assert!(!buffer.wants(9));
+        assert!(buffer.is_priming(9) && !buffer.is_priming(10));
         assert!(buffer.cut().is_none());
         buffer.add_event(12, 100, &event);
         buffer.add_event(13, 100, &event);
@@ -165,12 +186,16 @@ mod tests {
         buffer.add_event(14, 100, &event);
         let job = buffer.cut().unwrap();
         assert_eq!((job.start, job.end, job.previous), (14, 15, Some(10)));
+        // A duplicate's offset is covered by the commit, with no row for it.
+        buffer.add_duplicate(15, 100);
+        let job = buffer.cut().unwrap();
+        assert_eq!((job.start, job.end, job.rows.num_rows()), (15, 16, 0));
     }
 
     #[test]
     fn a_partition_new_to_the_lake_starts_at_its_first_offset() {
         let event = McpEvent::new(EventId::new(), Timestamp::now(), EventKind::Message);
-        let mut buffer = PartitionBuffer::new(Table::Events, 0, 1, None);
+        let mut buffer = PartitionBuffer::new(Table::Events, 0, 1, None, 100);
         buffer.add_event(500, 10, &event);
         let job = buffer.cut().unwrap();
         assert_eq!((job.start, job.end, job.previous), (500, 501, None));

@@ -32,6 +32,11 @@ pub struct IngestConfig {
     pub staging_grace_seconds: u64,
     /// Commit records kept per partition (older ones are deleted; only the latest matters).
     pub keep_commits: usize,
+    /// Event ids remembered per partition to drop a second copy of an event (a collector's
+    /// resend, a client's retry) arriving within this many records of the first; 0 turns
+    /// it off. After an assignment this many records before the resume point are read
+    /// again for their ids.
+    pub dedup_window_records: usize,
     /// Address of the Prometheus `/metrics` endpoint; empty disables it.
     pub metrics_addr: String,
     /// Also store the alerts topic in the lake's `alerts` table, with the same exactly-once
@@ -52,6 +57,7 @@ impl Default for IngestConfig {
             zstd_level: 3,
             staging_grace_seconds: 120,
             keep_commits: 1000,
+            dedup_window_records: 20_000,
             metrics_addr: "127.0.0.1:9461".into(),
             alerts: true,
             compaction: CompactionConfig::default(),

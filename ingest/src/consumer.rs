@@ -47,6 +47,8 @@ pub struct IngestSummary {
     pub bytes_written: u64,
     pub fenced: u64,
     pub redelivered_skipped: u64,
+    /// Second copies of events dropped (the same `event.id` within the dedup window).
+    pub duplicates: u64,
     /// From the start of the run until everything taken was committed.
     pub run_seconds: f64,
 }
@@ -63,6 +65,8 @@ struct IngestContext {
     topic: String,
     runtime: Handle,
     staging_grace: Duration,
+    /// Records read again before each resume point, for their ids.
+    dedup_window: usize,
     changes: Mutex<Vec<OwnershipChange>>,
 }
 
@@ -118,7 +122,7 @@ impl ConsumerContext for IngestContext {
                     let partition = element.partition();
                     let offset = match self.recover(partition) {
                         Ok(resume) => {
-                            let offset = resume_offset(resume.as_ref());
+                            let offset = resume_offset(resume.as_ref(), self.dedup_window);
                             tracing::info!(
                                 partition,
                                 ?offset,
@@ -213,11 +217,18 @@ impl Ingester {
             Table::Alerts => (kafka.alerts_topic.clone(), format!("{}.alerts", config.group_id)),
             _ => (kafka.events_topic.clone(), config.group_id.clone()),
         };
+        let mut config = config.clone();
+        if table == Table::Alerts {
+            // An alert's id is its own (the detector's); events are what collectors resend.
+            config.dedup_window_records = 0;
+        }
+        let config = &config;
         let context = IngestContext {
             lake: lake.clone(),
             topic: topic.clone(),
             runtime: runtime.clone(),
             staging_grace: config.staging_grace(),
+            dedup_window: config.dedup_window_records,
             changes: Mutex::new(Vec::new()),
         };
         let mut client = kafka.client_config();
@@ -363,7 +374,13 @@ impl IngestState {
                     self.next_epoch += 1;
                     self.buffers.insert(
                         partition,
-                        PartitionBuffer::new(self.table, partition, self.next_epoch, resume.as_ref()),
+                        PartitionBuffer::new(
+                            self.table,
+                            partition,
+                            self.next_epoch,
+                            resume.as_ref(),
+                            self.config.dedup_window_records,
+                        ),
                     );
                 }
                 OwnershipChange::Revoked { partition } => {
@@ -385,6 +402,13 @@ impl IngestState {
         let offset = message.offset();
         let Some(buffer) = self.buffers.get_mut(&partition) else { return };
         if !buffer.wants(offset) {
+            if buffer.is_priming(offset) {
+                // Committed before this assignment: only its id matters, to know a copy.
+                if let Some(id) = message.payload().and_then(crate::recent_ids::event_id_of) {
+                    buffer.recent.insert(id);
+                }
+                return;
+            }
             self.summary.redelivered_skipped += 1;
             metrics::counter!("mcpsiem_ingest_redelivered_skipped_total").increment(1);
             return;
@@ -411,6 +435,11 @@ impl IngestState {
                         DeadLetterReason::TooOld { event_time: event.time }
                     } else if -age > self.bounds.max_future_micros {
                         DeadLetterReason::InFuture { event_time: event.time }
+                    } else if !buffer.recent.insert(event.id.0.0) {
+                        buffer.add_duplicate(offset, bytes.len());
+                        self.summary.duplicates += 1;
+                        metrics::counter!("mcpsiem_ingest_duplicates_dropped_total").increment(1);
+                        return;
                     } else {
                         event.ingest_time = Some(received);
                         buffer.add_event(offset, bytes.len(), &event);
@@ -536,9 +565,11 @@ impl IngestState {
             return Ok(()); // revoked, or already resumed since
         }
         let resume = consumer.context().recover(partition)?;
-        let offset = resume_offset(resume.as_ref());
+        let offset = resume_offset(resume.as_ref(), self.config.dedup_window_records);
         self.next_epoch += 1;
-        self.buffers.insert(partition, PartitionBuffer::new(self.table, partition, self.next_epoch, resume.as_ref()));
+        let window = self.config.dedup_window_records;
+        self.buffers
+            .insert(partition, PartitionBuffer::new(self.table, partition, self.next_epoch, resume.as_ref(), window));
         if let Err(e) = consumer.seek(&self.topic, partition, offset, Duration::from_secs(10)) {
             // The buffer refuses offsets below the resume point anyway; a failed seek only
             // means records after it are skipped until the next rebalance, so stop instead.
@@ -571,13 +602,14 @@ impl IngestState {
     }
 }
 
-/// Where a partition resumes: after the lake's last commit, else at offset 0. Not the
-/// logical `Beginning`: librdkafka resolves that with a ListOffsets request first, and a
-/// busy broker (Tansu under load in the fault test) can leave the partition waiting on it
-/// for minutes while the others are fetched. When offset 0 is gone to retention, the fetch
-/// is out of range and `auto.offset.reset=earliest` applies, as before.
-fn resume_offset(resume: Option<&CommitRecord>) -> Offset {
-    Offset::Offset(resume.map_or(0, |r| r.end))
+/// Where a partition's reading resumes: `dedup_window` records before the end of the
+/// lake's last commit (those are read for their ids only, see [`crate::recent_ids`]), else at
+/// offset 0. Not the logical `Beginning`: librdkafka resolves that with a ListOffsets request
+/// first, and a busy broker (Tansu under load in the fault test) can leave the partition
+/// waiting on it for minutes while the others are fetched. When the offset is gone to
+/// retention, the fetch is out of range and `auto.offset.reset=earliest` applies, as before.
+fn resume_offset(resume: Option<&CommitRecord>, dedup_window: usize) -> Offset {
+    Offset::Offset(resume.map_or(0, |r| r.end.saturating_sub(dedup_window as i64).max(0)))
 }
 
 /// How this instance names itself in commit records and ledger entries: host and process.

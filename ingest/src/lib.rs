@@ -5,6 +5,7 @@
 //! - [`writer`]: flushes to staged Parquet files, commit, publish;
 //! - [`parquet_file`]: the Parquet layout (sorting, statistics, bloom filters);
 //! - [`deadletter`]: records that could not be ingested, and why;
+//! - [`recent_ids`]: the ids a partition took last, to drop second copies of events;
 //! - [`compact`]: merging the small files of closed hours.
 //!
 //! The exactly-once protocol itself (commit log, fencing, recovery) is in
@@ -16,6 +17,7 @@ pub mod config;
 pub mod consumer;
 pub mod deadletter;
 pub mod parquet_file;
+pub mod recent_ids;
 pub mod writer;
 
 pub use compact::{CompactionSummary, Compactor};

@@ -25,10 +25,17 @@ pub struct QueryConfig {
     pub max_rows: usize,
     /// Queries running at once; more wait up to `queue_seconds`, then get 503.
     pub max_concurrent: usize,
+    /// Queries one API key may run at once (at most `max_concurrent`): no single key can
+    /// take every slot.
+    pub max_concurrent_per_key: usize,
     pub queue_seconds: u64,
     /// Memory for the Parquet footers and page indexes of lake files, and again for their
     /// statistics, kept across queries. Too small, and every query parses every footer again.
     pub metadata_cache_bytes: usize,
+    /// Deepest expression nesting a query may have, counted on its text (operators plus
+    /// parenthesis depth, an upper bound of the tree's depth); deeper ones are refused
+    /// before parsing, as they could exhaust a query thread's stack.
+    pub max_expression_depth: usize,
 }
 
 impl Default for QueryConfig {
@@ -41,8 +48,10 @@ impl Default for QueryConfig {
             memory_limit_bytes: 1 << 30,
             max_rows: 1_000_000,
             max_concurrent: 8,
+            max_concurrent_per_key: 4,
             queue_seconds: 10,
             metadata_cache_bytes: 512 << 20,
+            max_expression_depth: crate::nesting::DEFAULT_MAX_EXPRESSION_DEPTH,
         }
     }
 }

@@ -43,6 +43,9 @@ pub struct QueryEngine {
     lake: Lake,
     config: QueryConfig,
     slots: Arc<Semaphore>,
+    /// Each API key's own slots (`query.max_concurrent_per_key`), taken before the shared
+    /// ones: one key's long queries cannot take every slot.
+    key_slots: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>>,
     audit: AuditLog,
     /// File statistics and Parquet footers/page indexes, shared by every query (each query
     /// has its own runtime for its own memory pool, so the caches are handed to each).
@@ -80,6 +83,7 @@ impl QueryEngine {
             lake,
             config,
             slots,
+            key_slots: Arc::default(),
             audit,
             caches,
             pg_parser: Arc::new(PostgresCompatibilityParser::new()),
@@ -148,14 +152,63 @@ impl QueryEngine {
         Ok((ctx, files))
     }
 
+    /// Records in the audit log a request refused before it reached the engine (a table the
+    /// role may not read, a bad time, a refused `SET`, a failed login): every attempt is in
+    /// the log, not only the ones that ran.
+    pub async fn audit_refusal(&self, caller: &Caller, sql: &str, error: &QueryError) {
+        let request = QueryRequest { sql: sql.to_owned(), ..QueryRequest::default() };
+        metrics::counter!("mcpsiem_query_errors_total", "code" => error.code()).increment(1);
+        self.audit.write(AuditRecord::start(caller, &request).failed(error, Duration::ZERO)).await;
+    }
+
+    /// The slots of one API key, made on its first query.
+    fn key_slots(&self, key: &str) -> Arc<Semaphore> {
+        let per_key = self.config.max_concurrent_per_key.clamp(1, self.config.max_concurrent.max(1));
+        let mut slots = self.key_slots.lock().expect("no panics under the lock");
+        slots.entry(key.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(per_key))).clone()
+    }
+
+    /// A query refused for want of a slot: audited, counted, `Busy`.
+    async fn refuse_busy(&self, caller: &Caller, request: &QueryRequest) -> QueryError {
+        let e = QueryError::Busy;
+        if request.export.is_none() {
+            self.audit.write(AuditRecord::start(caller, request).failed(&e, Duration::ZERO)).await;
+        }
+        metrics::counter!("mcpsiem_query_errors_total", "code" => e.code()).increment(1);
+        e
+    }
+
+    /// The nesting bound queries are checked against (`query.max_expression_depth`).
+    pub fn max_expression_depth(&self) -> usize {
+        self.config.max_expression_depth
+    }
+
     /// Plans and starts `request` for `caller`; rows stream from the answer. The audit log
     /// records the query when the answer is finished (or fails).
     pub async fn run(&self, caller: &Caller, request: QueryRequest) -> Result<QueryAnswer, QueryError> {
-        let permit =
-            tokio::time::timeout(Duration::from_secs(self.config.queue_seconds), self.slots.clone().acquire_owned())
-                .await
-                .map_err(|_| QueryError::Busy)?
-                .map_err(|_| QueryError::Busy)?;
+        // Before anything parses the text: a tree too deep to plan is refused from its tokens.
+        if let Err(e) = crate::nesting::check_nesting(&request.sql, self.config.max_expression_depth) {
+            if request.export.is_none() {
+                self.audit.write(AuditRecord::start(caller, &request).failed(&e, Duration::ZERO)).await;
+            }
+            metrics::counter!("mcpsiem_query_errors_total", "code" => e.code()).increment(1);
+            return Err(e);
+        }
+        let queue = Duration::from_secs(self.config.queue_seconds);
+        let waited = Instant::now();
+        let key_permit = match tokio::time::timeout(queue, self.key_slots(&caller.name).acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            _ => return Err(self.refuse_busy(caller, &request).await),
+        };
+        let permit = match tokio::time::timeout(
+            queue.saturating_sub(waited.elapsed()),
+            self.slots.clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(permit)) => (permit, key_permit),
+            _ => return Err(self.refuse_busy(caller, &request).await),
+        };
         // The time limit counts from when the query may run, not from when it queued.
         let started = Instant::now();
         let timeout = request.export.unwrap_or(Duration::from_secs(self.config.timeout_seconds.max(1)));
@@ -200,6 +253,7 @@ impl QueryEngine {
     /// The result schema and parameter types of `request`, without running it (the
     /// PostgreSQL protocol's Describe). Not audited: it reads no rows.
     pub async fn describe(&self, caller: &Caller, request: &QueryRequest) -> Result<Described, QueryError> {
+        crate::nesting::check_nesting(&request.sql, self.config.max_expression_depth)?;
         let (ctx, _) = self.session(request, caller.role >= mcpsiem_runtime::auth::Role::Admin).await?;
         let plan = self.logical_plan(&ctx, request).await?;
         let casts = placeholder_casts(&plan)?;
@@ -314,7 +368,8 @@ struct Finish {
     record: AuditRecord,
     started: Instant,
     files: Vec<FileRead>,
-    _permit: OwnedSemaphorePermit,
+    /// The shared slot and the key's own, given back when the answer ends.
+    _permit: (OwnedSemaphorePermit, OwnedSemaphorePermit),
 }
 
 /// The rows of an answer, cut at the row limit and the deadline.
@@ -456,5 +511,77 @@ mod tests {
         drop(answer);
 
         assert_eq!(audit_outcomes(&engine, &admin).await, ["cancelled", "ok"]);
+    }
+
+    /// One expression nested `depth` deep in the way `kind` nests.
+    fn nested(kind: usize, depth: usize) -> String {
+        match kind {
+            0 => vec!["1"; depth + 1].join(" + "),
+            1 => format!("{}1{}", "(".repeat(depth), ")".repeat(depth)),
+            2 => format!("{}true", "NOT ".repeat(depth)),
+            3 => format!("{}1{}", "abs(".repeat(depth), ")".repeat(depth)),
+            4 => format!("{}1{}", "CASE WHEN true THEN ".repeat(depth), " END".repeat(depth)),
+            5 => vec!["true"; depth + 1].join(" AND "),
+            6 => format!("{}1", "- ".repeat(depth)),
+            7 => vec!["'a'"; depth + 1].join(" || "),
+            8 => format!("{}1{}", "(SELECT ".repeat(depth), ")".repeat(depth)),
+            _ => format!("{}1{}", "CAST(".repeat(depth), " AS BIGINT)".repeat(depth)),
+        }
+    }
+
+    /// Runs `sql` to its end; the error code, if any.
+    async fn outcome(engine: &QueryEngine, sql: String) -> Result<(), &'static str> {
+        let caller = Caller { name: "ana".into(), role: Role::Analyst };
+        let mut answer =
+            engine.run(&caller, QueryRequest { sql, ..QueryRequest::default() }).await.map_err(|e| e.code())?;
+        while let Some(batch) = answer.stream.next().await {
+            batch.map_err(|e| e.code())?;
+        }
+        Ok(())
+    }
+
+    /// Deep nesting of every expression kind, on the service's own runtime: refused with
+    /// `invalid_query` past the bound (the default one, and far past it), answered or refused
+    /// with a message below it, and never a crash (a stack overflow aborts this test binary).
+    /// Below the bound it runs with a bound of 60: DataFusion's simplifier takes time that
+    /// grows steeply with a chain's length, minutes for 300 terms in a debug build.
+    #[test]
+    fn deep_expressions_of_every_kind_are_refused_or_answered_never_a_crash() {
+        use proptest::strategy::Strategy;
+        let runtime = mcpsiem_runtime::lake_runtime::build(1).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let default = std::sync::Arc::new(QueryEngine::new(lake.clone(), QueryConfig::default()));
+        let max = 60;
+        let small = std::sync::Arc::new(QueryEngine::new(
+            lake,
+            QueryConfig { max_expression_depth: max, ..QueryConfig::default() },
+        ));
+        // Queries run on the runtime's workers, as the service's do.
+        let run = |engine: &std::sync::Arc<QueryEngine>, sql: String| {
+            let engine = engine.clone();
+            runtime.block_on(async move { tokio::spawn(async move { outcome(&engine, sql).await }).await.unwrap() })
+        };
+        let bound = crate::nesting::DEFAULT_MAX_EXPRESSION_DEPTH;
+        for kind in 0..10 {
+            for depth in [bound + 1, 2_500, 200_000] {
+                let sql = format!("SELECT {}", nested(kind, depth));
+                assert_eq!(run(&default, sql), Err("invalid_query"), "kind {kind}, depth {depth}");
+            }
+        }
+        // Flat chains are what the parser's own recursion limit lets through: at the bound,
+        // they must plan and run.
+        for kind in [0, 5, 7] {
+            assert_eq!(run(&small, format!("SELECT {}", nested(kind, max - 2))), Ok(()), "kind {kind}");
+        }
+        // Nested scalar subqueries (kind 8) are left out below the bound: decorrelating them
+        // takes time exponential in the depth, which the query's time limit cuts.
+        proptest::proptest!(proptest::prelude::ProptestConfig::with_cases(16), |(kind in (0usize..10).prop_filter("not subqueries", |k| *k != 8), depth in 1usize..(max / 2 - 1))| {
+            let result = run(&small, format!("SELECT {}", nested(kind, depth)));
+            proptest::prop_assert!(
+                matches!(result, Ok(()) | Err("syntax_error" | "invalid_query")),
+                "kind {} depth {}: {:?}", kind, depth, result
+            );
+        });
     }
 }

@@ -1,5 +1,5 @@
-//! Answers in the formats analysts and tools take: JSON (one document), NDJSON, CSV and the
-//! Arrow IPC stream. NDJSON, CSV and Arrow are written batch by batch, never holding the
+//! Answers in the formats analysts and tools take: a table, JSON (one document), NDJSON, CSV,
+//! the Arrow IPC stream and Parquet. NDJSON, CSV and Arrow are written batch by batch, never holding the
 //! whole answer.
 
 use datafusion::arrow::csv::WriterBuilder as CsvWriterBuilder;
@@ -9,34 +9,128 @@ use datafusion::arrow::json::{ArrayWriter, LineDelimitedWriter};
 use datafusion::arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
-/// An answer's format.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// Every format an answer or an export is written in. One type for all of them, so that a
+/// format's name, content type and file extension are said once; each interface takes the
+/// subset it can write (see [`Format::accepted_by`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Format {
+    /// An aligned text table, for a terminal.
+    Table,
+    /// One JSON document (`columns`, `rows`, `row_count`, `truncated` over HTTP; an array of
+    /// rows on a terminal).
     #[default]
     Json,
+    /// One JSON object per line (also called JSON Lines; `jsonl` is accepted).
     Ndjson,
+    /// Comma-separated, with a header; nested columns as JSON text.
     Csv,
+    /// The Arrow IPC stream.
     Arrow,
+    /// Parquet (ZSTD), for evidence bundles.
+    Parquet,
+}
+
+/// Where a format is asked for: each writes only some formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sink {
+    /// An answer of the HTTP API (`format` of `/api/v1/query`).
+    Answer,
+    /// The data files of an evidence bundle.
+    Export,
+    /// `mcpsiem query` printing to a terminal.
+    Terminal,
 }
 
 impl Format {
+    pub const ALL: [Format; 6] =
+        [Format::Table, Format::Json, Format::Ndjson, Format::Csv, Format::Arrow, Format::Parquet];
+
+    /// The name users type.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Json => "json",
+            Format::Ndjson => "ndjson",
+            Format::Csv => "csv",
+            Format::Arrow => "arrow",
+            Format::Parquet => "parquet",
+        }
+    }
+
+    /// A format by name, any case; `jsonl` is the line-delimited JSON too.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.to_ascii_lowercase();
+        if text == "jsonl" {
+            return Some(Format::Ndjson);
+        }
+        Format::ALL.into_iter().find(|f| f.name() == text)
+    }
+
+    pub fn accepted_by(self, sink: Sink) -> bool {
+        match sink {
+            Sink::Answer => matches!(self, Format::Json | Format::Ndjson | Format::Csv | Format::Arrow),
+            Sink::Export => matches!(self, Format::Parquet | Format::Csv | Format::Ndjson),
+            Sink::Terminal => matches!(self, Format::Table | Format::Json | Format::Ndjson | Format::Csv),
+        }
+    }
+
+    /// The format named `text` if `sink` writes it, else a message that lists what it writes.
+    pub fn for_sink(text: &str, sink: Sink) -> Result<Self, String> {
+        match Format::parse(text) {
+            Some(format) if format.accepted_by(sink) => Ok(format),
+            _ => {
+                let names: Vec<&str> =
+                    Format::ALL.into_iter().filter(|f| f.accepted_by(sink)).map(Format::name).collect();
+                Err(format!("format `{text}`: use {}", names.join(", ")))
+            }
+        }
+    }
+
     pub fn content_type(self) -> &'static str {
         match self {
+            Format::Table => "text/plain; charset=utf-8",
             Format::Json => "application/json",
             Format::Ndjson => "application/x-ndjson",
             Format::Csv => "text/csv; charset=utf-8",
             Format::Arrow => "application/vnd.apache.arrow.stream",
+            Format::Parquet => "application/vnd.apache.parquet",
         }
     }
 
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "json" => Format::Json,
-            "ndjson" => Format::Ndjson,
-            "csv" => Format::Csv,
-            "arrow" => Format::Arrow,
-            _ => return None,
+    /// The extension of a file in this format (line-delimited JSON files are `.jsonl`, as
+    /// bundles have always named them).
+    pub fn file_extension(self) -> &'static str {
+        match self {
+            Format::Ndjson => "jsonl",
+            Format::Table => "txt",
+            other => other.name(),
+        }
+    }
+
+    /// Parquet and Arrow are compact already; text formats shrink a lot under deflate.
+    pub fn compress_in_zip(self) -> bool {
+        !matches!(self, Format::Parquet | Format::Arrow)
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for Format {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Format {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Format::parse(&text).ok_or_else(|| {
+            let names: Vec<&str> = Format::ALL.into_iter().map(Format::name).collect();
+            serde::de::Error::custom(format!("format `{text}`: use one of {}", names.join(", ")))
         })
     }
 }
@@ -52,9 +146,11 @@ impl Encoder {
     /// An encoder for the streaming formats (JSON is written whole: see [`json_document`]).
     pub fn new(format: Format, schema: &SchemaRef) -> Result<Self, datafusion::arrow::error::ArrowError> {
         Ok(match format {
-            Format::Ndjson | Format::Json => Encoder::Ndjson,
             Format::Csv => Encoder::Csv { header: true },
             Format::Arrow => Encoder::Arrow(Box::new(StreamWriter::try_new(Vec::new(), schema)?)),
+            // Table, Parquet and JSON are written whole by their callers; streamed, the rows
+            // are lines.
+            Format::Ndjson | Format::Json | Format::Table | Format::Parquet => Encoder::Ndjson,
         })
     }
 
@@ -141,4 +237,40 @@ pub fn csv_ready(batch: &RecordBatch) -> Result<RecordBatch, datafusion::arrow::
         columns.push(Arc::new(StringArray::from(values)));
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_format_parses_back_from_its_name_in_any_case() {
+        for format in Format::ALL {
+            assert_eq!(Format::parse(format.name()), Some(format));
+            assert_eq!(Format::parse(&format.name().to_uppercase()), Some(format));
+        }
+        assert_eq!(Format::parse("jsonl"), Some(Format::Ndjson));
+        assert_eq!(Format::parse("xml"), None);
+    }
+
+    #[test]
+    fn each_sink_takes_only_what_it_writes_and_names_the_rest() {
+        assert_eq!(Format::for_sink("arrow", Sink::Answer), Ok(Format::Arrow));
+        assert_eq!(Format::for_sink("jsonl", Sink::Export), Ok(Format::Ndjson));
+        assert_eq!(Format::for_sink("table", Sink::Terminal), Ok(Format::Table));
+        assert_eq!(
+            Format::for_sink("parquet", Sink::Answer),
+            Err("format `parquet`: use json, ndjson, csv, arrow".into())
+        );
+        assert_eq!(Format::for_sink("arrow", Sink::Export), Err("format `arrow`: use ndjson, csv, parquet".into()));
+        assert!(Format::for_sink("table", Sink::Export).is_err());
+    }
+
+    #[test]
+    fn serde_uses_the_names_and_rejects_unknown_ones() {
+        assert_eq!(serde_json::to_string(&Format::Ndjson).unwrap(), "\"ndjson\"");
+        assert_eq!(serde_json::from_str::<Format>("\"CSV\"").unwrap(), Format::Csv);
+        let error = serde_json::from_str::<Format>("\"xml\"").unwrap_err().to_string();
+        assert!(error.contains("format `xml`"), "{error}");
+    }
 }

@@ -12,8 +12,8 @@ use serde::Deserialize;
 
 use crate::QueryError;
 use crate::engine::{QueryEngine, QueryRequest};
-use crate::export::{ExportError, ExportFormat, ExportRequest, Exporter, Selector};
-use crate::format::{Encoder, Format, json_rows};
+use crate::export::{ExportError, ExportRequest, Exporter, Selector};
+use crate::format::{Encoder, Format, Sink};
 use crate::tables::TimeRange;
 use mcpsiem_runtime::auth::{Caller, Role, authenticate};
 
@@ -144,9 +144,15 @@ async fn answer(state: AppState, headers: HeaderMap, body: QueryBody) -> Respons
         Ok(caller) => caller,
         Err(e) => return error_response(&e),
     };
-    let request = match request_for(&caller, &body) {
+    let checked = request_for(&caller, &body).and_then(|request| {
+        Format::for_sink(body.format.name(), Sink::Answer).map(|_| request).map_err(QueryError::Plan)
+    });
+    let request = match checked {
         Ok(request) => request,
-        Err(e) => return error_response(&e),
+        Err(e) => {
+            state.engine.audit_refusal(&caller, &body.sql, &e).await;
+            return error_response(&e);
+        }
     };
     let answer = match state.engine.run(&caller, request).await {
         Ok(answer) => answer,
@@ -154,32 +160,7 @@ async fn answer(state: AppState, headers: HeaderMap, body: QueryBody) -> Respons
     };
     let format = body.format;
     if format == Format::Json {
-        let mut stream = answer.stream;
-        let mut batches = Vec::new();
-        while let Some(next) = stream.next().await {
-            match next {
-                Ok(batch) => batches.push(batch),
-                Err(e) => return error_response(&e),
-            }
-        }
-        let rows = match json_rows(&batches) {
-            Ok(rows) => rows,
-            Err(e) => return error_response(&QueryError::Execution(e.to_string())),
-        };
-        let columns: Vec<serde_json::Value> = answer
-            .schema
-            .fields()
-            .iter()
-            .map(|f| serde_json::json!({"name": f.name(), "type": f.data_type().to_string()}))
-            .collect();
-        let row_count: usize = batches.iter().map(|b| b.num_rows()).sum();
-        let mut out = Vec::with_capacity(rows.len() + 256);
-        out.extend_from_slice(b"{\"columns\":");
-        out.extend_from_slice(&serde_json::to_vec(&columns).expect("columns serialize"));
-        out.extend_from_slice(b",\"rows\":");
-        out.extend_from_slice(&rows);
-        out.extend_from_slice(format!(",\"row_count\":{row_count},\"truncated\":{}}}", stream.truncated()).as_bytes());
-        return ([(header::CONTENT_TYPE, format.content_type())], out).into_response();
+        return json_answer(answer).await;
     }
     let mut encoder = match Encoder::new(format, &answer.schema) {
         Ok(encoder) => encoder,
@@ -214,6 +195,104 @@ async fn answer(state: AppState, headers: HeaderMap, body: QueryBody) -> Respons
         }
     });
     ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+}
+
+/// Bytes of a JSON answer held before its status is sent: an answer that ends within them
+/// gets its error as a status (400, 413, 504…) like any other; a longer one streams on with
+/// 200 and, should it fail later, ends with an `error` member (docs/query.md). Either way the
+/// service holds at most this plus one batch of an answer.
+const JSON_HELD_BYTES: usize = 8 << 20;
+
+/// Appends the rows of `batch` to a JSON array being written (without its brackets).
+fn append_json_rows(out: &mut Vec<u8>, batch: &datafusion::arrow::record_batch::RecordBatch) -> Result<(), QueryError> {
+    let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(Vec::new());
+    writer.write(batch).and_then(|()| writer.finish()).map_err(|e| QueryError::Execution(e.to_string()))?;
+    for line in writer.into_inner().split(|b| *b == b'\n').filter(|line| !line.is_empty()) {
+        // A newline inside a value is escaped: each raw one ends a row.
+        if !out.is_empty() {
+            out.push(b',');
+        }
+        out.extend_from_slice(line);
+    }
+    Ok(())
+}
+
+/// The JSON document answer: `columns`, `rows`, `row_count`, `truncated`.
+async fn json_answer(answer: crate::engine::QueryAnswer) -> Response {
+    let columns: Vec<serde_json::Value> = answer
+        .schema
+        .fields()
+        .iter()
+        .map(|f| serde_json::json!({"name": f.name(), "type": f.data_type().to_string()}))
+        .collect();
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(b"{\"columns\":");
+    head.extend_from_slice(&serde_json::to_vec(&columns).expect("columns serialize"));
+    head.extend_from_slice(b",\"rows\":[");
+    let mut stream = answer.stream;
+    let mut rows: Vec<u8> = Vec::new();
+    let mut row_count = 0usize;
+    let tail = |row_count: usize, truncated: bool| format!("],\"row_count\":{row_count},\"truncated\":{truncated}}}");
+    // Held until the answer ends or outgrows the hold.
+    loop {
+        match stream.next().await {
+            None => {
+                let mut out = head;
+                out.extend_from_slice(&rows);
+                out.extend_from_slice(tail(row_count, stream.truncated()).as_bytes());
+                return ([(header::CONTENT_TYPE, Format::Json.content_type())], out).into_response();
+            }
+            Some(Err(e)) => return error_response(&e),
+            Some(Ok(batch)) => {
+                row_count += batch.num_rows();
+                if let Err(e) = append_json_rows(&mut rows, &batch) {
+                    return error_response(&e);
+                }
+                if rows.len() > JSON_HELD_BYTES {
+                    break;
+                }
+            }
+        }
+    }
+    let body = async_stream_body(move |tx| async move {
+        head.extend_from_slice(&rows);
+        if tx.send(Ok(head)).await.is_err() {
+            return;
+        }
+        let mut piece = Vec::new();
+        loop {
+            match stream.next().await {
+                None => {
+                    let _ = tx.send(Ok(tail(row_count, stream.truncated()).into_bytes())).await;
+                    return;
+                }
+                Some(Err(e)) => {
+                    // The status is sent already: the document ends saying what happened.
+                    let error = serde_json::json!({ "error": e.code(), "message": e.to_string() });
+                    let end = format!("],\"row_count\":{row_count},\"truncated\":true,\"error\":{error}}}");
+                    let _ = tx.send(Ok(end.into_bytes())).await;
+                    return;
+                }
+                Some(Ok(batch)) => {
+                    row_count += batch.num_rows();
+                    // Rows already sent precede these: a comma first.
+                    piece.clear();
+                    piece.push(b'x');
+                    if let Err(e) = append_json_rows(&mut piece, &batch) {
+                        let error = serde_json::json!({ "error": e.code(), "message": e.to_string() });
+                        let end = format!("],\"row_count\":{row_count},\"truncated\":true,\"error\":{error}}}");
+                        let _ = tx.send(Ok(end.into_bytes())).await;
+                        return;
+                    }
+                    let bytes = if piece.len() > 1 { piece[1..].to_vec() } else { Vec::new() };
+                    if !bytes.is_empty() && tx.send(Ok(bytes)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    ([(header::CONTENT_TYPE, Format::Json.content_type())], body).into_response()
 }
 
 /// A streaming body fed by a task through a small channel: back-pressure keeps at most a
@@ -267,9 +346,8 @@ impl ExportBody {
             )));
         }
         let format = match self.format.as_deref() {
-            None => ExportFormat::Parquet,
-            Some(f) => ExportFormat::parse(f)
-                .ok_or_else(|| QueryError::Plan(format!("format `{f}`: use parquet, csv or jsonl")))?,
+            None => Format::Parquet,
+            Some(f) => Format::for_sink(f, Sink::Export).map_err(QueryError::Plan)?,
         };
         let range = TimeRange { start: time(self.start.as_deref(), "start")?, end: time(self.end.as_deref(), "end")? };
         Ok(ExportRequest { selector: selectors.remove(0), range, format, via: "api".into() })

@@ -7,6 +7,7 @@ pub mod error;
 pub mod export;
 pub mod format;
 pub mod http;
+pub mod nesting;
 pub mod pg;
 pub mod request;
 pub mod tables;

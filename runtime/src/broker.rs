@@ -19,6 +19,28 @@ pub enum BrokerError {
     NotReady { address: String, waited: Duration, log: PathBuf },
     #[error("could not prepare the broker directory {dir}: {source}")]
     Io { dir: PathBuf, source: std::io::Error },
+    #[error(
+        "port {port} is taken by another process (not a broker this data directory started): stop it, pass --broker-port, or set kafka.brokers to use it"
+    )]
+    PortTaken { port: u16 },
+    #[error("the broker started on port {port} exited at once, yet something answers there; its log is {log}")]
+    NotOurs { port: u16, log: PathBuf },
+}
+
+/// The file in the broker's directory naming the process that serves it.
+const PID_FILE: &str = "tansu.pid";
+
+/// True when something accepts connections on loopback `port`.
+fn listening(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+}
+
+/// A broker an earlier run started in `dir` and left behind (the run was killed before it
+/// could stop it): its pid, when that process is alive and is Tansu.
+fn stale_broker(dir: &Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(dir.join(PID_FILE)).ok()?.trim().parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    String::from_utf8_lossy(&cmdline).contains("tansu").then_some(pid)
 }
 
 /// A running Tansu process, stopped when dropped.
@@ -61,10 +83,27 @@ impl TansuBroker {
             Some(port) => port,
             None => free_port().map_err(io)?,
         };
+        if let Some(pid) = stale_broker(dir) {
+            tracing::warn!(pid, dir = %dir.display(), "stopping the broker an earlier run left behind");
+            // SAFETY: kill(2) with a pid read from our own pid file, checked to be Tansu.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while listening(port) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        if listening(port) {
+            return Err(BrokerError::PortTaken { port });
+        }
         let child = spawn(dir, port)?;
         let mut broker = Self { child, port, dir: dir.to_owned() };
         broker.wait_ready(Duration::from_secs(30))?;
         Ok(broker)
+    }
+
+    /// True once the broker process has exited (crashed, or killed from outside).
+    pub fn has_exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
     }
 
     fn wait_ready(&mut self, limit: Duration) -> Result<(), BrokerError> {
@@ -77,6 +116,11 @@ impl TansuBroker {
             )
             .is_ok()
             {
+                // Something answers: it must be our child, not a process that held the port.
+                std::thread::sleep(Duration::from_millis(100));
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return Err(BrokerError::NotOurs { port: self.port, log: self.dir.join("tansu.log") });
+                }
                 return Ok(());
             }
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -105,6 +149,7 @@ impl TansuBroker {
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(self.dir.join(PID_FILE));
     }
 
     /// Starts the broker again on the same port and data.
@@ -126,7 +171,21 @@ fn spawn(dir: &Path, port: u16) -> Result<Child, BrokerError> {
     let io = |source| BrokerError::Io { dir: dir.to_owned(), source };
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("tansu.log")).map_err(io)?;
     let url = format!("tcp://127.0.0.1:{port}");
-    Command::new(&binary)
+    let mut command = Command::new(&binary);
+    // The broker dies with the process that started it, even a SIGKILLed one, instead of
+    // holding the port for the next run. Linux sends the signal when the *thread* that
+    // forked exits: brokers are started from threads that outlive them (`up`'s main thread,
+    // a test's own thread).
+    // SAFETY: prctl(2) is async-signal-safe, the only call made between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command
         .arg("broker")
         .args(["--listener-url", &url, "--advertised-listener-url", &url])
         // Tansu resolves the SQLite path against its working directory, even an absolute one.
@@ -139,5 +198,7 @@ fn spawn(dir: &Path, port: u16) -> Result<Child, BrokerError> {
         .stdout(log.try_clone().map_err(io)?)
         .stderr(log)
         .spawn()
-        .map_err(|source| BrokerError::Spawn { binary, source })
+        .map_err(|source| BrokerError::Spawn { binary, source })?;
+    std::fs::write(dir.join(PID_FILE), child.id().to_string()).map_err(io)?;
+    Ok(child)
 }

@@ -15,7 +15,17 @@ pub const COMMAND_READ_THREADS: usize = 2;
 /// The query service: a few concurrent queries and exports.
 pub const SERVICE_READ_THREADS: usize = 4;
 
+/// Stack of each worker thread. Planning and evaluating an expression recurse over its
+/// tree; queries are bounded to `query.max_expression_depth`, and this leaves a wide margin
+/// over what that depth takes in a debug build. Reserved, not committed: only the pages a
+/// deep query touches cost memory.
+pub const WORKER_STACK_BYTES: usize = 16 << 20;
+
 /// A multi-threaded runtime whose blocking pool (the local file reads) has `read_threads`.
 pub fn build(read_threads: usize) -> std::io::Result<Runtime> {
-    Builder::new_multi_thread().max_blocking_threads(read_threads).enable_all().build()
+    Builder::new_multi_thread()
+        .max_blocking_threads(read_threads)
+        .thread_stack_size(WORKER_STACK_BYTES)
+        .enable_all()
+        .build()
 }

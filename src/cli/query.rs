@@ -3,9 +3,9 @@
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use mcpsiem_query::Role;
+use mcpsiem_query::format::{Format, Sink};
 
 use crate::commands::query as run;
-pub use crate::commands::query::OutputFormat;
 use crate::config::Config;
 
 /// Run SQL over the lake, or through a running query service.
@@ -21,8 +21,9 @@ pub struct QueryArgs {
     /// At most this many rows (never more than query.max_rows).
     #[arg(long)]
     pub limit: Option<usize>,
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: OutputFormat,
+    /// table, json, ndjson or csv.
+    #[arg(long, default_value = "table", value_parser = terminal_format)]
+    pub format: Format,
     /// Ask a running query service (http://host:9480) instead of reading the lake.
     #[arg(long)]
     pub server: Option<String>,
@@ -88,4 +89,9 @@ impl ApikeyCommand {
             ApikeyCommand::Create { name, role } => run::create_api_key(&name, role.into()),
         }
     }
+}
+
+/// The formats `mcpsiem query` prints.
+fn terminal_format(text: &str) -> Result<Format, String> {
+    Format::for_sink(text, Sink::Terminal)
 }

@@ -100,6 +100,7 @@ pub fn run_intake(config: &Config, listen: &str) -> Result<()> {
         api_keys: config.collect.intake.api_keys.clone(),
         max_body_bytes: config.collect.intake.max_body_bytes,
         max_record_bytes: config.decoder.max_record_bytes,
+        max_records: config.collect.intake.max_records,
     };
     Ok(harness::run(intake, &config.kafka, &config.collect)?)
 }

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use mcpsiem_event::Timestamp;
 use mcpsiem_lake::Lake;
-use mcpsiem_query::export::{ExportFormat, ExportKey, ExportRequest, Exporter, PublicKey, Selector, verify_bundle};
+use mcpsiem_query::export::{ExportKey, ExportRequest, Exporter, PublicKey, Selector, verify_bundle};
+use mcpsiem_query::format::{Format, Sink};
 use mcpsiem_query::{QueryEngine, TimeRange};
 
 use crate::config::Config;
@@ -39,8 +40,7 @@ pub fn signing_key(config: &Config) -> Result<ExportKey> {
 
 /// Builds a bundle from the lake, with a progress bar of rows; prints where it is.
 pub fn export(config: &Config, args: ExportArgs) -> Result<()> {
-    let format = ExportFormat::parse(&args.format)
-        .with_context(|| format!("--format {}: use parquet, csv or jsonl", args.format))?;
+    let format = Format::for_sink(&args.format, Sink::Export).map_err(|message| anyhow::anyhow!("--{message}"))?;
     let range = TimeRange { start: time(args.start.as_deref(), "--start")?, end: time(args.end.as_deref(), "--end")? };
     let key = signing_key(config)?;
     if args.out.exists() {

@@ -80,22 +80,13 @@ fn approved_servers(config: &Config) -> Vec<String> {
     config.detect.lists.get("approved_servers").cloned().unwrap_or_default()
 }
 
-/// How `mcpsiem query` prints rows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    Table,
-    Json,
-    Ndjson,
-    Csv,
-}
-
 /// One query as the command line gives it, for either the lake or a server.
 pub struct QueryArgs<'a> {
     pub sql: &'a str,
     pub start: Option<&'a str>,
     pub end: Option<&'a str>,
     pub limit: Option<usize>,
-    pub output: OutputFormat,
+    pub output: Format,
 }
 
 /// Runs one query straight against the lake (the caller is the local operator, who can
@@ -124,12 +115,12 @@ pub fn run_query(config: &Config, args: &QueryArgs<'_>) -> Result<()> {
         let mut stream = answer.stream;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         match output {
-            OutputFormat::Table | OutputFormat::Json => {
+            Format::Table | Format::Json => {
                 let mut batches = Vec::new();
                 while let Some(next) = stream.next().await {
                     batches.push(next.map_err(|e| anyhow::anyhow!("{e}"))?);
                 }
-                if output == OutputFormat::Table {
+                if output == Format::Table {
                     let table = datafusion::arrow::util::pretty::pretty_format_batches(&batches)?;
                     writeln!(out, "{table}")?;
                     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
@@ -139,8 +130,8 @@ pub fn run_query(config: &Config, args: &QueryArgs<'_>) -> Result<()> {
                     writeln!(out)?;
                 }
             }
-            OutputFormat::Ndjson | OutputFormat::Csv => {
-                let format = if output == OutputFormat::Csv { Format::Csv } else { Format::Ndjson };
+            // The terminal's other formats (CSV, NDJSON) stream batch by batch.
+            format => {
                 let mut encoder = mcpsiem_query::format::Encoder::new(format, &schema)?;
                 while let Some(next) = stream.next().await {
                     let batch = next.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -181,12 +172,8 @@ pub fn run_remote_query(server: &str, key: &str, args: &QueryArgs<'_>) -> Result
     }
     let host = url.host_str().context("--server needs a host")?.to_string();
     let port = url.port_or_known_default().unwrap_or(80);
-    let wire = match output {
-        OutputFormat::Table => "arrow",
-        OutputFormat::Json => "json",
-        OutputFormat::Ndjson => "ndjson",
-        OutputFormat::Csv => "csv",
-    };
+    // The table is drawn from the Arrow stream; the other formats pass through as sent.
+    let wire = if output == Format::Table { Format::Arrow } else { output };
     let body =
         serde_json::json!({ "sql": sql, "start": start, "end": end, "limit": limit, "format": wire }).to_string();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -214,7 +201,7 @@ pub fn run_remote_query(server: &str, key: &str, args: &QueryArgs<'_>) -> Result
             bail!("{message} (HTTP {status})");
         }
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        if output == OutputFormat::Table {
+        if output == Format::Table {
             let bytes = body.collect().await?.to_bytes();
             let reader = datafusion::arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)?;
             let batches = reader.collect::<Result<Vec<_>, _>>()?;

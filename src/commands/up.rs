@@ -182,7 +182,7 @@ pub fn run_up(config: &Config, options: &UpOptions) -> Result<()> {
         demo_threads.push(spawn_alert_printer(&config, demo_done.clone())?);
         demo_threads.push(spawn_demo_traffic(&config, options)?);
     }
-    runtime.block_on(mcpsiem_runtime::stop::shutdown_signal());
+    supervise_until_stop(&runtime, broker.as_mut());
     eprintln!("stopping: flushing the lake, the detector's state and the outbox …");
     demo_done.store(true, Ordering::SeqCst);
     let mut failed = Vec::new();
@@ -200,6 +200,45 @@ pub fn run_up(config: &Config, options: &UpOptions) -> Result<()> {
     anyhow::ensure!(failed.is_empty(), "stages failed: {} (see the log above)", failed.join(", "));
     eprintln!("stopped cleanly; data in {}", options.data_dir.display());
     Ok(())
+}
+
+/// Restarts of the embedded broker `up` makes before it gives up and stops.
+const BROKER_RESTARTS: u32 = 5;
+
+/// Waits for the stop signal, restarting the embedded broker when it dies (the stages'
+/// clients reconnect by themselves); after [`BROKER_RESTARTS`] failed restarts in a row,
+/// stops everything.
+fn supervise_until_stop(runtime: &tokio::runtime::Runtime, mut broker: Option<&mut TansuBroker>) {
+    let mut failures = 0;
+    runtime.block_on(async {
+        let stop = mcpsiem_runtime::stop::shutdown_signal();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            let Some(broker) = broker.as_deref_mut() else { continue };
+            if !broker.has_exited() {
+                failures = 0;
+                continue;
+            }
+            tracing::error!(port = broker.port(), "the embedded broker died; restarting it");
+            metrics::counter!("mcpsiem_up_broker_restarts_total").increment(1);
+            match broker.restart() {
+                Ok(()) => tracing::info!(port = broker.port(), "the embedded broker is back"),
+                Err(error) => {
+                    failures += 1;
+                    tracing::error!(%error, failures, "the embedded broker could not be restarted");
+                    if failures >= BROKER_RESTARTS {
+                        tracing::error!("giving up on the embedded broker: stopping every stage");
+                        mcpsiem_runtime::stop::request_stop();
+                        return;
+                    }
+                }
+            }
+        }
+    });
 }
 
 fn wait_ready(stages: &[&str], limit: Duration) -> bool {

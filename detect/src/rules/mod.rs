@@ -72,6 +72,31 @@ impl LoadReport {
 }
 
 /// True for files that hold rules: YAML, except the rule pack's test event files.
+/// The entry of `detect.rules` that stands for the rule pack built into the binary (the
+/// checkout's `rules/` when it was built); its files are named `builtin:<path>`.
+pub const BUILTIN: &str = "builtin:";
+
+mod builtin_pack {
+    include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
+}
+
+/// The files of the built-in pack, as paths named `builtin:<path>`.
+pub fn builtin_files() -> impl Iterator<Item = PathBuf> {
+    builtin_pack::FILES.iter().map(|(name, _)| PathBuf::from(format!("{BUILTIN}{name}")))
+}
+
+/// The text of a rule or test file: from the built-in pack for `builtin:` paths, else from disk.
+pub fn read_rule_text(path: &Path) -> std::io::Result<std::borrow::Cow<'static, str>> {
+    if let Some(name) = path.to_str().and_then(|p| p.strip_prefix(BUILTIN)) {
+        return builtin_pack::FILES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, text)| std::borrow::Cow::Borrowed(*text))
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "not in the built-in rule pack"));
+    }
+    std::fs::read_to_string(path).map(std::borrow::Cow::Owned)
+}
+
 fn is_rule_file(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     (name.ends_with(".yml") || name.ends_with(".yaml")) && !name.contains(".tests.")
@@ -82,6 +107,10 @@ pub fn rule_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, RuleProblem> {
     let mut files = Vec::new();
     let mut pending: Vec<PathBuf> = paths.to_vec();
     while let Some(path) = pending.pop() {
+        if path.as_os_str() == BUILTIN {
+            files.extend(builtin_files().filter(|f| is_rule_file(f)));
+            continue;
+        }
         let meta = std::fs::metadata(&path).map_err(|e| RuleProblem {
             file: path.clone(),
             line: 0,
@@ -128,7 +157,7 @@ pub fn load(paths: &[PathBuf], lists: &NamedLists) -> LoadReport {
         }
     };
     for file in &files {
-        match std::fs::read_to_string(file) {
+        match read_rule_text(file) {
             Ok(text) => load_text(file, &text, lists, &mut rules, &mut problems),
             Err(e) => problems.push(RuleProblem {
                 file: file.clone(),
@@ -330,3 +359,20 @@ pub fn parse_mapping(text: &str) -> Option<Mapping> {
 }
 #[cfg(test)]
 mod constructs_tests;
+
+#[cfg(test)]
+mod builtin_tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_pack_is_the_checkouts_rules_directory() {
+        let lists = NamedLists::default();
+        let builtin = load(&[PathBuf::from(BUILTIN)], &lists);
+        let directory = load(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules")], &lists);
+        assert!(builtin.files >= 20, "{} files", builtin.files);
+        assert_eq!(builtin.files, directory.files);
+        assert_eq!(builtin.rules.len(), directory.rules.len());
+        assert_eq!(builtin.problems.len(), directory.problems.len(), "{:?}", builtin.problems);
+        assert!(read_rule_text(Path::new("builtin:no/such.yml")).is_err());
+    }
+}

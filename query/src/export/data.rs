@@ -10,44 +10,10 @@ use datafusion::arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::ExportError;
-
-/// The format of a bundle's data files.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExportFormat {
-    #[default]
-    Parquet,
-    Csv,
-    Jsonl,
-}
-
-impl ExportFormat {
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text.to_ascii_lowercase().as_str() {
-            "parquet" => Self::Parquet,
-            "csv" => Self::Csv,
-            "jsonl" | "ndjson" => Self::Jsonl,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Parquet => "parquet",
-            Self::Csv => "csv",
-            Self::Jsonl => "jsonl",
-        }
-    }
-
-    /// Parquet is compressed already; text formats shrink a lot under deflate.
-    pub fn compress_in_zip(self) -> bool {
-        self != Self::Parquet
-    }
-}
+use crate::format::{Format, Sink};
 
 /// Counts and hashes what passes through to `inner`.
 pub struct HashingWriter<W> {
@@ -91,18 +57,22 @@ pub enum BatchWriter<W: Write + Send> {
 const ROW_GROUP_ROWS: usize = 65_536;
 
 impl<W: Write + Send> BatchWriter<W> {
-    pub fn new(format: ExportFormat, schema: &SchemaRef, out: W) -> Result<Self, ExportError> {
+    pub fn new(format: Format, schema: &SchemaRef, out: W) -> Result<Self, ExportError> {
         let out = HashingWriter::new(out);
         Ok(match format {
-            ExportFormat::Parquet => {
+            Format::Parquet => {
                 let props = WriterProperties::builder()
                     .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("a valid level")))
                     .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
                     .build();
                 Self::Parquet(ArrowWriter::try_new(out, schema.clone(), Some(props))?)
             }
-            ExportFormat::Csv => Self::Csv(CsvWriterBuilder::new().with_header(true).build(out)),
-            ExportFormat::Jsonl => Self::Jsonl(LineDelimitedWriter::new(out)),
+            Format::Csv => Self::Csv(CsvWriterBuilder::new().with_header(true).build(out)),
+            Format::Ndjson => Self::Jsonl(LineDelimitedWriter::new(out)),
+            other => {
+                debug_assert!(!other.accepted_by(Sink::Export));
+                return Err(ExportError::Request(Format::for_sink(other.name(), Sink::Export).unwrap_err()));
+            }
         })
     }
 

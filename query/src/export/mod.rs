@@ -22,7 +22,6 @@ use mcpsiem_event::Timestamp;
 use mcpsiem_lake::{Ledger, Table};
 use serde::{Deserialize, Serialize};
 
-pub use data::ExportFormat;
 pub use manifest::Manifest;
 pub use signing::{ExportKey, PublicKey};
 pub use verify::{Check, VerifyReport, verify_bundle};
@@ -30,6 +29,7 @@ pub use verify::{Check, VerifyReport, verify_bundle};
 use crate::QueryError;
 use crate::audit::AuditRecord;
 use crate::engine::{QueryEngine, QueryRequest};
+use crate::format::Format;
 use crate::tables::TimeRange;
 use manifest::{BundleFile, LakeEvidence, LakeFile, QueryDescription, Requester, TimeRangeDescription};
 use mcpsiem_runtime::auth::{Caller, Role};
@@ -143,7 +143,7 @@ impl Selector {
 pub struct ExportRequest {
     pub selector: Selector,
     pub range: TimeRange,
-    pub format: ExportFormat,
+    pub format: Format,
     /// `cli` or `api`, for the manifest.
     pub via: String,
 }
@@ -241,7 +241,7 @@ impl Exporter {
                         "bundle": outcome.path.file_name().map(|n| n.to_string_lossy().to_string()),
                         "bundle_id": outcome.bundle_id,
                         "manifest_sha256": outcome.manifest_sha256,
-                        "format": request.format.as_str(),
+                        "format": request.format.file_extension(),
                         "bytes": outcome.bytes,
                         "via": request.via,
                     })
@@ -409,7 +409,7 @@ impl Exporter {
                 start: request.range.start.map(|t| t.to_string()),
                 end: request.range.end.map(|t| t.to_string()),
             },
-            format: request.format.as_str().into(),
+            format: request.format.file_extension().into(),
             files,
             rows,
             lake: LakeEvidence { location: lake.location().to_string(), files_read, ledger_heads },
@@ -471,7 +471,7 @@ impl Exporter {
             for file in answer.files.iter().filter(|f| named.iter().any(|t| t.name() == f.table)) {
                 read.insert(file.path.clone(), file.clone());
             }
-            let name = format!("data/{}.{}", part.name, request.format.as_str());
+            let name = format!("data/{}.{}", part.name, request.format.file_extension());
             let entry = bundle.entry(&name, request.format.compress_in_zip())?;
             let mut writer = data::BatchWriter::new(request.format, &answer.schema, entry)?;
             let mut rows = 0u64;

@@ -74,7 +74,10 @@ impl ExportKey {
                 });
             }
         }
-        let pem = self.key.to_pkcs8_pem(LineEnding::LF).expect("an Ed25519 key encodes");
+        // PKCS#8 v1 (RFC 5208, no public key inside): the form openssl 3.0 and Python's
+        // `cryptography` read; the v2 form ed25519-dalek writes by default they refuse.
+        let v1 = ed25519_dalek::pkcs8::KeypairBytes { secret_key: self.key.to_bytes(), public_key: None };
+        let pem = v1.to_pkcs8_pem(LineEnding::LF).expect("an Ed25519 key encodes");
         let public_pem = self.key.verifying_key().to_public_key_pem(LineEnding::LF).expect("an Ed25519 key encodes");
         {
             use std::io::Write;
@@ -138,5 +141,20 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&private).unwrap().permissions().mode() & 0o777, 0o600);
         assert!(PublicKey::load(&private).is_err(), "a private key is not taken for a public one");
+    }
+
+    /// The key files are what the docs say: openssl reads the private key and derives the
+    /// same public key as the `.pub` file holds.
+    #[test]
+    fn openssl_reads_the_private_key_and_derives_the_same_public_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (private, public) = ExportKey::generate().write_pair(dir.path(), "export").unwrap();
+        let output = std::process::Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&private)
+            .output()
+            .expect("openssl is installed (Debian's openssl package)");
+        assert!(output.status.success(), "openssl refused the key: {}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(String::from_utf8(output.stdout).unwrap(), std::fs::read_to_string(&public).unwrap());
     }
 }

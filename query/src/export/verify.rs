@@ -123,6 +123,21 @@ pub fn verify_bundle(path: &Path, key: &PublicKey, progress: &dyn Fn(u64)) -> Ve
             Err(e) => report.check(format!("file {}", file.name), false, format!("changed or damaged: {e}")),
         }
     }
+    match bundle.central_directory_names() {
+        Ok(all) => {
+            let mut seen = BTreeSet::new();
+            for name in &all {
+                if !seen.insert(name) {
+                    report.check(
+                        format!("file {name}"),
+                        false,
+                        "duplicated: the bundle holds two entries of this name; a tampered copy may hide beside the original",
+                    );
+                }
+            }
+        }
+        Err(e) => report.check("bundle", false, e),
+    }
     for name in bundle.names() {
         if name != MANIFEST_NAME && name != SIGNATURE_NAME && !listed.contains(&name) && !name.ends_with('/') {
             report.check(format!("file {name}"), false, "added: the bundle holds it, the manifest does not list it");

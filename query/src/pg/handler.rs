@@ -44,7 +44,9 @@ enum Piece {
 /// Splits `sql` into statements. Text the plain PostgreSQL parser cannot read goes to the
 /// engine whole: its parser first rewrites the catalog queries clients send, and its error
 /// is the one worth reporting.
-fn split(sql: &str) -> Result<Vec<Piece>, QueryError> {
+fn split(sql: &str, max_depth: usize) -> Result<Vec<Piece>, QueryError> {
+    // Before the parser builds (and drops) a tree too deep for the stack.
+    crate::nesting::check_nesting(sql, max_depth)?;
     let Ok(statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else {
         return Ok(vec![Piece::Query(sql.to_string())]);
     };
@@ -169,7 +171,13 @@ impl SimpleQueryHandler for PgHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let caller = caller_of(client)?;
-        let pieces = split(query).map_err(|e| pg_error(&e))?;
+        let pieces = match split(query, self.engine.max_expression_depth()) {
+            Ok(pieces) => pieces,
+            Err(e) => {
+                self.engine.audit_refusal(&caller, query, &e).await;
+                return Err(pg_error(&e));
+            }
+        };
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let mut responses = Vec::with_capacity(pieces.len());
         for piece in pieces {
@@ -207,7 +215,13 @@ impl QueryParser for PgQueryParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let caller = caller_of(client)?;
-        let mut pieces = split(sql).map_err(|e| pg_error(&e))?;
+        let mut pieces = match split(sql, self.engine.max_expression_depth()) {
+            Ok(pieces) => pieces,
+            Err(e) => {
+                self.engine.audit_refusal(&caller, sql, &e).await;
+                return Err(pg_error(&e));
+            }
+        };
         if pieces.len() > 1 {
             return Err(pg_error(&QueryError::Plan(
                 "a prepared statement holds one statement; prepare them one at a time".into(),
@@ -287,17 +301,19 @@ impl ExtendedQueryHandler for PgHandler {
 mod tests {
     use super::*;
 
+    const D: usize = crate::nesting::DEFAULT_MAX_EXPRESSION_DEPTH;
+
     #[test]
     fn a_script_splits_into_session_commands_and_queries() {
-        let pieces = split("SET application_name = 'x'; SELECT 1; select 2;").unwrap();
+        let pieces = split("SET application_name = 'x'; SELECT 1; select 2;", D).unwrap();
         assert_eq!(pieces.len(), 3);
         assert!(matches!(&pieces[0], Piece::Session(SessionCommand::Set { name, .. }) if name == "application_name"));
         assert!(matches!(&pieces[1], Piece::Query(q) if q == "SELECT 1"));
         assert!(matches!(&pieces[2], Piece::Query(q) if q == "SELECT 2"));
         // A single statement keeps its own text.
-        assert!(matches!(&split("select  1 ;").unwrap()[0], Piece::Query(q) if q == "select  1"));
+        assert!(matches!(&split("select  1 ;", D).unwrap()[0], Piece::Query(q) if q == "select  1"));
         // Unparseable text goes to the engine whole.
-        assert!(matches!(&split("SELEC 1").unwrap()[0], Piece::Query(q) if q == "SELEC 1"));
+        assert!(matches!(&split("SELEC 1", D).unwrap()[0], Piece::Query(q) if q == "SELEC 1"));
     }
 
     #[test]

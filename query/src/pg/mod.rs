@@ -27,7 +27,7 @@ pub struct PgServices {
 
 impl PgServices {
     pub fn new(engine: QueryEngine) -> Self {
-        let startup = Arc::new(ApiKeyStartup::new(engine.config().api_keys.clone()));
+        let startup = Arc::new(ApiKeyStartup::new(engine.config().api_keys.clone(), engine.clone()));
         Self { handler: Arc::new(PgHandler::new(engine)), startup }
     }
 }

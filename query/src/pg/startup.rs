@@ -21,19 +21,21 @@ use mcpsiem_runtime::auth::{ApiKey, Caller, authenticate};
 /// caller in the connection's session extensions, where the client cannot set it.
 pub struct ApiKeyStartup {
     keys: Arc<Vec<ApiKey>>,
+    /// Where refused logins are recorded.
+    engine: crate::QueryEngine,
     parameters: DefaultServerParameterProvider,
     pids: RandomPidSecretKeyGenerator,
 }
 
 impl ApiKeyStartup {
-    pub fn new(keys: Vec<ApiKey>) -> Self {
+    pub fn new(keys: Vec<ApiKey>, engine: crate::QueryEngine) -> Self {
         let mut parameters = DefaultServerParameterProvider::default();
         // Clients show these; they also learn that nothing can be written.
         parameters.server_version = format!("16.6 (mcpsiem {})", env!("CARGO_PKG_VERSION"));
         parameters.default_transaction_read_only = true;
         parameters.is_superuser = false;
         parameters.time_zone = "UTC".into();
-        Self { keys: Arc::new(keys), parameters, pids: RandomPidSecretKeyGenerator::default() }
+        Self { keys: Arc::new(keys), engine, parameters, pids: RandomPidSecretKeyGenerator::default() }
     }
 }
 
@@ -67,8 +69,14 @@ impl StartupHandler for ApiKeyStartup {
                 let password = password.into_password()?;
                 let user = client.metadata().get("user").cloned().unwrap_or_default();
                 let Some(caller) = authenticate(&self.keys, &password.password) else {
-                    metrics::counter!("mcpsiem_query_errors_total", "code" => "unauthorized").increment(1);
                     tracing::warn!(peer = %client.socket_addr(), %user, "PostgreSQL login refused: unknown API key");
+                    // Nobody is known yet: the record names the user the client gave.
+                    let nobody = Caller {
+                        name: format!("unknown (PostgreSQL user {user:?})"),
+                        role: mcpsiem_runtime::auth::Role::Analyst,
+                    };
+                    let sql = format!("-- PostgreSQL login from {}", client.socket_addr());
+                    self.engine.audit_refusal(&nobody, &sql, &crate::QueryError::Unauthorized).await;
                     return Err(PgWireError::InvalidPassword(user));
                 };
                 tracing::info!(peer = %client.socket_addr(), %user, caller = %caller.name, "PostgreSQL login");

@@ -1,5 +1,6 @@
 //! The collectors: proxies between real MCP clients and servers, the tailer, the intake, and their shipper through broker outages.
 
+mod durable_intake;
 mod intake;
 mod outage;
 mod proxy_http;

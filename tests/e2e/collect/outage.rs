@@ -18,8 +18,12 @@ fn events_sent_while_the_broker_is_down_arrive_exactly_once() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(support::create_topic(&kafka, &kafka.events_topic, 3));
     let spool = tempfile::tempdir().unwrap();
-    let settings =
-        ShipperSettings { spool_dir: spool.path().to_path_buf(), spool_max_bytes: 64 << 20, queue_max_kbytes: 64 };
+    let settings = ShipperSettings {
+        spool_dir: spool.path().to_path_buf(),
+        spool_max_bytes: 64 << 20,
+        queue_max_kbytes: 64,
+        max_message_bytes: 1 << 20,
+    };
     let shipper = Shipper::start(&kafka, &settings).unwrap();
 
     let mut sent = 0u64;

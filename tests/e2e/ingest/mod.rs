@@ -3,6 +3,7 @@
 mod compaction;
 mod compaction_crash;
 mod dead_letters;
+mod duplicates;
 mod exactly_once;
 mod external_readers;
 mod kafka_roundtrip;

@@ -81,8 +81,16 @@ fn psql_logs_in_with_a_key_and_queries_read_only_with_helpful_errors() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "ok|1");
+    // All three refused writes, the `SET datafusion.*` too (refused before the engine).
     let out = psql(pg, ADMIN, &["-c", "SELECT count(*) FROM audit_log WHERE caller = 'ana' AND outcome = 'forbidden'"]);
-    assert_eq!(text(&out.stdout), "2", "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "3", "{}", text(&out.stderr));
+    // The failed login above is in the log too.
+    let out = psql(
+        pg,
+        ADMIN,
+        &["-c", "SELECT count(*) FROM audit_log WHERE outcome = 'unauthorized' AND caller LIKE 'unknown%'"],
+    );
+    assert_ne!(text(&out.stdout), "0", "{}", text(&out.stderr));
 }
 
 #[test]

@@ -252,3 +252,96 @@ fn the_cli_asks_a_running_server_with_its_key() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP 401"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Hostile and heavy queries meet limits, never a crash: a 2,500-term chain and a 1 MB
+/// nesting are refused with `invalid_query` (and the service answers on); one key's long
+/// queries cannot take every slot; a JSON answer larger than the service's hold streams
+/// whole; refusals before the engine are in the audit log; analysts read alert_deliveries.
+#[test]
+fn hostile_queries_are_refused_and_audited_and_one_key_cannot_take_every_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = QueryConfig {
+        max_concurrent: 4,
+        max_concurrent_per_key: 2,
+        queue_seconds: 1,
+        timeout_seconds: 10,
+        max_rows: 2_000_000,
+        ..config()
+    };
+    let addr = serve(lake(dir.path()), config);
+
+    let chain = format!("SELECT {}", vec!["1"; 2500].join(" + "));
+    let (status, body) = query(addr, ANALYST, serde_json::json!({"sql": chain}));
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_query")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("max_expression_depth"), "{body}");
+    let deep = format!("SELECT {}1{}", "(".repeat(400_000), ")".repeat(400_000));
+    let (status, body) = query(addr, ANALYST, serde_json::json!({"sql": deep}));
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_query")), "{body}");
+    let (status, _) = query(addr, ANALYST, serde_json::json!({"sql": "SELECT 1"}));
+    assert_eq!(status, 200, "the service answers after the hostile queries");
+
+    // A bad time and a format the API does not write: refused before the engine, audited.
+    let (status, _) = query(addr, ANALYST, serde_json::json!({"sql": "SELECT 2", "start": "yesterday"}));
+    assert_eq!(status, 400);
+    let (status, body) = query(addr, ANALYST, serde_json::json!({"sql": "SELECT 3", "format": "parquet"}));
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("json, ndjson, csv, arrow"), "{body}");
+
+    // A JSON answer of ~40 MB streams through the 8 MiB hold and parses whole.
+    let (status, bytes) = request(
+        addr,
+        "POST",
+        "/api/v1/query",
+        Some(ANALYST),
+        &serde_json::json!({"sql": "SELECT value, repeat('x', 200) AS pad FROM generate_series(1, 180000)"})
+            .to_string(),
+    );
+    assert_eq!(status, 200);
+    assert!(bytes.len() > 30 << 20, "{} bytes", bytes.len());
+    let answer: serde_json::Value = serde_json::from_slice(&bytes).expect("one JSON document");
+    assert_eq!(answer["row_count"], 180_000);
+    assert_eq!(answer["rows"].as_array().unwrap().len(), 180_000);
+    assert_eq!(answer["rows"][179_999]["value"], 180_000);
+
+    // Two long queries of the analyst take the key's slots: its third is refused, the
+    // admin's query runs in the slots left.
+    let long = serde_json::json!({"sql": "SELECT count(*) FROM generate_series(1, 3000000000)"}).to_string();
+    let runners: Vec<_> = (0..2)
+        .map(|_| {
+            let long = long.clone();
+            std::thread::spawn(move || request(addr, "POST", "/api/v1/query", Some(ANALYST), &long).0)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (status, body) = query(addr, ANALYST, serde_json::json!({"sql": "SELECT 4"}));
+    assert_eq!((status, body["error"].as_str()), (503, Some("busy")), "{body}");
+    let (status, body) = query(addr, ADMIN, serde_json::json!({"sql": "SELECT 5 AS five"}));
+    assert_eq!((status, body["rows"][0]["five"].as_u64()), (200, Some(5)), "{body}");
+    for runner in runners {
+        let _ = runner.join();
+    }
+
+    // Analysts read alert_deliveries (names and links only; docs/query.md).
+    let (status, body) = query(addr, ANALYST, serde_json::json!({"sql": "SELECT count(*) AS n FROM alert_deliveries"}));
+    assert_eq!(status, 200, "{body}");
+
+    let mut outcomes = serde_json::Value::Null;
+    for _ in 0..50 {
+        let (_, answer) = query(
+            addr,
+            ADMIN,
+            serde_json::json!({"sql": "SELECT outcome, count(*) AS n FROM audit_log WHERE caller = 'ana' GROUP BY outcome ORDER BY outcome"}),
+        );
+        outcomes = answer["rows"].clone();
+        let text = outcomes.to_string();
+        if text.contains("busy") && text.contains("invalid_query") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let count = |outcome: &str| {
+        outcomes.as_array().unwrap().iter().find(|r| r["outcome"] == outcome).and_then(|r| r["n"].as_u64()).unwrap_or(0)
+    };
+    assert!(count("invalid_query") >= 4, "the deep queries, the bad time and the bad format: {outcomes}");
+    assert!(count("busy") >= 1, "{outcomes}");
+}
