@@ -141,6 +141,8 @@ pub fn run_up(config: &Config, options: &UpOptions) -> Result<()> {
             .with_context(|| format!("creating topic {topic} on {}", config.kafka.brokers))?;
     }
     let config = Arc::new(config);
+    let broker_done = Arc::new(AtomicBool::new(false));
+    let supervisor = broker.map(|broker| spawn_broker_supervisor(broker, broker_done.clone())).transpose()?;
     let mut stages: Vec<(&'static str, JoinHandle<bool>)> = Vec::new();
     {
         let c = config.clone();
@@ -182,7 +184,7 @@ pub fn run_up(config: &Config, options: &UpOptions) -> Result<()> {
         demo_threads.push(spawn_alert_printer(&config, demo_done.clone())?);
         demo_threads.push(spawn_demo_traffic(&config, options)?);
     }
-    supervise_until_stop(&runtime, broker.as_mut());
+    runtime.block_on(mcpsiem_runtime::stop::shutdown_signal());
     eprintln!("stopping: flushing the lake, the detector's state and the outbox …");
     demo_done.store(true, Ordering::SeqCst);
     let mut failed = Vec::new();
@@ -194,51 +196,52 @@ pub fn run_up(config: &Config, options: &UpOptions) -> Result<()> {
     for handle in demo_threads {
         let _ = handle.join();
     }
-    if let Some(mut broker) = broker {
-        broker.stop();
+    broker_done.store(true, Ordering::SeqCst);
+    if let Some(supervisor) = supervisor {
+        let _ = supervisor.join();
     }
     anyhow::ensure!(failed.is_empty(), "stages failed: {} (see the log above)", failed.join(", "));
     eprintln!("stopped cleanly; data in {}", options.data_dir.display());
     Ok(())
 }
 
-/// Restarts of the embedded broker `up` makes before it gives up and stops.
+/// Restarts of the embedded broker `up` makes in a row before it gives up and stops.
 const BROKER_RESTARTS: u32 = 5;
 
-/// Waits for the stop signal, restarting the embedded broker when it dies (the stages'
-/// clients reconnect by themselves); after [`BROKER_RESTARTS`] failed restarts in a row,
-/// stops everything.
-fn supervise_until_stop(runtime: &tokio::runtime::Runtime, mut broker: Option<&mut TansuBroker>) {
-    let mut failures = 0;
-    runtime.block_on(async {
-        let stop = mcpsiem_runtime::stop::shutdown_signal();
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-            let Some(broker) = broker.as_deref_mut() else { continue };
-            if !broker.has_exited() {
-                failures = 0;
-                continue;
-            }
-            tracing::error!(port = broker.port(), "the embedded broker died; restarting it");
-            metrics::counter!("mcpsiem_up_broker_restarts_total").increment(1);
-            match broker.restart() {
-                Ok(()) => tracing::info!(port = broker.port(), "the embedded broker is back"),
-                Err(error) => {
-                    failures += 1;
-                    tracing::error!(%error, failures, "the embedded broker could not be restarted");
-                    if failures >= BROKER_RESTARTS {
-                        tracing::error!("giving up on the embedded broker: stopping every stage");
-                        mcpsiem_runtime::stop::request_stop();
-                        return;
+/// Watches the embedded broker from the start (stages may still be starting when it dies),
+/// restarting it when it dies; after [`BROKER_RESTARTS`] failed restarts in a row, stops
+/// everything. When `done` is set (the stages have stopped), it stops the broker and ends.
+/// The thread owns the broker: a restarted broker dies with the thread that started it.
+fn spawn_broker_supervisor(mut broker: TansuBroker, done: Arc<AtomicBool>) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("broker-supervisor".into())
+        .spawn(move || {
+            let mut failures = 0;
+            while !done.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(250));
+                if failures >= BROKER_RESTARTS || !broker.has_exited() {
+                    continue;
+                }
+                tracing::error!(port = broker.port(), "the embedded broker died; restarting it");
+                metrics::counter!("mcpsiem_up_broker_restarts_total").increment(1);
+                match broker.restart() {
+                    Ok(()) => {
+                        failures = 0;
+                        tracing::info!(port = broker.port(), "the embedded broker is back");
+                    }
+                    Err(error) => {
+                        failures += 1;
+                        tracing::error!(%error, failures, "the embedded broker could not be restarted");
+                        if failures >= BROKER_RESTARTS {
+                            tracing::error!("giving up on the embedded broker: stopping every stage");
+                            mcpsiem_runtime::stop::request_stop();
+                        }
                     }
                 }
             }
-        }
-    });
+            broker.stop();
+        })
+        .context("starting the broker supervisor")
 }
 
 fn wait_ready(stages: &[&str], limit: Duration) -> bool {
