@@ -229,3 +229,37 @@ pub fn abort_at(point: &str) -> String {
     assert!(nth >= 1, "failpoints count from 1");
     if nth == 1 { format!("{name}=return") } else { format!("{name}={}*off->return", nth - 1) }
 }
+
+/// Waits up to `limit` for `child`, started with [`abort_at`], to abort at its failpoint
+/// (killed by a signal, not exiting); `what` names the step that never came.
+pub fn wait_for_abort(child: &mut std::process::Child, limit: std::time::Duration, what: &str) {
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what} within {limit:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.code().is_none(), "the process should abort at the failpoint: {status}");
+}
+
+/// The HTTP intake on `port` taking `key` (spool in the fixture's `spool/`), with
+/// `extra_collect` lines added to its `[collect]` section.
+pub fn intake_fixture(kafka: &KafkaConfig, port: u16, key: &str, extra_collect: &str) -> LakeFixture {
+    LakeFixture::new(
+        kafka,
+        &format!(
+            "[collect]\nspool_dir = \"spool\"\n{extra_collect}\n[collect.intake]\nlisten = \"127.0.0.1:{port}\"\n\
+             [[collect.intake.api_keys]]\nname = \"t\"\nrole = \"analyst\"\nsha256 = \"{}\"\n",
+            mcpsiem_runtime::auth::hash_key(key)
+        ),
+    )
+}
+
+/// `collect http` of `fixture`, once it listens on `port`.
+pub fn start_intake(fixture: &LakeFixture, port: u16) -> std::process::Child {
+    let mut intake = fixture.command(&["collect", "http"]).spawn().unwrap();
+    wait_for_port(port, &mut intake);
+    intake
+}

@@ -56,12 +56,6 @@ fn post(port: u16, body: &str) -> (u16, Option<String>) {
     (status, retry_after)
 }
 
-fn start(fixture: &support::LakeFixture, port: u16) -> Child {
-    let mut intake = fixture.command(&["collect", "http"]).spawn().unwrap();
-    support::wait_for_port(port, &mut intake);
-    intake
-}
-
 fn sigkill(child: &mut Child) {
     Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
     let status = child.wait().unwrap();
@@ -75,14 +69,7 @@ fn every_event_answered_200_is_in_the_lake_once_across_sigkills_and_an_outage() 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(support::create_topic(&kafka, &kafka.events_topic, 3));
     let port = support::free_port();
-    let fixture = support::LakeFixture::new(
-        &kafka,
-        &format!(
-            "[collect]\nspool_dir = \"spool\"\n[collect.intake]\nlisten = \"127.0.0.1:{port}\"\n\
-             [[collect.intake.api_keys]]\nname = \"t\"\nrole = \"analyst\"\nsha256 = \"{}\"\n",
-            mcpsiem_runtime::auth::hash_key(KEY)
-        ),
-    );
+    let fixture = support::intake_fixture(&kafka, port, KEY, "");
     let acknowledged: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut next = 0u64;
     let mut post_batch = |n: u64| -> u16 {
@@ -97,14 +84,14 @@ fn every_event_answered_200_is_in_the_lake_once_across_sigkills_and_an_outage() 
 
     // 1. Kafka is away: answered, then killed before anything could reach Kafka.
     broker.broker.stop();
-    let mut intake = start(&fixture, port);
+    let mut intake = support::start_intake(&fixture, port);
     for _ in 0..10 {
         assert_eq!(post_batch(100), 200, "the intake must take events while Kafka is away");
     }
     sigkill(&mut intake);
 
     // 2. Killed in the middle of posting, from another thread.
-    let mut intake = start(&fixture, port);
+    let mut intake = support::start_intake(&fixture, port);
     let posting = Arc::new(AtomicBool::new(true));
     let poster = {
         let posting = posting.clone();
@@ -136,18 +123,10 @@ fn every_event_answered_200_is_in_the_lake_once_across_sigkills_and_an_outage() 
         .env("FAILPOINTS", support::abort_at("collect::spool_before_cursor:1"))
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = intake.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the spool's cursor never moved");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(status.code().is_none(), "the intake should abort at the failpoint: {status}");
+    support::wait_for_abort(&mut intake, Duration::from_secs(120), "the spool's cursor moved");
 
     // 4. A last intake drains what is left and takes more; the ingester writes the lake.
-    let mut intake = start(&fixture, port);
+    let mut intake = support::start_intake(&fixture, port);
     for _ in 0..5 {
         assert_eq!(post_batch(100), 200);
     }
@@ -189,16 +168,9 @@ fn a_full_spool_refuses_the_whole_batch_with_503_before_taking_any() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(support::create_topic(&kafka, &kafka.events_topic, 3));
     let port = support::free_port();
-    let fixture = support::LakeFixture::new(
-        &kafka,
-        &format!(
-            "[collect]\nspool_dir = \"spool\"\nspool_max_bytes = 200000\n[collect.intake]\nlisten = \"127.0.0.1:{port}\"\n\
-             [[collect.intake.api_keys]]\nname = \"t\"\nrole = \"analyst\"\nsha256 = \"{}\"\n",
-            mcpsiem_runtime::auth::hash_key(KEY)
-        ),
-    );
+    let fixture = support::intake_fixture(&kafka, port, KEY, "spool_max_bytes = 200000");
     broker.broker.stop();
-    let mut intake = start(&fixture, port);
+    let mut intake = support::start_intake(&fixture, port);
     let mut next = 0;
     let mut taken = HashSet::new();
     let mut refusal = None;

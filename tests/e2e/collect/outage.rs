@@ -10,6 +10,7 @@ use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::support;
+use crate::support::start_intake;
 
 #[test]
 fn events_sent_while_the_broker_is_down_arrive_exactly_once() {
@@ -112,20 +113,7 @@ fn post(port: u16, key: &str, body: &str) -> u16 {
 /// An intake on `port` taking `key`, with a small librdkafka queue so that an outage
 /// reaches the spool soon.
 fn intake_fixture(kafka: &mcpsiem_runtime::kafka::KafkaConfig, port: u16, key: &str) -> support::LakeFixture {
-    support::LakeFixture::new(
-        kafka,
-        &format!(
-            "[collect]\nspool_dir = \"spool\"\nqueue_max_kbytes = 64\n[collect.intake]\nlisten = \"127.0.0.1:{port}\"\n\
-             [[collect.intake.api_keys]]\nname = \"t\"\nrole = \"analyst\"\nsha256 = \"{}\"\n",
-            mcpsiem_runtime::auth::hash_key(key)
-        ),
-    )
-}
-
-fn start_intake(fixture: &support::LakeFixture, port: u16) -> std::process::Child {
-    let mut intake = fixture.command(&["collect", "http"]).spawn().unwrap();
-    support::wait_for_port(port, &mut intake);
-    intake
+    support::intake_fixture(kafka, port, key, "queue_max_kbytes = 64")
 }
 
 /// A real collector process (the HTTP intake) keeps taking events through a 24 s broker
@@ -234,15 +222,7 @@ fn a_collector_killed_before_its_spool_cursor_moves_loses_nothing() {
         .env("FAILPOINTS", support::abort_at("collect::spool_before_cursor:1"))
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = intake.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the spool's cursor never moved");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(status.code().is_none(), "the intake should abort at the failpoint: {status}");
+    support::wait_for_abort(&mut intake, Duration::from_secs(120), "the spool's cursor moved");
 
     // The next one sends the spool from the old cursor on, and stops once it drained.
     let mut intake = start_intake(&fixture, port);
