@@ -258,9 +258,8 @@ impl Shipper {
 
     /// Makes every event handed over so far durable (synced in the spool); the tailer
     /// saves its read position after this.
-    pub fn flush(&self, _timeout: Duration) -> Result<bool, ShipError> {
-        self.state.lock().expect("not poisoned").spool.flush()?;
-        Ok(true)
+    pub fn flush(&self) -> Result<(), ShipError> {
+        Ok(self.state.lock().expect("not poisoned").spool.flush()?)
     }
 
     /// Events in the spool that Kafka has not acknowledged yet.

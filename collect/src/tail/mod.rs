@@ -30,8 +30,6 @@ use super::sink::EventSink;
 
 /// How often positions are saved while lines flow.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-/// How long a checkpoint waits for Kafka before trying again later.
-const CHECKPOINT_FLUSH: Duration = Duration::from_millis(500);
 /// Lines read from one file before the others get their turn.
 const LINES_PER_TURN: usize = 10_000;
 
@@ -418,10 +416,10 @@ pub fn run(
             progressed |= follower.poll(mapper, sink, settings, &mut summary)?;
         }
         if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
-            if sink.shipper().flush(CHECKPOINT_FLUSH)? {
-                for follower in &mut followers {
-                    follower.save()?;
-                }
+            // Every line read so far is synced in the spool: the positions may move past them.
+            sink.shipper().flush()?;
+            for follower in &mut followers {
+                follower.save()?;
             }
             last_checkpoint = Instant::now();
         }
