@@ -95,19 +95,24 @@ pub async fn run(
     };
     let worker = tokio::spawn(worker.run(stop.clone()));
 
-    let consumer: StreamConsumer = kafka
-        .client_config()
-        .set("group.id", &config.group_id)
-        .set("enable.auto.commit", "true")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        // A fetch waits at most this long for an alert: the responder is waiting too.
-        .set("fetch.wait.max.ms", "10")
-        .create()?;
-    consumer.subscribe(&[&kafka.alerts_topic])?;
+    let make_consumer = || -> Result<StreamConsumer, DeliveryError> {
+        let consumer: StreamConsumer = kafka
+            .client_config()
+            .set("group.id", &config.group_id)
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            // A fetch waits at most this long for an alert: the responder is waiting too.
+            .set("fetch.wait.max.ms", "10")
+            .create()?;
+        consumer.subscribe(&[&kafka.alerts_topic])?;
+        Ok(consumer)
+    };
+    let mut consumer = make_consumer()?;
     let mut summary = DeliverySummary::default();
     // librdkafka's auto commit runs every 5 s (auto.commit.interval.ms).
-    let mut group_watch = kafka.group_watch(&kafka.alerts_topic, std::time::Duration::from_secs(5));
+    let mut group_watch =
+        kafka.group_watch(&kafka.alerts_topic, std::time::Duration::from_secs(5)).reporting_readiness("delivery");
     let mut watch_tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -115,6 +120,12 @@ pub async fn run(
             // partition: nothing to deliver is waiting on it then.
             _ = watch_tick.tick() => {
                 group_watch.check(&consumer);
+                if group_watch.wants_new_consumer() {
+                    // It holds no partition, so no stored offset is lost; closing the wedged
+                    // one can wait on its coordinator, so not on this task.
+                    let wedged = std::mem::replace(&mut consumer, make_consumer()?);
+                    std::thread::spawn(move || drop(wedged));
+                }
             }
             message = consumer.recv() => {
                 let first = match message {

@@ -104,6 +104,8 @@ pub struct StreamSummary {
 
 pub struct Detector {
     consumer: BaseConsumer<DetectContext>,
+    /// How the consumer was made, to make a new one when the group watch finds it wedged.
+    client: rdkafka::ClientConfig,
     producer: ThreadedProducer<DefaultProducerContext>,
     events_topic: String,
     alerts_topic: String,
@@ -174,6 +176,7 @@ impl Detector {
         let producer: ThreadedProducer<DefaultProducerContext> = producer_config.create()?;
         Ok(Self {
             consumer,
+            client,
             producer,
             events_topic: kafka.events_topic.clone(),
             alerts_topic: kafka.alerts_topic.clone(),
@@ -182,8 +185,20 @@ impl Detector {
             engine,
             offsets,
             // Offsets are committed at every checkpoint, once a second.
-            group_watch: kafka.group_watch(&kafka.events_topic, Duration::from_secs(1)),
+            group_watch: kafka.group_watch(&kafka.events_topic, Duration::from_secs(1)).reporting_readiness("detect"),
         })
+    }
+
+    /// A new consumer in place of a wedged one that holds no partition (so no state is
+    /// lost); partitions resume at the offsets committed at the last checkpoint.
+    fn replace_consumer(&mut self) -> Result<(), StreamError> {
+        let context = DetectContext { topic: self.events_topic.clone(), resume: Mutex::new(BTreeMap::new()) };
+        let consumer: BaseConsumer<DetectContext> = self.client.create_with_context(context)?;
+        consumer.subscribe(&[&self.events_topic])?;
+        let wedged = std::mem::replace(&mut self.consumer, consumer);
+        // Closing a wedged consumer can wait on its coordinator: not on this thread.
+        std::thread::spawn(move || drop(wedged));
+        Ok(())
     }
 
     fn send(&self, alert: &Alert) -> Result<(), StreamError> {
@@ -317,6 +332,10 @@ impl Detector {
             if last_checkpoint.elapsed() >= Duration::from_secs(1) {
                 last_checkpoint = Instant::now();
                 if self.group_watch.check(&self.consumer).is_some() {
+                    last_message = Instant::now();
+                }
+                if self.group_watch.wants_new_consumer() {
+                    self.replace_consumer()?;
                     last_message = Instant::now();
                 }
                 Self::sync_sources(&self.consumer, &mut self.engine, &mut known_partitions);

@@ -14,7 +14,7 @@ use mcpsiem_runtime::kafka::KafkaConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 
 use crate::IngestError;
@@ -169,6 +169,35 @@ struct TimeBounds {
 pub struct Ingester {
     consumer: BaseConsumer<IngestContext>,
     state: IngestState,
+    factory: ConsumerFactory,
+}
+
+/// How the ingester makes its consumer, kept to make a new one when the group watch finds
+/// the old one wedged.
+struct ConsumerFactory {
+    client: ClientConfig,
+    lake: Lake,
+    topic: String,
+    runtime: Handle,
+    staging_grace: Duration,
+    dedup_window: usize,
+}
+
+impl ConsumerFactory {
+    fn create(&self) -> Result<BaseConsumer<IngestContext>, IngestError> {
+        let context = IngestContext {
+            lake: self.lake.clone(),
+            topic: self.topic.clone(),
+            runtime: self.runtime.clone(),
+            staging_grace: self.staging_grace,
+            dedup_window: self.dedup_window,
+            changes: Mutex::new(Vec::new()),
+        };
+        let consumer: BaseConsumer<IngestContext> =
+            self.client.create_with_context(context).map_err(IngestError::Kafka)?;
+        consumer.subscribe(&[&self.topic]).map_err(IngestError::Kafka)?;
+        Ok(consumer)
+    }
 }
 
 /// Everything but the consumer, so that a message borrowed from the consumer can be taken
@@ -223,14 +252,6 @@ impl Ingester {
             config.dedup_window_records = 0;
         }
         let config = &config;
-        let context = IngestContext {
-            lake: lake.clone(),
-            topic: topic.clone(),
-            runtime: runtime.clone(),
-            staging_grace: config.staging_grace(),
-            dedup_window: config.dedup_window_records,
-            changes: Mutex::new(Vec::new()),
-        };
         let mut client = kafka.client_config();
         client
             .set("group.id", &group_id)
@@ -246,8 +267,15 @@ impl Ingester {
         for (key, value) in &kafka.properties {
             client.set(key, value);
         }
-        let consumer: BaseConsumer<IngestContext> = client.create_with_context(context).map_err(IngestError::Kafka)?;
-        consumer.subscribe(&[&topic]).map_err(IngestError::Kafka)?;
+        let factory = ConsumerFactory {
+            client,
+            lake: lake.clone(),
+            topic: topic.clone(),
+            runtime: runtime.clone(),
+            staging_grace: config.staging_grace(),
+            dedup_window: config.dedup_window_records,
+        };
+        let consumer = factory.create()?;
 
         // One job in the queue and one being written: enough to overlap decoding with
         // encoding, and a bound on memory.
@@ -268,7 +296,11 @@ impl Ingester {
             .map_err(|e| IngestError::Thread(e.to_string()))?;
 
         // A partition is committed when its buffer rolls: by age at the latest.
-        let group_watch = kafka.group_watch(&topic, config.roll_age());
+        let mut group_watch = kafka.group_watch(&topic, config.roll_age());
+        // The stage's readiness follows its events consumer (the alerts topic is quiet).
+        if table == Table::Events {
+            group_watch = group_watch.reporting_readiness("ingest");
+        }
         let state = IngestState {
             table,
             topic,
@@ -287,13 +319,13 @@ impl Ingester {
             summary: IngestSummary::default(),
             group_watch,
         };
-        Ok(Self { consumer, state })
+        Ok(Self { consumer, state, factory })
     }
 
     /// Consumes until stopped, then flushes and commits everything buffered.
     pub fn run(self, control: &IngestControl) -> Result<IngestSummary, IngestError> {
-        let Self { consumer, mut state } = self;
-        let consumer = &consumer;
+        let Self { consumer, mut state, factory } = self;
+        let mut owned = consumer;
         let started = Instant::now();
         let mut last_message = Instant::now();
         let mut last_tick = Instant::now();
@@ -302,6 +334,13 @@ impl Ingester {
             if control.stop.load(Ordering::Relaxed) {
                 break;
             }
+            if state.buffers.is_empty() && state.group_watch.wants_new_consumer() {
+                let wedged = std::mem::replace(&mut owned, factory.create()?);
+                // Closing a wedged consumer can wait on its coordinator: not on this thread.
+                std::thread::spawn(move || drop(wedged));
+                last_message = Instant::now();
+            }
+            let consumer = &owned;
             let polled = consumer.poll(Duration::from_millis(100));
             if state.apply_ownership_changes(consumer)? {
                 // Joining the group and the first fetch are not idleness: a backfill must
@@ -357,7 +396,7 @@ impl Ingester {
                 }
             }
         }
-        let mut summary = state.shutdown(consumer)?;
+        let mut summary = state.shutdown(&owned)?;
         summary.run_seconds = started.elapsed().as_secs_f64();
         Ok(summary)
     }

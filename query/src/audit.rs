@@ -2,15 +2,22 @@
 //! rows, how long, and how it ended. One small JSON object per query under
 //! `audit_log/date=YYYY-MM-DD/` in the lake, so it lives with the data it describes and
 //! survives the query service.
+//!
+//! A query or export is recorded twice: a `running` record before any work starts, and its
+//! outcome after. The `audit_log` table shows each attempt once, its outcome if it has one;
+//! an attempt left `running` with no outcome is one in progress, or one whose process died
+//! while running it (the reason the first record is written before the work: a query that
+//! crashes the service is still in the log).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::common::JoinType;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionContext, col, lit};
 use mcpsiem_event::Timestamp;
 use mcpsiem_lake::{JsonRecords, Lake};
 use object_store::path::Path;
@@ -22,11 +29,15 @@ use crate::tables::{FileRead, LAKE_URL};
 use mcpsiem_runtime::auth::Caller;
 
 const ROOT: &str = "audit_log";
+/// The outcome of an attempt's first record.
+pub const RUNNING: &str = "running";
 
 /// One line of the audit log.
 #[derive(Clone, Debug, Serialize)]
 pub struct AuditRecord {
     pub audit_time: String,
+    /// Shared by an attempt's `running` record and its outcome record.
+    pub query_id: String,
     pub action: String,
     pub caller: String,
     pub role: String,
@@ -48,6 +59,7 @@ impl AuditRecord {
     pub fn start(caller: &Caller, request: &QueryRequest) -> Self {
         Self {
             audit_time: Timestamp::now().to_string(),
+            query_id: ulid::Ulid::new().to_string(),
             action: "query".into(),
             caller: caller.name.clone(),
             role: caller.role.as_str().into(),
@@ -75,6 +87,11 @@ impl AuditRecord {
         self
     }
 
+    /// The record of an attempt about to start (the one written before the work).
+    pub fn running(&self) -> Self {
+        Self { outcome: RUNNING.into(), ..self.clone() }
+    }
+
     pub fn failed(mut self, error: &QueryError, elapsed: Duration) -> Self {
         self.outcome = error.code().into();
         self.error = Some(error.to_string());
@@ -93,6 +110,8 @@ pub fn audit_schema() -> SchemaRef {
     let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
     Arc::new(Schema::new(vec![
         Field::new("audit_time", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        // Records from before the attempts had two records have none.
+        text("query_id", true),
         text("action", false),
         text("caller", false),
         text("role", false),
@@ -137,8 +156,20 @@ impl AuditLog {
     }
 
     /// Registers the `audit_log` table in `ctx`.
+    /// Each attempt once: its outcome record, or its `running` record while it has none.
     pub async fn register(&self, ctx: &SessionContext) -> Result<(), QueryError> {
-        register_json_dir(ctx, self.records.lake(), ROOT, "audit_log", audit_schema()).await
+        let records = json_dir_table(self.records.lake(), ROOT, audit_schema()).await?;
+        let outcomes = ctx.read_table(records.clone())?.filter(col("outcome").not_eq(lit(RUNNING)))?;
+        let finished_ids = outcomes.clone().select(vec![col("query_id").alias("finished_id")])?;
+        let unfinished = ctx.read_table(records)?.filter(col("outcome").eq(lit(RUNNING)))?.join(
+            finished_ids,
+            JoinType::LeftAnti,
+            &["query_id"],
+            &["finished_id"],
+            None,
+        )?;
+        ctx.register_table("audit_log", outcomes.union(unfinished)?.into_view())?;
+        Ok(())
     }
 }
 
@@ -160,8 +191,18 @@ pub async fn register_json_dir(
     name: &str,
     schema: SchemaRef,
 ) -> Result<(), QueryError> {
+    ctx.register_table(name, json_dir_table(lake, root, schema).await?)?;
+    Ok(())
+}
+
+/// The JSON-lines files under `root` in the lake as one table (empty when there are none).
+async fn json_dir_table(
+    lake: &Lake,
+    root: &str,
+    schema: SchemaRef,
+) -> Result<Arc<dyn datafusion::catalog::TableProvider>, QueryError> {
     let objects = lake.list(&Path::from(root)).await.map_err(|e| QueryError::Lake(e.to_string()))?;
-    let provider: Arc<dyn datafusion::catalog::TableProvider> = if objects.is_empty() {
+    Ok(if objects.is_empty() {
         Arc::new(MemTable::try_new(schema, vec![vec![]])?)
     } else {
         let urls = objects
@@ -171,9 +212,7 @@ pub async fn register_json_dir(
         let options = ListingOptions::new(Arc::new(JsonFormat::default())).with_file_extension(".json");
         let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema);
         Arc::new(ListingTable::try_new(config)?)
-    };
-    ctx.register_table(name, provider)?;
-    Ok(())
+    })
 }
 
 /// The `alert_deliveries` table the delivery stage writes: how each alert's delivery to

@@ -110,6 +110,11 @@ impl QueryEngine {
         self.audit.write(record).await;
     }
 
+    /// Stores an audit record in the background (from a `Drop`, which cannot wait).
+    pub fn audit_later(&self, record: AuditRecord) {
+        self.audit.write_later(record);
+    }
+
     /// Waits until the audit records of finished answers are stored.
     pub async fn flush_audit(&self) {
         self.audit.flush().await;
@@ -139,15 +144,21 @@ impl QueryEngine {
         if include_audit {
             self.audit.register(&ctx).await?;
         }
+        // A client's catalog query may name a table by OID only (psql's `\d`): it sees them all.
+        let catalog_query = request.dialect == Dialect::Postgres && crate::pg::catalog::reads_catalog(&request.sql);
         // Listed only for the queries that name it: most queries never read it.
-        if request.sql.to_ascii_lowercase().contains("alert_deliveries") {
+        if catalog_query || request.sql.to_ascii_lowercase().contains("alert_deliveries") {
             let schema = crate::audit::deliveries_schema();
             crate::audit::register_json_dir(&ctx, &self.lake, "alert_deliveries", "alert_deliveries", schema).await?;
         }
-        crate::views::register_views(&ctx, &request.sql, &self.approved_servers).await?;
+        let views = if catalog_query { "" } else { request.sql.as_str() };
+        crate::views::register_views(&ctx, views, catalog_query, &self.approved_servers).await?;
         if request.dialect == Dialect::Postgres {
             datafusion_pg_catalog::setup_pg_catalog(&ctx, "datafusion", EmptyContextProvider)
                 .map_err(|e| QueryError::from(*e))?;
+            if catalog_query {
+                crate::pg::catalog::use_stable_oids(&ctx, "datafusion").await?;
+            }
         }
         Ok((ctx, files))
     }
@@ -213,6 +224,13 @@ impl QueryEngine {
         let started = Instant::now();
         let timeout = request.export.unwrap_or(Duration::from_secs(self.config.timeout_seconds.max(1)));
         let record = AuditRecord::start(caller, &request);
+        if request.export.is_none() {
+            // Before any work: a query that takes the process down is still in the log.
+            self.audit.write(record.running()).await;
+        }
+        fail::fail_point!("query::after_running_record", |_| mcpsiem_runtime::failpoint::crash(
+            "query::after_running_record"
+        ));
         let planned = tokio::time::timeout(timeout, self.plan(caller, &request)).await;
         let (schema, stream, files) = match planned {
             Ok(Ok(planned)) => planned,

@@ -1,7 +1,7 @@
 //! The HTTP API: `POST /api/v1/query`, health and readiness, and Prometheus metrics.
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -11,6 +11,7 @@ use mcpsiem_event::Timestamp;
 use serde::Deserialize;
 
 use crate::QueryError;
+use crate::client_socket::ClientSocket;
 use crate::engine::{QueryEngine, QueryRequest};
 use crate::export::{ExportError, ExportRequest, Exporter, Selector};
 use crate::format::{Encoder, Format, Sink};
@@ -375,6 +376,7 @@ fn export_error_response(error: &ExportError) -> Response {
 async fn export(
     State(state): State<AppState>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     body: Result<Json<ExportBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let caller = match caller(&state.engine, &headers) {
@@ -400,7 +402,21 @@ async fn export(
         }
     };
     let path = state.work_dir.join(format!("mcpsiem-export-{}.zip", ulid::Ulid::new()));
-    let outcome = match exporter.export(&caller, &request, &path, &|_| {}).await {
+    let work = exporter.export(&caller, &request, &path, &|_| {});
+    let client = extensions.get::<ConnectInfo<ClientSocket>>().map(|info| info.0);
+    let built = match client {
+        // A client that went away cancels its export: the work stops, the partial bundle is
+        // removed and the attempt is audited as cancelled (all by dropping `work`).
+        Some(client) => tokio::select! {
+            built = work => built,
+            () = client.closed() => {
+                tracing::info!(caller = %caller.name, "the client closed its connection; export cancelled");
+                return error_response(&QueryError::Cancelled);
+            }
+        },
+        None => work.await,
+    };
+    let outcome = match built {
         Ok(outcome) => outcome,
         Err(e) => return export_error_response(&e),
     };

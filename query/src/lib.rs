@@ -1,6 +1,7 @@
 //! The query service: SQL over the lake for forensics, with roles, limits and an audit log.
 
 pub mod audit;
+pub mod client_socket;
 pub mod config;
 pub mod engine;
 pub mod error;

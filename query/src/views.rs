@@ -96,11 +96,16 @@ fn approved_predicate(approved_servers: &[String]) -> String {
     format!("(mcp_server_name IN ({}))", names.join(", "))
 }
 
-/// Registers the views `sql` mentions (planning every view for every query would cost each
-/// query the planning of five aggregations).
-pub async fn register_views(ctx: &SessionContext, sql: &str, approved_servers: &[String]) -> Result<(), QueryError> {
+/// Registers the views `sql` mentions, or every view when `all` (planning every view for
+/// every query would cost each query the planning of five aggregations).
+pub async fn register_views(
+    ctx: &SessionContext,
+    sql: &str,
+    all: bool,
+    approved_servers: &[String],
+) -> Result<(), QueryError> {
     let wanted = sql.to_ascii_lowercase();
-    for view in VIEWS.iter().filter(|v| wanted.contains(v.name)) {
+    for view in VIEWS.iter().filter(|v| all || wanted.contains(v.name)) {
         let text = view.sql.replace("{approved}", &approved_predicate(approved_servers));
         let plan = ctx.state().create_logical_plan(&text).await?;
         let frame = datafusion::dataframe::DataFrame::new(ctx.state(), plan);

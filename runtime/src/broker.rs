@@ -140,6 +140,11 @@ impl TansuBroker {
         self.port
     }
 
+    /// The broker's process id (tests stop and continue it with signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -20,6 +20,19 @@ use rdkafka::consumer::{Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
 const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the watch asks the broker for the topic's metadata, to know it answers.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+/// How long a probe waits: also how long it can hold up the stage's poll loop.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// No answer from the broker for this long: the stage is not ready.
+const UNREACHABLE_AFTER: Duration = Duration::from_secs(15);
+/// Holding no partition for this long while the group has a backlog: not ready. A
+/// rebalance takes less (a few seconds with librdkafka's defaults).
+const UNASSIGNED_GRACE: Duration = Duration::from_secs(30);
+/// After the broker answers again from an outage of [`UNREACHABLE_AFTER`] or more, a member
+/// that still holds no partition this long while the group has a backlog starts over with a
+/// new consumer. A rebalance after an outage takes a few seconds.
+const RECOVERY_GRACE: Duration = Duration::from_secs(15);
 
 /// One look at the topic: per partition, the group's committed offset and the high watermark.
 type Sample = BTreeMap<i32, PartitionProgress>;
@@ -43,13 +56,119 @@ pub struct GroupWatch {
     interval: Duration,
     unassigned_since: Option<Instant>,
     baseline: Option<(Instant, Sample)>,
+    /// The stage whose `/readyz` this watch keeps true, if any.
+    stage: Option<&'static str>,
+    last_probe: Option<Instant>,
+    reached_at: Instant,
+    /// Since when this member holds no partition, for readiness (the rejoin logic above
+    /// restarts its own clock at every rejoin).
+    idle_since: Option<Instant>,
+    /// When the broker answered again after an outage, until the member holds partitions.
+    back_at: Option<Instant>,
+    /// This member rejoined and has held nothing since.
+    rejoined: bool,
+    /// The consumer is wedged: the stage should replace it (see [`GroupWatch::wants_new_consumer`]).
+    new_consumer: bool,
 }
 
 impl GroupWatch {
     /// A watch over `topic` that rejoins after `interval` of holding nothing while a backlog
     /// does not move; a zero interval disables it.
     pub fn new(topic: &str, interval: Duration) -> Self {
-        Self { topic: topic.to_string(), interval, unassigned_since: None, baseline: None }
+        Self {
+            topic: topic.to_string(),
+            interval,
+            unassigned_since: None,
+            baseline: None,
+            stage: None,
+            last_probe: None,
+            reached_at: Instant::now(),
+            idle_since: None,
+            back_at: None,
+            rejoined: false,
+            new_consumer: false,
+        }
+    }
+
+    /// True (once) when the consumer should be replaced by a new one: the broker came back
+    /// from an outage and this member still holds nothing while records wait, or a rejoin
+    /// did not unstick the group. librdkafka's group state can stay wedged after a broker
+    /// stopped answering for longer than the session timeout (seen with Tansu 0.6 after a
+    /// 60 s SIGSTOP: no partition for minutes, rejoins included), while a new member is
+    /// given partitions at once. Only asked for while the member holds no partition, so
+    /// nothing it buffers is lost.
+    pub fn wants_new_consumer(&mut self) -> bool {
+        std::mem::take(&mut self.new_consumer)
+    }
+
+    /// The stage replaced its consumer: the watch starts over for the new one.
+    fn started_over(&mut self) {
+        self.unassigned_since = None;
+        self.baseline = None;
+        self.back_at = None;
+        self.rejoined = false;
+        self.new_consumer = true;
+    }
+
+    /// Also keeps `stage`'s readiness true: not ready while the broker does not answer, or
+    /// while this member holds no partition and its group has records waiting.
+    pub fn reporting_readiness(mut self, stage: &'static str) -> Self {
+        self.stage = Some(stage);
+        self
+    }
+
+    /// Asks the broker for the topic's metadata when due, and sets the stage's readiness.
+    fn probe<C, K>(&mut self, consumer: &K, holds_partitions: bool)
+    where
+        C: ConsumerContext,
+        K: Consumer<C>,
+    {
+        if holds_partitions {
+            self.idle_since = None;
+            self.back_at = None;
+        } else {
+            self.idle_since.get_or_insert_with(Instant::now);
+        }
+        if self.last_probe.is_some_and(|at| at.elapsed() < PROBE_EVERY) {
+            return;
+        }
+        self.last_probe = Some(Instant::now());
+        let reached = consumer.fetch_metadata(Some(&self.topic), PROBE_TIMEOUT).is_ok();
+        if reached {
+            if self.reached_at.elapsed() >= UNREACHABLE_AFTER && !holds_partitions {
+                tracing::info!(topic = %self.topic, silent_seconds = self.reached_at.elapsed().as_secs(), "the Kafka brokers answer again");
+                self.back_at = Some(Instant::now());
+            }
+            self.reached_at = Instant::now();
+        }
+        let idle_long = self.idle_since.is_some_and(|since| since.elapsed() >= UNASSIGNED_GRACE);
+        let back_long = self.back_at.is_some_and(|at| at.elapsed() >= RECOVERY_GRACE);
+        let backlog: Option<i64> = if reached && !holds_partitions && (idle_long || back_long) {
+            sample(consumer, &self.topic).ok().map(|s| s.values().map(|p| (p.high - p.committed).max(0)).sum())
+        } else {
+            None
+        };
+        if back_long && backlog.is_some_and(|waiting| waiting > 0) {
+            tracing::warn!(
+                topic = %self.topic,
+                records_waiting = backlog,
+                "still no partition after the brokers came back from an outage; starting over with a new consumer"
+            );
+            metrics::counter!("mcpsiem_kafka_new_consumers_total", "topic" => self.topic.clone()).increment(1);
+            self.started_over();
+        }
+        let Some(stage) = self.stage else { return };
+        let now = readiness(&self.topic, self.reached_at.elapsed(), self.idle_since.map(|s| s.elapsed()), backlog);
+        // Logged when it changes, not at every probe.
+        match (&now, crate::ops::readiness(stage).is_ok()) {
+            (Ok(()), false) => tracing::info!(stage, topic = %self.topic, "ready again"),
+            (Err(reason), true) => tracing::warn!(stage, topic = %self.topic, %reason, "not ready"),
+            _ => {}
+        }
+        match now {
+            Ok(()) => crate::ops::set_ready(stage, true),
+            Err(reason) => crate::ops::set_not_ready(stage, reason),
+        }
     }
 
     /// How long this member holds nothing before it looks, and how far apart its looks are.
@@ -64,13 +183,15 @@ impl GroupWatch {
         C: ConsumerContext,
         K: Consumer<C>,
     {
+        let holds_partitions = consumer.assignment().map(|a| a.count() > 0).unwrap_or(true);
+        self.probe(consumer, holds_partitions);
         if self.interval.is_zero() {
             return None;
         }
-        let holds_partitions = consumer.assignment().map(|a| a.count() > 0).unwrap_or(true);
         if holds_partitions {
             self.unassigned_since = None;
             self.baseline = None;
+            self.rejoined = false;
             return None;
         }
         let since = *self.unassigned_since.get_or_insert_with(Instant::now);
@@ -101,6 +222,13 @@ impl GroupWatch {
              and this member holds no partition: the group is stuck (a coordinator that settled on a \
              member that is gone); rejoining the group"
         );
+        if self.rejoined {
+            // A rejoin did not help: the consumer itself is wedged.
+            tracing::warn!(topic = %self.topic, "the rejoin did not help; starting over with a new consumer");
+            metrics::counter!("mcpsiem_kafka_new_consumers_total", "topic" => self.topic.clone()).increment(1);
+            self.started_over();
+            return Some(stuck);
+        }
         metrics::counter!("mcpsiem_kafka_group_rejoins_total", "topic" => self.topic.clone()).increment(1);
         consumer.unsubscribe();
         if let Err(e) = consumer.subscribe(&[&self.topic]) {
@@ -108,7 +236,24 @@ impl GroupWatch {
         }
         self.unassigned_since = Some(Instant::now());
         self.baseline = None;
+        self.rejoined = true;
         Some(stuck)
+    }
+}
+
+/// A stage's readiness from what its watch saw: how long since the broker last answered,
+/// how long this member has held no partition (None: it holds some), and the group's
+/// backlog when it was looked at.
+fn readiness(topic: &str, since_reached: Duration, idle: Option<Duration>, backlog: Option<i64>) -> Result<(), String> {
+    if since_reached >= UNREACHABLE_AFTER {
+        return Err(format!("the Kafka brokers have not answered for {} s", since_reached.as_secs()));
+    }
+    match (idle, backlog) {
+        (Some(idle), Some(waiting)) if idle >= UNASSIGNED_GRACE && waiting > 0 => Err(format!(
+            "holds no partition of {topic} for {} s while {waiting} records wait for its group",
+            idle.as_secs()
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -190,6 +335,19 @@ mod tests {
         assert_eq!(kafka.group_watch("t", Duration::from_secs(60)).interval(), Duration::from_secs(120));
         let off = crate::kafka::KafkaConfig { stuck_group_seconds: 0, ..kafka };
         assert_eq!(off.group_watch("t", Duration::from_secs(60)).interval(), Duration::ZERO);
+    }
+
+    #[test]
+    fn readiness_follows_the_broker_and_the_partitions() {
+        let ok = Duration::from_secs(1);
+        assert_eq!(readiness("t", ok, None, None), Ok(()));
+        let unreachable = readiness("t", UNREACHABLE_AFTER, None, None).unwrap_err();
+        assert!(unreachable.contains("have not answered for 15 s"), "{unreachable}");
+        // Idle but within a rebalance's time, or idle with nothing waiting: ready.
+        assert_eq!(readiness("t", ok, Some(Duration::from_secs(5)), Some(100)), Ok(()));
+        assert_eq!(readiness("t", ok, Some(UNASSIGNED_GRACE * 2), Some(0)), Ok(()));
+        let idle = readiness("t", ok, Some(UNASSIGNED_GRACE), Some(1600)).unwrap_err();
+        assert!(idle.contains("no partition of t for 30 s while 1600 records wait"), "{idle}");
     }
 
     #[test]

@@ -53,17 +53,29 @@ pub fn metrics_handle() -> Result<PrometheusHandle, OpsError> {
     Ok(handle)
 }
 
-/// Which stages of this process are ready (set by each stage once it serves).
-static READY: LazyLock<Mutex<BTreeMap<&'static str, bool>>> = LazyLock::new(Mutex::default);
+/// Which stages of this process are ready, and why the others are not (set by each stage
+/// once it serves, and by its consumer's [`crate::group_watch::GroupWatch`] while it runs).
+static READY: LazyLock<Mutex<BTreeMap<&'static str, Result<(), String>>>> = LazyLock::new(Mutex::default);
 
-/// Marks `stage` ready (or not) for its `/readyz`.
+/// Marks `stage` ready (or not, while starting or once stopped) for its `/readyz`.
 pub fn set_ready(stage: &'static str, ready: bool) {
-    READY.lock().expect("not poisoned").insert(stage, ready);
+    let state = if ready { Ok(()) } else { Err("not serving (starting or stopped)".to_string()) };
+    READY.lock().expect("not poisoned").insert(stage, state);
+}
+
+/// Marks a serving `stage` not ready for `reason` (what `/readyz` answers).
+pub fn set_not_ready(stage: &'static str, reason: String) {
+    READY.lock().expect("not poisoned").insert(stage, Err(reason));
+}
+
+/// Whether `stage` is ready, or why not.
+pub fn readiness(stage: &str) -> Result<(), String> {
+    READY.lock().expect("not poisoned").get(stage).cloned().unwrap_or_else(|| Err("not started".to_string()))
 }
 
 /// Whether `stage` said it is ready.
 pub fn is_ready(stage: &str) -> bool {
-    READY.lock().expect("not poisoned").get(stage).copied().unwrap_or(false)
+    readiness(stage).is_ok()
 }
 
 /// Serves `/metrics`, `/healthz` (the process answers) and `/readyz` (`stage` is ready) on
@@ -84,10 +96,9 @@ pub fn start_metrics(addr: &str, stage: &'static str) -> Result<(), OpsError> {
         .route(
             "/readyz",
             axum::routing::get(move || async move {
-                if is_ready(stage) {
-                    (axum::http::StatusCode::OK, format!("{stage} ready"))
-                } else {
-                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("{stage} not ready"))
+                match readiness(stage) {
+                    Ok(()) => (axum::http::StatusCode::OK, format!("{stage} ready")),
+                    Err(why) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("{stage} not ready: {why}")),
                 }
             }),
         );

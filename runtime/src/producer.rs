@@ -100,11 +100,36 @@ impl EventProducer {
 
 /// Creates `topic` with `partitions` partitions unless it exists. Brokers that auto-create
 /// topics would give them one partition, which caps consumer groups at one member.
+///
+/// A broker that cannot be reached (restarting, say, while the stages of `mcpsiem up` start)
+/// is asked again for up to [`TOPIC_RETRY_FOR`] before this fails.
 pub async fn ensure_topic(kafka: &KafkaConfig, topic: &str, partitions: i32) -> Result<(), KafkaError> {
     let admin: AdminClient<DefaultClientContext> = kafka.client_config().create()?;
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let replication = TopicReplication::Fixed(kafka.replication_factor);
-    let results = admin.create_topics(&[NewTopic::new(topic, partitions, replication)], &options).await?;
+    let started = std::time::Instant::now();
+    loop {
+        let replication = TopicReplication::Fixed(kafka.replication_factor);
+        match create_once(&admin, &options, topic, partitions, replication).await {
+            Err(e) if is_unreachable(&e) && started.elapsed() < TOPIC_RETRY_FOR => {
+                tracing::warn!(topic, error = %e, "cannot reach the broker to create the topic; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// How long [`ensure_topic`] keeps asking a broker it cannot reach.
+pub const TOPIC_RETRY_FOR: Duration = Duration::from_secs(60);
+
+async fn create_once(
+    admin: &AdminClient<DefaultClientContext>,
+    options: &AdminOptions,
+    topic: &str,
+    partitions: i32,
+    replication: TopicReplication<'_>,
+) -> Result<(), KafkaError> {
+    let results = admin.create_topics(&[NewTopic::new(topic, partitions, replication)], options).await?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -112,4 +137,17 @@ pub async fn ensure_topic(kafka: &KafkaConfig, topic: &str, partitions: i32) -> 
         }
     }
     Ok(())
+}
+
+fn is_unreachable(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::NetworkException
+        )
+    )
 }

@@ -59,7 +59,7 @@ pub fn run_serve(config: &Config) -> Result<()> {
         };
         tracing::info!(addr = %config.query.listen, lake = %config.lake.location, "query service listening");
         mcpsiem_runtime::ops::set_ready("query", true);
-        axum::serve(listener, app)
+        axum::serve(listener, app.into_make_service_with_connect_info::<mcpsiem_query::client_socket::ClientSocket>())
             .with_graceful_shutdown(async move {
                 mcpsiem_runtime::stop::shutdown_signal().await;
                 tracing::info!("stop requested; finishing running queries");

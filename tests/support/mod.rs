@@ -220,6 +220,15 @@ pub fn wait_for_port(port: u16, child: &mut std::process::Child) {
     }
 }
 
+/// Waits up to `limit` for `done` to hold; `what` names what never happened.
+pub fn wait_until(limit: std::time::Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// The `FAILPOINTS` value that aborts a child process the `n`-th time it reaches a
 /// failpoint, from `name:n` (the process must be built with the `failpoints` feature, as
 /// `scripts/test` builds it).

@@ -220,6 +220,10 @@ impl Exporter {
             },
         );
         audit.action = "export".into();
+        self.engine.audit(audit.running()).await;
+        // Dropped before the end (the client went away and the request was cancelled): the
+        // attempt is still given its outcome.
+        let cancelled = CancelledExport { record: Some(audit.clone()), engine: self.engine.clone(), started };
         let result = if caller.role < Role::Auditor {
             Err(ExportError::Query(QueryError::Forbidden(format!(
                 "exports need the auditor or admin role; `{}` is {}",
@@ -256,6 +260,7 @@ impl Exporter {
                 metrics::counter!("mcpsiem_exports_total", "outcome" => e.code()).increment(1);
             }
         }
+        cancelled.disarm();
         self.engine.audit(audit).await;
         result.map(|(outcome, _)| outcome)
     }
@@ -477,6 +482,10 @@ impl Exporter {
             let mut rows = 0u64;
             while let Some(batch) = answer.stream.next().await {
                 let batch = batch?;
+                #[cfg(feature = "failpoints")]
+                if fail::eval("query::export_slow_batch", |_| ()).is_some() {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
                 writer.write(&batch)?;
                 rows += batch.num_rows() as u64;
                 progress(batch.num_rows() as u64);
@@ -505,4 +514,26 @@ fn readme(key_id: &str) -> String {
          \x20   sha256sum data/* README.txt   # compare with \"files\" in manifest.json\n\n\
          Get export.pub from the operator through a channel other than this bundle.\n"
     )
+}
+/// Records an export that was dropped before it ended as `cancelled`.
+struct CancelledExport {
+    record: Option<AuditRecord>,
+    engine: QueryEngine,
+    started: Instant,
+}
+
+impl CancelledExport {
+    /// The export ended on its own: nothing to record here.
+    fn disarm(mut self) {
+        self.record = None;
+    }
+}
+
+impl Drop for CancelledExport {
+    fn drop(&mut self) {
+        if let Some(record) = self.record.take() {
+            metrics::counter!("mcpsiem_exports_total", "outcome" => "cancelled").increment(1);
+            self.engine.audit_later(record.failed(&QueryError::Cancelled, self.started.elapsed()));
+        }
+    }
 }

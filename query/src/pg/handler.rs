@@ -25,6 +25,7 @@ use pgwire::types::format::FormatOptions;
 
 use super::session_commands::{SessionCommand, classify, default_setting};
 use super::startup::caller_of;
+use super::text_columns::TextColumns;
 use crate::engine::{Described, Dialect};
 use crate::{Caller, QueryEngine, QueryError, QueryRequest};
 
@@ -146,12 +147,13 @@ impl PgHandler {
     ) -> Result<QueryResponse, PgWireError> {
         let request = QueryRequest { sql, params, dialect: Dialect::Postgres, ..QueryRequest::default() };
         let answer = self.engine.run(caller, request).await.map_err(|e| pg_error(&e))?;
-        let fields = Arc::new(arrow_schema_to_pg_fields(&answer.schema, format, Some(options))?);
+        let text = TextColumns::for_schema(&answer.schema);
+        let fields = Arc::new(arrow_schema_to_pg_fields(text.schema(), format, Some(options))?);
         let encode_with = fields.clone();
         let rows = answer
             .stream
             .map(move |batch| -> Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> {
-                match batch {
+                match batch.and_then(|batch| text.convert(batch).map_err(|e| QueryError::Execution(e.to_string()))) {
                     Ok(batch) => encode_recordbatch(encode_with.clone(), batch),
                     Err(e) => Box::new(std::iter::once(Err(pg_error(&e)))),
                 }
@@ -250,7 +252,8 @@ impl QueryParser for PgQueryParser {
     fn get_result_schema(&self, statement: &PgStatement, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
         match statement {
             PgStatement::Query { described, .. } => {
-                arrow_schema_to_pg_fields(&described.schema, format.unwrap_or(&Format::UnifiedText), None)
+                let text = TextColumns::for_schema(&described.schema);
+                arrow_schema_to_pg_fields(text.schema(), format.unwrap_or(&Format::UnifiedText), None)
             }
             PgStatement::Session(SessionCommand::Show { name }) => Ok(text_fields(name).as_ref().clone()),
             PgStatement::Session(_) => Ok(Vec::new()),

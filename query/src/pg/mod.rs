@@ -2,9 +2,11 @@
 //! lake directly. Logins use API keys as passwords; queries go through the same engine,
 //! limits and audit log as the HTTP API.
 
+pub mod catalog;
 mod handler;
 mod session_commands;
 mod startup;
+mod text_columns;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -346,6 +346,76 @@ sha256 = "{analyst_hash}"
     terminate(serve.id());
     let _ = serve.wait();
 
+    // A client that goes away while its bundle is being built cancels the export: the work
+    // stops, the partial bundle is removed, and the attempt is audited as cancelled. Each
+    // batch takes 2 s here (a failpoint), so the export is surely still running.
+    let work = scratch.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let port = support::free_port();
+    let mut slow = fixture
+        .command(&[
+            "serve",
+            "--set",
+            &format!("query.listen=127.0.0.1:{port}"),
+            "--set",
+            "query.pg_listen=",
+            "--set",
+            &format!("evidence.work_dir={}", work.display()),
+        ])
+        .env("FAILPOINTS", "query::export_slow_batch=return")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    support::wait_for_port(port, &mut slow);
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        client,
+        "POST /api/v1/exports HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nAuthorization: Bearer {auditor_key}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let in_work = || -> Vec<String> {
+        std::fs::read_dir(&work).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect()
+    };
+    support::wait_until(Duration::from_secs(60), "the export started its bundle", || {
+        in_work().iter().any(|name| name.ends_with(".zip.partial"))
+    });
+    drop(client);
+    support::wait_until(Duration::from_secs(20), "the cancelled export removed its bundle", || in_work().is_empty());
+    terminate(slow.id());
+    let _ = slow.wait();
+
+    // The attempt is in the log before the query runs: a query that takes the service down
+    // (here a failpoint aborts it right after that record) is still there, `running`.
+    let port = support::free_port();
+    let mut doomed = fixture
+        .command(&["serve", "--set", &format!("query.listen=127.0.0.1:{port}"), "--set", "query.pg_listen="])
+        .env("FAILPOINTS", "query::after_running_record=return")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    support::wait_for_port(port, &mut doomed);
+    let doomed_sql = "SELECT count(*) FROM events WHERE event_id <> 'doomed'";
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let query_body = serde_json::json!({ "sql": doomed_sql }).to_string();
+    let _ = write!(
+        client,
+        "POST /api/v1/query HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nAuthorization: Bearer {auditor_key}\r\nContent-Length: {}\r\n\r\n{query_body}",
+        query_body.len()
+    );
+    support::wait_for_abort(&mut doomed, Duration::from_secs(60), "the service aborts at the failpoint");
+    let crashed = run(
+        &fixture,
+        &[
+            "query",
+            &format!("SELECT outcome FROM audit_log WHERE sql = '{}'", doomed_sql.replace('\'', "''")),
+            "--format",
+            "ndjson",
+        ],
+    );
+    assert_eq!(stdout(&crashed).trim(), r#"{"outcome":"running"}"#, "{}", String::from_utf8_lossy(&crashed.stderr));
+
     // Every export is in the audit log: five from the command line, the API's, and the
     // refused and failed ones with their reasons.
     let audit = run(
@@ -363,6 +433,9 @@ sha256 = "{analyst_hash}"
     assert!(ok_rows.iter().all(|r| r["detail"].as_str().unwrap().contains("manifest_sha256")));
     assert!(rows.iter().any(|r| r["caller"] == "ana" && r["outcome"] == "forbidden"), "{rows:?}");
     assert!(rows.iter().any(|r| r["caller"] == "audra" && r["outcome"] == "not_found"), "{rows:?}");
+    assert!(rows.iter().any(|r| r["caller"] == "audra" && r["outcome"] == "cancelled"), "{rows:?}");
+    // Each attempt once, with its outcome: none is left `running`.
+    assert!(rows.iter().all(|r| r["outcome"] != "running"), "{rows:?}");
 
     // Compaction keeps the lake verifiable.
     let compact = run(&fixture, &["compact", "--settle-seconds", "0"]);

@@ -53,6 +53,29 @@ fn psql_logs_in_with_a_key_and_queries_read_only_with_helpful_errors() {
         assert!(listing.lines().any(|l| l.split('|').any(|c| c == table)), "{table} missing from \\dt:\n{listing}");
     }
 
+    // psql's \d is two queries, the second naming the table by the OID the first found: the
+    // columns it lists are the table's own, for every table and view, every time.
+    let describe = |key: &str, table: &str| -> Vec<String> {
+        let out = psql(pg, key, &["-c", &format!(r"\d {table}")]);
+        assert!(out.status.success(), "\\d {table}: {}", text(&out.stderr));
+        text(&out.stdout).lines().filter_map(|l| l.split('|').next()).map(str::to_string).collect()
+    };
+    let columns_of = |key: &str, table: &str| -> Vec<String> {
+        let sql = format!("SELECT * FROM {table} LIMIT 0");
+        let out = psql(pg, key, &["-P", "tuples_only=off", "-P", "footer=off", "-c", &sql]);
+        assert!(out.status.success(), "{sql}: {}", text(&out.stderr));
+        text(&out.stdout).split('|').map(str::to_string).collect()
+    };
+    let tables = ["events", "alerts", "deadletters", "alert_deliveries"];
+    let views = mcpsiem_query::views::VIEWS.iter().map(|v| v.name);
+    for table in tables.into_iter().chain(views) {
+        let columns = columns_of(ANALYST, table);
+        assert!(columns.len() > 1, "{table}: {columns:?}");
+        assert_eq!(describe(ANALYST, table), columns, "\\d {table}");
+        assert_eq!(describe(ANALYST, table), columns, "\\d {table}, asked again");
+    }
+    assert_eq!(describe(ADMIN, "audit_log"), columns_of(ADMIN, "audit_log"), "\\d audit_log");
+
     let out = psql(pg, "not-a-key", &["-c", "SELECT 1"]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("assword"), "{}", text(&out.stderr));
