@@ -53,7 +53,7 @@ fn load(paths: &[PathBuf], lists: &NamedLists) -> Result<RuleSet> {
 /// The naive loop's rules: every detection document parsed by sigma-rust itself, as a user
 /// of the crate would, without our rewrites. Documents it cannot parse (our `|expand`) are
 /// left out, which only makes the baseline's work smaller.
-fn naive_rules(paths: &[PathBuf]) -> Result<Vec<sigma_rust::Rule>> {
+pub(crate) fn naive_rules(paths: &[PathBuf]) -> Result<Vec<sigma_rust::Rule>> {
     let mut out = Vec::new();
     let files = rules::rule_files(paths).map_err(|p| anyhow::anyhow!("{p}"))?;
     for file in files {

@@ -6,6 +6,7 @@ pub mod collect;
 pub mod decode;
 pub mod delivery;
 pub mod detect;
+pub mod detect_scaling;
 pub mod export;
 pub mod ingest;
 pub mod latency;

@@ -119,6 +119,20 @@ enum BenchCommand {
         events: u64,
         #[arg(long, default_value_t = 3)]
         rounds: u32,
+        /// More rule directories (e.g. a SigmaHQ checkout's `rules/`): measures the scaling
+        /// curve at `--sizes` rules instead, the pack plus subsets of these.
+        #[arg(long = "rules-dir")]
+        rules_dirs: Vec<PathBuf>,
+        /// Rewrite each extra rule's `logsource` to `{product: mcp}`, so that it is
+        /// evaluated on every event (rules for other products would not load otherwise).
+        #[arg(long)]
+        rewrite_logsource: bool,
+        /// Total detection rules at each point of the curve.
+        #[arg(long, value_delimiter = ',', default_value = "27,300,1000,3000")]
+        sizes: Vec<usize>,
+        /// Events the slow references (no index, naive loop) and the verdict checks run on.
+        #[arg(long, default_value_t = 2_000)]
+        baseline_events: usize,
         /// Print the figures as JSON.
         #[arg(long)]
         json: bool,
@@ -207,12 +221,26 @@ fn main() -> Result<()> {
             print_report(&report, json)?;
             Ok(())
         }
-        BenchCommand::Detect { events, rounds, json } => {
+        BenchCommand::Detect { events, rounds, rules_dirs, rewrite_logsource, sizes, baseline_events, json } => {
             eprintln!("generating {events} events…");
             let corpus = mcpsiem_bench::decode::NdjsonCorpus::generate(events, 42);
             let mut lists = mcpsiem_detect::DetectConfig::default().lists;
             // The pack's shadow-server rule needs an inventory; use the generator's.
             lists.entry("approved_servers".into()).or_insert_with(mcpsiem_gen::approved_server_names);
+            if !rules_dirs.is_empty() {
+                let work_dir = PathBuf::from("target/bench-detect-rules");
+                let options = mcpsiem_bench::detect_scaling::ScalingOptions {
+                    pack: &cli.rules,
+                    extra_dirs: &rules_dirs,
+                    rewrite_logsource,
+                    sizes: &sizes,
+                    baseline_events,
+                    work_dir: &work_dir,
+                };
+                let report = mcpsiem_bench::detect_scaling::detect_scaling(&corpus, &lists, &options)?;
+                print_report(&report, json)?;
+                return Ok(());
+            }
             let report = mcpsiem_bench::detect::detect_bench(&corpus, &cli.rules, &lists, rounds)?;
             print_report(&report, json)?;
             Ok(())

@@ -3,6 +3,7 @@
 //! the same events give the same alerts.
 
 pub mod first_seen;
+mod rule_index;
 pub mod sigma_event;
 pub mod state;
 pub mod window;
@@ -14,6 +15,7 @@ use mcpsiem_event::{EventKind, McpEvent, Timestamp};
 use crate::alert::{Alert, AlertSource};
 use crate::rules::{CorrelationRule, DetectionRule, FilterRule, FirstSeenRule, RuleSet};
 use first_seen::{FirstSeenState, Seen};
+use rule_index::RuleIndex;
 use sigma_event::{FieldSelection, to_sigma_event};
 pub use state::{EngineState, Restored};
 use window::{Added, Fired, Hit, WindowState};
@@ -54,6 +56,8 @@ struct DetectionSlot {
     /// `mcpsiem_detect_rule_matches_total{rule}`, registered once: per match it is hot.
     matches: metrics::Counter,
     filters: Vec<usize>,
+    /// The rule or one of its filters has a keyword selection: it reads every field.
+    reads_every_field: bool,
     consumers: Vec<Consumer>,
     /// The name the consumers use for it (for aliases).
     reference: Vec<String>,
@@ -90,6 +94,10 @@ pub struct Engine {
     correlations: Vec<CorrelationSlot>,
     first_seen: Vec<FirstSeenSlot>,
     by_kind: HashMap<EventKind, std::sync::Arc<[usize]>>,
+    /// Per kind, its rules indexed by trigger (positions in `by_kind`'s list).
+    indexes: HashMap<EventKind, RuleIndex>,
+    /// Whether candidates come from the index (else every rule of the kind is evaluated).
+    use_index: bool,
     /// The fields the rules evaluated on each event kind read.
     fields: HashMap<EventKind, FieldSelection>,
     /// Newest event time per source (Kafka partition) and when the source last delivered.
@@ -132,6 +140,8 @@ impl Engine {
             correlations: Vec::new(),
             first_seen: Vec::new(),
             by_kind: HashMap::new(),
+            indexes: HashMap::new(),
+            use_index: true,
             fields: HashMap::new(),
             sources: HashMap::new(),
             last_advance: Timestamp::from_micros(i64::MIN),
@@ -145,6 +155,7 @@ impl Engine {
                 matches: matches_counter(&rule),
                 rule,
                 filters: Vec::new(),
+                reads_every_field: false,
                 consumers: Vec::new(),
                 reference: Vec::new(),
                 alerts: true,
@@ -157,6 +168,7 @@ impl Engine {
                     matches: matches_counter(&inline),
                     rule: inline,
                     filters: Vec::new(),
+                    reads_every_field: false,
                     consumers: vec![Consumer::FirstSeen(index)],
                     reference: Vec::new(),
                     alerts: false,
@@ -239,33 +251,57 @@ impl Engine {
                 }
             }
         }
-        let mut filter_fields = BTreeSet::new();
-        let mut filter_keywords = false;
-        for filter in &self.filters {
-            filter_fields.extend(filter.detection.fields.iter().cloned());
-            filter_keywords |= filter.detection.uses_keywords;
+        for slot in self.detections.iter_mut() {
+            slot.reads_every_field =
+                slot.rule.uses_keywords || slot.filters.iter().any(|f| self.filters[*f].detection.uses_keywords);
         }
+        let filter_fields: BTreeSet<String> =
+            self.filters.iter().flat_map(|filter| filter.detection.fields.iter().cloned()).collect();
         for kind in EventKind::ALL {
             let rules: Vec<usize> = (0..self.detections.len())
                 .filter(|d| self.detections[*d].rule.kinds.as_ref().is_none_or(|kinds| kinds.contains(kind)))
                 .collect();
             // Per kind: a tool definition needs none of a tool call's kilobytes copied.
             let mut fields = filter_fields.clone();
-            let mut keywords = filter_keywords;
             for d in &rules {
                 fields.extend(self.detections[*d].rule.fields.iter().cloned());
-                keywords |= self.detections[*d].rule.uses_keywords;
             }
-            self.fields.insert(*kind, FieldSelection::new(fields, keywords));
+            self.fields.insert(*kind, FieldSelection::only(fields));
+            self.indexes.insert(*kind, RuleIndex::new(rules.iter().map(|d| &self.detections[*d].rule.trigger)));
             self.by_kind.insert(*kind, rules.into());
         }
+    }
+
+    /// Evaluates every rule of each kind on every event, without the trigger index: the
+    /// reference the index is compared with (benchmarks and tests).
+    pub fn without_index(mut self) -> Self {
+        self.use_index = false;
+        self
+    }
+
+    /// The detection rules worth evaluating on `event`, in rule order, and the sigma-rust
+    /// event they read (`None` when there are none).
+    fn candidates(&self, event: &McpEvent<'_>) -> (Vec<usize>, Option<sigma_rust::Event>) {
+        let Some(rules) = self.by_kind.get(&event.kind) else { return (Vec::new(), None) };
+        let candidates: Vec<usize> = if self.use_index {
+            self.indexes[&event.kind].candidates(event).into_iter().map(|p| rules[p as usize]).collect()
+        } else {
+            rules.to_vec()
+        };
+        if candidates.is_empty() {
+            return (candidates, None);
+        }
+        let every_field = candidates.iter().any(|d| self.detections[*d].reads_every_field);
+        let selection = if every_field { &FieldSelection::All } else { &self.fields[&event.kind] };
+        let sigma = to_sigma_event(event, selection);
+        (candidates, Some(sigma))
     }
 
     /// The keys of the detection rules that match `event` (by its kind, filters applied,
     /// no state touched): to compare verdicts with another engine.
     pub fn detection_verdicts(&self, event: &McpEvent<'_>) -> Vec<String> {
-        let Some(candidates) = self.by_kind.get(&event.kind) else { return Vec::new() };
-        let sigma = to_sigma_event(event, &self.fields[&event.kind]);
+        let (candidates, sigma) = self.candidates(event);
+        let Some(sigma) = sigma else { return Vec::new() };
         candidates
             .iter()
             .map(|d| &self.detections[*d])
@@ -335,9 +371,8 @@ impl Engine {
         let newest = self.sources.entry(source).or_insert((Some(event.time), now));
         newest.0 = Some(newest.0.map_or(event.time, |t| t.max(event.time)));
         newest.1 = now;
-        let candidates = self.by_kind.get(&event.kind).cloned().unwrap_or_else(|| std::sync::Arc::from([]));
-        if !candidates.is_empty() {
-            let sigma = to_sigma_event(event, &self.fields[&event.kind]);
+        let (candidates, sigma) = self.candidates(event);
+        if let Some(sigma) = sigma {
             for &d in candidates.iter() {
                 let slot = &self.detections[d];
                 if !slot.rule.sigma.is_match(&sigma) {
@@ -561,5 +596,7 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+mod index_tests;
 #[cfg(test)]
 mod tests;

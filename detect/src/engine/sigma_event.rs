@@ -1,7 +1,7 @@
 //! Our events as sigma-rust sees them: the fields the loaded rules read, typed as the
 //! schema documents them (strings, integers, booleans; timestamps as RFC 3339 text).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use mcpsiem_event::{FieldAccessor, FieldRef, McpEvent};
 use sigma_rust::Event;
@@ -9,29 +9,31 @@ use sigma_rust::Event;
 /// Which fields to copy into the sigma-rust event.
 #[derive(Clone, Debug)]
 pub enum FieldSelection {
-    /// Only these (the union of the fields the rules read), with their getters resolved:
-    /// most events have ~40 fields and rules read a handful, so this is most of the
-    /// detector's speed.
-    Only(Vec<(String, Option<FieldAccessor>)>),
+    /// Only these (the union of the fields the rules read): most events have ~40 fields and
+    /// rules read a handful, so this is much of the detector's speed. Model fields have their
+    /// getters resolved; other names are looked for among the event's attributes, which are
+    /// few, so thousands of names of rules about other products cost nothing per event.
+    Only { model: Vec<(String, FieldAccessor)>, derived: Vec<&'static str>, attributes: HashSet<String> },
     /// Every field, when a rule has a keyword selection.
     All,
 }
 
 impl FieldSelection {
-    pub fn new(fields: BTreeSet<String>, any_keywords: bool) -> Self {
-        if any_keywords {
-            Self::All
-        } else {
-            Self::Only(
-                fields
-                    .into_iter()
-                    .map(|name| {
-                        let getter = McpEvent::accessor(&name);
-                        (name, getter)
-                    })
-                    .collect(),
-            )
+    pub fn only(fields: BTreeSet<String>) -> Self {
+        let mut model = Vec::new();
+        let mut derived = Vec::new();
+        let mut attributes = HashSet::new();
+        for name in fields {
+            if let Some(getter) = McpEvent::accessor(&name) {
+                model.push((name, getter));
+            } else {
+                if let Some(d) = DERIVED_FIELDS.iter().find(|d| **d == name) {
+                    derived.push(*d);
+                }
+                attributes.insert(name);
+            }
         }
+        Self::Only { model, derived, attributes }
     }
 }
 
@@ -39,16 +41,23 @@ impl FieldSelection {
 pub fn to_sigma_event(event: &McpEvent<'_>, selection: &FieldSelection) -> Event {
     let mut out = Event::new();
     match selection {
-        FieldSelection::Only(fields) => {
-            for (name, getter) in fields {
-                let value = match getter {
-                    Some(get) => get(event),
-                    None => event.field(name),
-                };
-                if let Some(value) = value {
+        FieldSelection::Only { model, derived: derived_names, attributes } => {
+            for (name, get) in model {
+                if let Some(value) = get(event) {
                     insert(&mut out, name, value);
-                } else if let Some(value) = derived(event, name) {
-                    out.insert(name.as_str(), value);
+                }
+            }
+            for name in derived_names {
+                if let Some(value) = derived(event, name) {
+                    out.insert(*name, value);
+                }
+            }
+            // After the derived fields: an attribute of the same name is what the event says.
+            if !attributes.is_empty() {
+                for (key, value) in &event.attributes.0 {
+                    if attributes.contains(key.as_str()) {
+                        insert(&mut out, key.as_str(), FieldRef::Json(value.as_ref()));
+                    }
                 }
             }
         }
@@ -70,7 +79,7 @@ pub fn to_sigma_event(event: &McpEvent<'_>, selection: &FieldSelection) -> Event
 /// the ISO weekday (1 Monday to 7 Sunday, UTC) of the event time, for working-hours rules.
 pub const DERIVED_FIELDS: &[&str] = &["event.time.hour", "event.time.weekday"];
 
-fn derived(event: &McpEvent<'_>, name: &str) -> Option<i64> {
+pub(super) fn derived(event: &McpEvent<'_>, name: &str) -> Option<i64> {
     use chrono::{Datelike, Timelike};
     let at = event.time.to_datetime();
     match name {

@@ -14,6 +14,7 @@ use serde_norway::{Mapping, Value};
 use super::document::YamlDocument;
 use super::meta::RuleMeta;
 use super::problem::DocProblem;
+use super::trigger::{self, Trigger};
 
 /// Named value lists for `|expand` placeholders (`%approved_servers%`), from the
 /// configuration's `[detect.lists]`.
@@ -29,6 +30,8 @@ pub struct DetectionRule {
     pub fields: BTreeSet<String>,
     /// Keyword selections search every field's value, so every field must be present.
     pub uses_keywords: bool,
+    /// What an event must hold for the rule to have a chance: the engine's index.
+    pub trigger: Trigger,
 }
 
 impl std::fmt::Debug for DetectionRule {
@@ -81,8 +84,13 @@ pub fn compile(
         .get("detection")
         .and_then(Value::as_mapping)
         .ok_or_else(|| DocProblem::invalid("`detection` must be a mapping of selections and a `condition`"))?;
-    let mut prepared = Prepared { lists, document, fields: BTreeSet::new(), uses_keywords: false };
+    let mut prepared =
+        Prepared { lists, document, fields: BTreeSet::new(), uses_keywords: false, selection_triggers: Vec::new() };
     let detection = prepared.detection(detection)?;
+    let trigger = match detection.get("condition").and_then(Value::as_str) {
+        Some(condition) => trigger::of_condition(condition, &prepared.selection_triggers),
+        None => Trigger::Always,
+    };
     let mut warnings = Vec::new();
     if prepared.uses_keywords {
         warnings.push(DocProblem::warning(
@@ -103,7 +111,8 @@ pub fn compile(
         }
         Err(_) => return Err(DocProblem::invalid("sigma-rust could not parse this rule (it panicked)")),
     };
-    let rule = DetectionRule { meta, sigma, kinds, fields: prepared.fields, uses_keywords: prepared.uses_keywords };
+    let rule =
+        DetectionRule { meta, sigma, kinds, fields: prepared.fields, uses_keywords: prepared.uses_keywords, trigger };
     Ok((rule, warnings))
 }
 
@@ -117,6 +126,8 @@ struct Prepared<'a> {
     document: &'a YamlDocument,
     fields: BTreeSet<String>,
     uses_keywords: bool,
+    /// Each selection's trigger, by selection name.
+    selection_triggers: Vec<(String, Trigger)>,
 }
 
 impl Prepared<'_> {
@@ -162,16 +173,26 @@ impl Prepared<'_> {
 
     fn selection(&mut self, name: &str, value: &Value) -> Result<Value, DocProblem> {
         match value {
-            Value::Mapping(map) => Ok(Value::Mapping(self.field_map(map)?)),
+            Value::Mapping(map) => {
+                let (map, trigger) = self.field_map(map)?;
+                self.selection_triggers.push((name.to_string(), trigger));
+                Ok(Value::Mapping(map))
+            }
             Value::Sequence(items) if items.iter().all(Value::is_mapping) && !items.is_empty() => {
                 let mut out = Vec::with_capacity(items.len());
+                let mut triggers = Vec::with_capacity(items.len());
                 for item in items {
-                    out.push(Value::Mapping(self.field_map(item.as_mapping().expect("checked"))?));
+                    let (map, trigger) = self.field_map(item.as_mapping().expect("checked"))?;
+                    out.push(Value::Mapping(map));
+                    triggers.push(trigger);
                 }
+                // A list of mappings matches when one of them does.
+                self.selection_triggers.push((name.to_string(), Trigger::any(triggers)));
                 Ok(Value::Sequence(out))
             }
             Value::Sequence(_) | Value::String(_) | Value::Number(_) => {
                 self.uses_keywords = true;
+                self.selection_triggers.push((name.to_string(), trigger::of_keywords(value)));
                 Ok(value.clone())
             }
             _ => Err(DocProblem::invalid(format!(
@@ -181,8 +202,10 @@ impl Prepared<'_> {
         }
     }
 
-    fn field_map(&mut self, map: &Mapping) -> Result<Mapping, DocProblem> {
+    /// The rewritten mapping and its trigger (all of its fields must match).
+    fn field_map(&mut self, map: &Mapping) -> Result<(Mapping, Trigger), DocProblem> {
         let mut out = Mapping::new();
+        let mut triggers = Vec::with_capacity(map.len());
         for (key, value) in map {
             let Some(key_text) = key.as_str() else {
                 return Err(DocProblem::invalid(format!("field names must be strings, found {key:?}")));
@@ -224,7 +247,14 @@ impl Prepared<'_> {
                 };
                 self.fields.extend(referenced);
             }
-            if let Some(regex) = substring_as_regex(&modifiers, &value) {
+            // Before the rewrite into a regex: the trigger reads the values' literals.
+            triggers.push(trigger::of_field(&field, &modifiers, &value));
+            // Two entries of one field (`f|startswith` and `f|contains`) would both become
+            // `f|re`, one key: the second would replace the first. Such fields keep their own.
+            let field_is_alone =
+                map.keys().filter_map(Value::as_str).filter(|k| k.split('|').next() == Some(field.as_str())).count()
+                    == 1;
+            if field_is_alone && let Some(regex) = substring_as_regex(&modifiers, &value) {
                 modifiers = vec!["re".to_string()];
                 value = Value::from(regex);
             }
@@ -234,7 +264,7 @@ impl Prepared<'_> {
             let key = std::iter::once(field).chain(modifiers).collect::<Vec<_>>().join("|");
             out.insert(Value::from(key), value);
         }
-        Ok(out)
+        Ok((out, Trigger::all(triggers)))
     }
 
     /// Replaces `%name%` placeholders with the values of the named list.

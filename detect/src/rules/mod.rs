@@ -10,6 +10,7 @@ pub mod first_seen;
 pub mod meta;
 pub mod problem;
 pub mod scope;
+pub mod trigger;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,265 @@
+//! The detection rules of one event kind, indexed by their triggers
+//! ([`crate::rules::trigger`]): per event, the rules worth evaluating.
+//!
+//! Rules whose trigger needs a field are listed under that field; the literals all rules
+//! need in one field form one Aho-Corasick automaton, run once over the field's text for
+//! every rule at once; keyword literals form one automaton run over every field. Rules
+//! without a trigger are evaluated on every event. The candidates come out in rule order,
+//! so alerts keep the order they have without the index.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use mcpsiem_event::{FieldAccessor, FieldRef, McpEvent};
+
+use super::sigma_event::{DERIVED_FIELDS, derived};
+use crate::rules::trigger::{Atom, Trigger, normalise};
+
+/// Literals of one field (or of every field, for keywords) and the rules each one triggers.
+struct Literals {
+    matcher: AhoCorasick,
+    rules: Vec<Vec<u32>>,
+}
+
+impl Literals {
+    fn build(by_literal: HashMap<String, Vec<u32>>) -> Option<Self> {
+        if by_literal.is_empty() {
+            return None;
+        }
+        let mut entries: Vec<(String, Vec<u32>)> = by_literal.into_iter().collect();
+        entries.sort();
+        let matcher = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(entries.iter().map(|(literal, _)| literal.as_bytes()))
+            .expect("literals are short ASCII strings, within the automaton's limits");
+        Some(Self { matcher, rules: entries.into_iter().map(|(_, rules)| rules).collect() })
+    }
+
+    fn mark(&self, text: &str, marks: &mut Marks) {
+        let folded = normalise(text);
+        let haystack = folded.as_deref().unwrap_or(text);
+        for found in self.matcher.find_overlapping_iter(haystack) {
+            for &rule in &self.rules[found.pattern().as_usize()] {
+                marks.set(rule);
+            }
+        }
+    }
+}
+
+/// What the rules need of one field.
+#[derive(Default)]
+struct FieldNeeds {
+    present: Vec<u32>,
+    literals: HashMap<String, Vec<u32>>,
+}
+
+struct FieldIndex {
+    present: Vec<u32>,
+    literals: Option<Literals>,
+}
+
+impl FieldIndex {
+    fn from(needs: FieldNeeds) -> Self {
+        Self { present: needs.present, literals: Literals::build(needs.literals) }
+    }
+
+    fn mark(&self, value: FieldRef<'_>, marks: &mut Marks) {
+        for &rule in &self.present {
+            marks.set(rule);
+        }
+        if let Some(literals) = &self.literals {
+            literals.mark(&text_of(value), marks);
+        }
+    }
+}
+
+/// A set of rule positions, read back in order.
+struct Marks(Vec<u64>);
+
+impl Marks {
+    fn set(&mut self, rule: u32) {
+        self.0[(rule / 64) as usize] |= 1 << (rule % 64);
+    }
+
+    fn positions(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        for (word_at, word) in self.0.iter().enumerate() {
+            let mut bits = *word;
+            while bits != 0 {
+                out.push(word_at as u32 * 64 + bits.trailing_zeros());
+                bits &= bits - 1;
+            }
+        }
+        out
+    }
+}
+
+/// The text sigma-rust compares a value as: what [`super::sigma_event`] inserts, written as
+/// sigma-rust writes non-string values.
+fn text_of(value: FieldRef<'_>) -> Cow<'_, str> {
+    match value {
+        FieldRef::Text(text) => text,
+        FieldRef::Int(i) => Cow::Owned(i.to_string()),
+        FieldRef::Bool(b) => Cow::Owned(b.to_string()),
+        FieldRef::Time(t) => Cow::Owned(t.to_string()),
+        FieldRef::List(items) => Cow::Owned(items.join(",")),
+        FieldRef::Json(raw) => match serde_json::from_str::<serde_json::Value>(raw.get()) {
+            Ok(serde_json::Value::String(s)) => Cow::Owned(s),
+            Ok(serde_json::Value::Bool(b)) => Cow::Owned(b.to_string()),
+            Ok(serde_json::Value::Number(n)) => Cow::Owned(match n.as_i64() {
+                Some(i) => i.to_string(),
+                None => n.as_f64().unwrap_or_default().to_string(),
+            }),
+            Ok(serde_json::Value::Null) => Cow::Borrowed(""),
+            _ => Cow::Borrowed(raw.get()),
+        },
+    }
+}
+
+/// The index of one kind's rules.
+pub struct RuleIndex {
+    words: usize,
+    always: Vec<u32>,
+    model: Vec<(FieldAccessor, FieldIndex)>,
+    derived: Vec<(&'static str, FieldIndex)>,
+    attributes: HashMap<String, FieldIndex>,
+    keywords: Option<Literals>,
+}
+
+impl RuleIndex {
+    /// Indexes `triggers`, one per rule, in the order the candidates are to come out.
+    pub fn new<'t>(triggers: impl IntoIterator<Item = &'t Trigger>) -> Self {
+        let mut always = Vec::new();
+        let mut fields: HashMap<String, FieldNeeds> = HashMap::new();
+        let mut keywords: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut count = 0u32;
+        for (position, trigger) in triggers.into_iter().enumerate() {
+            let position = position as u32;
+            count = position + 1;
+            let Trigger::AnyOf(atoms) = trigger else {
+                always.push(position);
+                continue;
+            };
+            for atom in atoms {
+                match atom {
+                    Atom::Present(field) => fields.entry(field.clone()).or_default().present.push(position),
+                    Atom::Contains { field, text } => fields
+                        .entry(field.clone())
+                        .or_default()
+                        .literals
+                        .entry(text.clone())
+                        .or_default()
+                        .push(position),
+                    Atom::AnyFieldContains(text) => keywords.entry(text.clone()).or_default().push(position),
+                }
+            }
+        }
+        let mut index = Self {
+            words: (count as usize).div_ceil(64),
+            always,
+            model: Vec::new(),
+            derived: Vec::new(),
+            attributes: HashMap::new(),
+            keywords: Literals::build(keywords),
+        };
+        let mut names: Vec<(String, FieldNeeds)> = fields.into_iter().collect();
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, needs) in names {
+            if let Some(getter) = McpEvent::accessor(&name) {
+                index.model.push((getter, FieldIndex::from(needs)));
+            } else if let Some(derived) = DERIVED_FIELDS.iter().find(|d| **d == name) {
+                index.derived.push((derived, FieldIndex::from(needs)));
+            } else {
+                index.attributes.insert(name, FieldIndex::from(needs));
+            }
+        }
+        index
+    }
+
+    /// The positions of the rules whose trigger holds for `event`, in order.
+    pub fn candidates(&self, event: &McpEvent<'_>) -> Vec<u32> {
+        if self.words == 0 {
+            return Vec::new();
+        }
+        let mut marks = Marks(vec![0; self.words]);
+        for &rule in &self.always {
+            marks.set(rule);
+        }
+        for (get, field) in &self.model {
+            if let Some(value) = get(event) {
+                field.mark(value, &mut marks);
+            }
+        }
+        for (name, field) in &self.derived {
+            if let Some(value) = derived(event, name) {
+                field.mark(FieldRef::Int(value), &mut marks);
+            }
+        }
+        if !self.attributes.is_empty() {
+            for (key, value) in &event.attributes.0 {
+                if let Some(field) = self.attributes.get(key.as_str()) {
+                    field.mark(FieldRef::Json(value.as_ref()), &mut marks);
+                }
+            }
+        }
+        if let Some(keywords) = &self.keywords {
+            for (_, value) in event.fields() {
+                keywords.mark(&text_of(value), &mut marks);
+            }
+            for name in DERIVED_FIELDS {
+                if let Some(value) = derived(event, name) {
+                    keywords.mark(&value.to_string(), &mut marks);
+                }
+            }
+        }
+        marks.positions()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mcpsiem_event::{EventId, EventKind, OwnedEvent, Text, Timestamp};
+
+    use super::*;
+
+    fn event() -> OwnedEvent {
+        let mut event = McpEvent::new(EventId::new(), Timestamp::from_micros(0), EventKind::Message);
+        event.method = Some(Text::from("tools/call".to_string()));
+        event.tool_name = Some(Text::from("Read_File".to_string()));
+        event.attributes.insert("vendor.note", &serde_json::json!("\u{212A}ey \u{017F}ecret"));
+        event
+    }
+
+    fn contains(field: &str, text: &str) -> Atom {
+        Atom::Contains { field: field.into(), text: text.into() }
+    }
+
+    #[test]
+    fn only_rules_whose_trigger_holds_are_candidates() {
+        let triggers = vec![
+            Trigger::AnyOf(vec![contains("gen_ai.tool.name", "read_file")]),
+            Trigger::AnyOf(vec![contains("gen_ai.tool.name", "write")]),
+            Trigger::Always,
+            Trigger::AnyOf(vec![Atom::Present("CommandLine".into())]),
+            Trigger::AnyOf(vec![Atom::Present("mcp.method.name".into())]),
+            Trigger::AnyOf(vec![]),
+            // Folded text: the Kelvin sign reads as k, the long s as s.
+            Trigger::AnyOf(vec![contains("vendor.note", "key secret")]),
+            Trigger::AnyOf(vec![Atom::AnyFieldContains("ecret".into())]),
+            Trigger::AnyOf(vec![Atom::AnyFieldContains("absent".into())]),
+        ];
+        let index = RuleIndex::new(&triggers);
+        assert_eq!(index.candidates(&event()), vec![0, 2, 4, 6, 7]);
+    }
+
+    #[test]
+    fn many_rules_span_several_words() {
+        let triggers: Vec<Trigger> = (0..200)
+            .map(|i| if i % 70 == 0 { Trigger::Always } else { Trigger::AnyOf(vec![Atom::Present(format!("f{i}"))]) })
+            .collect();
+        assert_eq!(RuleIndex::new(&triggers).candidates(&event()), vec![0, 70, 140]);
+        assert!(RuleIndex::new(&[]).candidates(&event()).is_empty());
+    }
+}
