@@ -69,7 +69,7 @@ impl std::fmt::Display for AnswerBenchReport {
 const KEY: &str = "mcpsiem_bench_answers_key_0123456789";
 
 /// `VmHWM` or `VmRSS` of a process, in bytes.
-fn memory_of(pid: u32, field: &str) -> Option<u64> {
+pub(crate) fn memory_of(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -153,12 +153,7 @@ impl std::fmt::Display for ScalingReport {
 }
 
 fn resident_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
+    crate::answers::memory_of(std::process::id(), "VmRSS:").unwrap_or(0)
 }
 
 pub struct ScalingOptions<'a> {

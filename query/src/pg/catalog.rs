@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::catalog::CatalogProviderList;
+use datafusion::catalog::{CatalogProviderList, SchemaProvider};
 use datafusion::datasource::TableType;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
@@ -67,6 +67,12 @@ pub async fn use_stable_oids(ctx: &SessionContext, catalog_name: &str) -> Result
 #[derive(Clone, Debug)]
 struct StableListing(Arc<dyn CatalogProviderList>);
 
+impl StableListing {
+    fn schema(&self, catalog_name: &str, schema_name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        CatalogProviderList::catalog(self.0.as_ref(), catalog_name).and_then(|c| c.schema(schema_name))
+    }
+}
+
 /// `present` in a fixed order: `known` first (all of them, present or not, so each keeps
 /// its position), then any other names sorted.
 fn stable_order(present: Vec<String>, known: &[&str]) -> Vec<String> {
@@ -91,9 +97,7 @@ impl CatalogInfo for StableListing {
     }
 
     async fn table_names(&self, catalog_name: &str, schema_name: &str) -> Result<Option<Vec<String>>, DataFusionError> {
-        let Some(schema) =
-            CatalogProviderList::catalog(self.0.as_ref(), catalog_name).and_then(|c| c.schema(schema_name))
-        else {
+        let Some(schema) = self.schema(catalog_name, schema_name) else {
             return Ok(None);
         };
         let present = schema.table_names();
@@ -106,7 +110,7 @@ impl CatalogInfo for StableListing {
         schema_name: &str,
         table_name: &str,
     ) -> Result<Option<SchemaRef>, DataFusionError> {
-        match CatalogProviderList::catalog(self.0.as_ref(), catalog_name).and_then(|c| c.schema(schema_name)) {
+        match self.schema(catalog_name, schema_name) {
             // A known name not registered in this session is skipped after taking its OID.
             Some(schema) => Ok(schema.table(table_name).await?.map(|t| t.schema())),
             None => Ok(None),
@@ -119,7 +123,7 @@ impl CatalogInfo for StableListing {
         schema_name: &str,
         table_name: &str,
     ) -> Result<Option<TableType>, DataFusionError> {
-        match CatalogProviderList::catalog(self.0.as_ref(), catalog_name).and_then(|c| c.schema(schema_name)) {
+        match self.schema(catalog_name, schema_name) {
             Some(schema) => schema.table_type(table_name).await,
             None => Ok(None),
         }
