@@ -41,8 +41,8 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Peak memory of `mcpsiem serve` under several wide answers at once, in every format,
-    /// against query.memory_limit_bytes.
+    /// Peak memory of `mcpsiem serve` under several wide answers at once, in every format
+    /// and over the PostgreSQL protocol, against query.total_memory_bytes.
     Answers {
         #[arg(long, default_value_t = 1_000_000)]
         rows: u64,
@@ -50,8 +50,12 @@ enum BenchCommand {
         width: usize,
         #[arg(long, default_value_t = 8)]
         concurrent: usize,
+        /// Each query's own limit (query.memory_limit_bytes).
         #[arg(long, default_value_t = 1 << 30)]
         memory_limit_bytes: u64,
+        /// Every running query's together (query.total_memory_bytes).
+        #[arg(long, default_value_t = 1 << 30)]
+        total_memory_bytes: u64,
         #[arg(long)]
         json: bool,
     },
@@ -189,12 +193,13 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        BenchCommand::Answers { rows, width, concurrent, memory_limit_bytes, json } => {
+        BenchCommand::Answers { rows, width, concurrent, memory_limit_bytes, total_memory_bytes, json } => {
             let options = mcpsiem_bench::answers::AnswerBenchOptions {
                 rows: rows.max(1),
                 width,
                 concurrent: concurrent.max(1),
                 memory_limit_bytes,
+                total_memory_bytes,
             };
             print_report(&mcpsiem_bench::answers::answers_bench(&options)?, json)?;
             Ok(())

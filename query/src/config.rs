@@ -18,9 +18,13 @@ pub struct QueryConfig {
     pub api_keys: Vec<ApiKey>,
     /// A query running longer is cancelled with a clear error.
     pub timeout_seconds: u64,
-    /// Memory one query may use for sorts, joins and aggregations; past it, operators that
-    /// can spill to disk do, the others fail the query with a clear error.
+    /// Memory one query may use for sorts, joins, aggregations and its answer on the way
+    /// out; past it, operators that can spill to disk do, the others fail the query with a
+    /// clear error.
     pub memory_limit_bytes: usize,
+    /// Memory every running query together may use (each within `memory_limit_bytes`): the
+    /// bound of the service's query memory, whatever number of queries run.
+    pub total_memory_bytes: usize,
     /// Rows one answer may hold; more rows end the answer with a note that it was cut.
     pub max_rows: usize,
     /// Queries running at once; more wait up to `queue_seconds`, then get 503.
@@ -46,6 +50,7 @@ impl Default for QueryConfig {
             api_keys: Vec::new(),
             timeout_seconds: 60,
             memory_limit_bytes: 1 << 30,
+            total_memory_bytes: 2 << 30,
             max_rows: 1_000_000,
             max_concurrent: 8,
             max_concurrent_per_key: 4,

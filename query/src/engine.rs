@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
-use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::memory_pool::{MemoryPool, MemoryReservation};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::SendableRecordBatchStream;
@@ -25,6 +25,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::QueryError;
 use crate::audit::{AuditLog, AuditRecord};
 use crate::config::QueryConfig;
+use crate::memory::{AnswerMemory, QueryPool, SharedPool};
 pub use crate::request::{Dialect, QueryRequest};
 use crate::tables::{FileRead, LAKE_URL, register_lake_tables};
 use mcpsiem_runtime::auth::Caller;
@@ -54,6 +55,8 @@ pub struct QueryEngine {
     pg_parser: Arc<PostgresCompatibilityParser>,
     /// The approved MCP servers (`[detect.lists] approved_servers`), for the inventory views.
     approved_servers: Arc<Vec<String>>,
+    /// `query.total_memory_bytes`: every running query's pool draws from it.
+    memory: Arc<SharedPool>,
 }
 
 /// A running query's answer: the schema now, the rows as they come.
@@ -79,6 +82,7 @@ impl QueryEngine {
         let caches = limits
             .with_file_statistics_cache(shared.cache_manager.get_file_statistic_cache())
             .with_file_metadata_cache(Some(shared.cache_manager.get_file_metadata_cache()));
+        let memory = SharedPool::new(config.total_memory_bytes.max(1));
         Self {
             lake,
             config,
@@ -88,7 +92,13 @@ impl QueryEngine {
             caches,
             pg_parser: Arc::new(PostgresCompatibilityParser::new()),
             approved_servers: Arc::default(),
+            memory,
         }
+    }
+
+    /// Bytes reserved now by every running query, their answers included.
+    pub fn memory_reserved(&self) -> usize {
+        self.memory.reserved()
     }
 
     /// Sets the approved MCP servers the inventory views compare against.
@@ -120,15 +130,16 @@ impl QueryEngine {
         self.audit.flush().await;
     }
 
-    /// A session for one query: its own memory pool (so one query cannot starve the
-    /// others), the lake's object store, and the tables for `range`.
+    /// A session for one query: its own memory pool within the shared one (so one query
+    /// cannot starve the others, nor all of them the process), the lake's object store, and
+    /// the tables for `range`.
     async fn session(
         &self,
         request: &QueryRequest,
         include_audit: bool,
     ) -> Result<(SessionContext, Vec<FileRead>), QueryError> {
         let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(FairSpillPool::new(self.config.memory_limit_bytes)))
+            .with_memory_pool(Arc::new(QueryPool::new(self.config.memory_limit_bytes.max(1), self.memory.clone())))
             .with_cache_manager(self.caches.clone())
             .build_arc()?;
         let mut config = session_config()?;
@@ -232,7 +243,7 @@ impl QueryEngine {
             "query::after_running_record"
         ));
         let planned = tokio::time::timeout(timeout, self.plan(caller, &request)).await;
-        let (schema, stream, files) = match planned {
+        let (schema, stream, files, pool) = match planned {
             Ok(Ok(planned)) => planned,
             Ok(Err(e)) => {
                 if request.export.is_none() {
@@ -263,6 +274,7 @@ impl QueryEngine {
             rows: 0,
             truncated: false,
             done: false,
+            memory: AnswerMemory::new(&pool),
             finish: Some(Finish { audit, record, started, files: files.clone(), _permit: permit }),
         };
         Ok(QueryAnswer { schema, stream, files })
@@ -319,7 +331,7 @@ impl QueryEngine {
         &self,
         caller: &Caller,
         request: &QueryRequest,
-    ) -> Result<(SchemaRef, SendableRecordBatchStream, Vec<FileRead>), QueryError> {
+    ) -> Result<(SchemaRef, SendableRecordBatchStream, Vec<FileRead>, Arc<dyn MemoryPool>), QueryError> {
         let include_audit = caller.role >= mcpsiem_runtime::auth::Role::Admin;
         let (ctx, files) = self.session(request, include_audit).await?;
         let plan = self.logical_plan(&ctx, request).await?;
@@ -329,7 +341,7 @@ impl QueryEngine {
         }
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
         let stream = frame.execute_stream().await?;
-        Ok((schema, stream, files))
+        Ok((schema, stream, files, ctx.runtime_env().memory_pool.clone()))
     }
 }
 
@@ -400,6 +412,8 @@ pub struct LimitedStream {
     rows: u64,
     truncated: bool,
     done: bool,
+    /// The batch handed out last and the answer's encoded pieces, in the query's pool.
+    memory: AnswerMemory,
     finish: Option<Finish>,
 }
 
@@ -409,8 +423,15 @@ impl LimitedStream {
         self.truncated
     }
 
+    /// Reserves `bytes` of an encoded piece of the answer against the query's limits,
+    /// until the returned reservation is dropped (when the piece was written out).
+    pub fn hold_piece(&self, bytes: usize) -> Result<MemoryReservation, QueryError> {
+        self.memory.hold_piece(bytes).map_err(QueryError::from)
+    }
+
     fn end(&mut self, error: Option<&QueryError>) {
         self.done = true;
+        self.memory.release();
         if let Some(finish) = self.finish.take() {
             let elapsed = finish.started.elapsed();
             let record = match error {
@@ -465,6 +486,12 @@ impl Stream for LimitedStream {
                 Poll::Ready(Some(Err(e)))
             }
             Poll::Ready(Some(Ok(batch))) => {
+                // The plan's batches are not in its pool: counted while the answer holds them.
+                if let Err(e) = self.memory.hold_batch(batch.get_array_memory_size()) {
+                    let e = QueryError::from(e);
+                    self.end(Some(&e));
+                    return Poll::Ready(Some(Err(e)));
+                }
                 let rows = batch.num_rows();
                 if rows >= self.rows_left {
                     let cut = batch.slice(0, self.rows_left);
@@ -529,6 +556,48 @@ mod tests {
         drop(answer);
 
         assert_eq!(audit_outcomes(&engine, &admin).await, ["cancelled", "ok"]);
+    }
+
+    /// The batches an answer hands out count in its query's pool and in the shared one: a
+    /// wide answer past its own limit fails naming it; two answers each within their own
+    /// limit but not within the total fail the second naming the total; once the first
+    /// answer ends, the memory is free for the next.
+    #[tokio::test]
+    async fn answers_count_against_their_own_limit_and_the_shared_total() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        // 8,192 rows of 1,000 bytes: 8 MiB a batch.
+        let wide = "SELECT value, repeat('x', 1000) AS pad FROM generate_series(1, 100000)";
+        let config =
+            QueryConfig { memory_limit_bytes: 4 << 20, total_memory_bytes: 64 << 20, ..QueryConfig::default() };
+        let engine = QueryEngine::new(lake.clone(), config);
+        let e = outcome(&engine, wide.into()).await.unwrap_err();
+        assert_eq!(e, "memory_limit");
+        let caller = Caller { name: "ana".into(), role: Role::Analyst };
+        let mut answer =
+            engine.run(&caller, QueryRequest { sql: wide.into(), ..QueryRequest::default() }).await.unwrap();
+        let message = answer.stream.next().await.unwrap().unwrap_err().to_string();
+        assert!(message.contains("query.memory_limit_bytes (4194304 bytes)"), "{message}");
+        drop(answer);
+        assert_eq!(engine.memory_reserved(), 0);
+
+        let config =
+            QueryConfig { memory_limit_bytes: 12 << 20, total_memory_bytes: 14 << 20, ..QueryConfig::default() };
+        let engine = QueryEngine::new(lake, config);
+        let mut first =
+            engine.run(&caller, QueryRequest { sql: wide.into(), ..QueryRequest::default() }).await.unwrap();
+        first.stream.next().await.unwrap().unwrap();
+        assert!(engine.memory_reserved() >= 8_000_000, "{}", engine.memory_reserved());
+        let mut second =
+            engine.run(&caller, QueryRequest { sql: wide.into(), ..QueryRequest::default() }).await.unwrap();
+        let message = second.stream.next().await.unwrap().unwrap_err().to_string();
+        assert!(message.contains("query.total_memory_bytes (14680064 bytes"), "{message}");
+        while let Some(batch) = first.stream.next().await {
+            batch.unwrap();
+        }
+        drop((first, second));
+        assert_eq!(engine.memory_reserved(), 0);
+        assert_eq!(outcome(&engine, wide.into()).await, Ok(()));
     }
 
     /// One expression nested `depth` deep in the way `kind` nests.

@@ -15,7 +15,7 @@ pub enum QueryError {
     #[error("the query ran longer than {0:?} and was cancelled; narrow the time range (start/end) or add filters")]
     Timeout(Duration),
     #[error(
-        "the query needs more memory than query.memory_limit_bytes allows ({0}); aggregate over a narrower time range or fewer groups"
+        "the query needs more memory than it may use: {0}; aggregate over a narrower time range or fewer groups, or ask for fewer columns or rows"
     )]
     Memory(String),
     #[error("too many queries are running; retry in a few seconds")]

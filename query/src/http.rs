@@ -15,7 +15,9 @@ use crate::client_socket::ClientSocket;
 use crate::engine::{QueryEngine, QueryRequest};
 use crate::export::{ExportError, ExportRequest, Exporter, Selector};
 use crate::format::{Encoder, Format, Sink};
+use crate::memory::HeldPiece;
 use crate::tables::TimeRange;
+use datafusion::arrow::record_batch::RecordBatch;
 use mcpsiem_runtime::auth::{Caller, Role, authenticate};
 
 pub use mcpsiem_runtime::ops::MetricsRender;
@@ -161,7 +163,10 @@ async fn answer(state: AppState, headers: HeaderMap, body: QueryBody) -> Respons
     };
     let format = body.format;
     if format == Format::Json {
-        return json_answer(answer).await;
+        // The held prefix counts against the query's memory: a quarter of it at most, so a
+        // long answer still streams under a small limit.
+        let hold = JSON_HELD_BYTES.min(state.engine.config().memory_limit_bytes / 4);
+        return json_answer(answer, hold).await;
     }
     let mut encoder = match Encoder::new(format, &answer.schema) {
         Ok(encoder) => encoder,
@@ -170,56 +175,100 @@ async fn answer(state: AppState, headers: HeaderMap, body: QueryBody) -> Respons
     let mut stream = answer.stream;
     let body = async_stream_body(move |tx| async move {
         while let Some(next) = stream.next().await {
-            let bytes = match next
-                .map_err(|e| e.to_string())
-                .and_then(|batch| encoder.batch(&batch).map_err(|e| e.to_string()))
-            {
-                Ok(bytes) => bytes,
-                Err(message) => {
-                    // The status is sent already: say what happened in the body's own terms.
-                    if format == Format::Ndjson {
-                        let line = serde_json::json!({"error": message}).to_string() + "\n";
-                        let _ = tx.send(Ok(line.into_bytes())).await;
-                    }
-                    let _ = tx.send(Err(std::io::Error::other(message))).await;
-                    return;
-                }
+            let batch = match next {
+                Ok(batch) => batch,
+                Err(e) => return end_with_error(&tx, format, e.to_string()).await,
             };
-            if !bytes.is_empty() && tx.send(Ok(bytes)).await.is_err() {
-                return;
+            for piece in pieces(&batch) {
+                let held = encoder
+                    .batch(&piece)
+                    .map_err(|e| e.to_string())
+                    .and_then(|bytes| held_piece(&stream, bytes).map_err(|e| e.to_string()));
+                match held {
+                    Ok(piece) if piece.bytes.is_empty() => {}
+                    Ok(piece) => {
+                        if tx.send(Ok(piece)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(message) => return end_with_error(&tx, format, message).await,
+                }
             }
         }
         if let Ok(tail) = encoder.finish()
             && !tail.is_empty()
         {
-            let _ = tx.send(Ok(tail)).await;
+            let _ = tx.send(Ok(HeldPiece { bytes: tail, _held: None })).await;
         }
     });
     ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
 }
 
+/// Ends a streamed answer whose status is sent already, saying what happened in the body's
+/// own terms where the format has them (an NDJSON line), else by breaking the body off.
+async fn end_with_error(tx: &PieceSender, format: Format, message: String) {
+    if format == Format::Ndjson {
+        // The line is the signal; breaking the body off as well would lose it (the server
+        // drops what it had not written yet).
+        let line = serde_json::json!({"error": message}).to_string() + "\n";
+        let _ = tx.send(Ok(HeldPiece { bytes: line.into_bytes(), _held: None })).await;
+        return;
+    }
+    let _ = tx.send(Err(std::io::Error::other(message))).await;
+}
+
+/// Array memory of the slices an answer batch is encoded in: a batch of wide rows (8,192
+/// rows of 2 KB make 16 MiB) is not encoded whole into one buffer as large, and the four
+/// pieces queued for a slow client hold about 1 MiB.
+const PIECE_BYTES: usize = 256 << 10;
+
+/// `batch` cut into slices of about `PIECE_BYTES` (at least one row each).
+fn pieces(batch: &RecordBatch) -> impl Iterator<Item = RecordBatch> + '_ {
+    let rows = batch.num_rows();
+    let bytes = batch.get_array_memory_size().max(1);
+    let per_piece = (rows.saturating_mul(PIECE_BYTES) / bytes).clamp(1, rows.max(1));
+    (0..rows).step_by(per_piece).map(move |start| batch.slice(start, per_piece.min(rows - start)))
+}
+
+/// Encoded bytes counted against the query's memory until the server has written them.
+fn held_piece(stream: &crate::engine::LimitedStream, bytes: Vec<u8>) -> Result<HeldPiece, QueryError> {
+    if bytes.is_empty() {
+        return Ok(HeldPiece { bytes, _held: None });
+    }
+    let held = stream.hold_piece(bytes.len())?;
+    Ok(HeldPiece { bytes, _held: Some(held) })
+}
+
 /// Bytes of a JSON answer held before its status is sent: an answer that ends within them
 /// gets its error as a status (400, 413, 504…) like any other; a longer one streams on with
-/// 200 and, should it fail later, ends with an `error` member (docs/query.md). Either way the
-/// service holds at most this plus one batch of an answer.
-const JSON_HELD_BYTES: usize = 8 << 20;
+/// 200 and, should it fail later, ends with an `error` member (docs/query.md). The held bytes
+/// count against the query's memory, and a quarter of `query.memory_limit_bytes` bounds them too.
+const JSON_HELD_BYTES: usize = 2 << 20;
 
-/// Appends the rows of `batch` to a JSON array being written (without its brackets).
-fn append_json_rows(out: &mut Vec<u8>, batch: &datafusion::arrow::record_batch::RecordBatch) -> Result<(), QueryError> {
-    let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(Vec::new());
-    writer.write(batch).and_then(|()| writer.finish()).map_err(|e| QueryError::Execution(e.to_string()))?;
-    for line in writer.into_inner().split(|b| *b == b'\n').filter(|line| !line.is_empty()) {
-        // A newline inside a value is escaped: each raw one ends a row.
-        if !out.is_empty() {
-            out.push(b',');
-        }
-        out.extend_from_slice(line);
+/// The `rows` array of a JSON answer, written piece by piece: each call gives the bytes
+/// for the rows given (the first ones open the array), `close` the bytes that end it.
+struct JsonRows(datafusion::arrow::json::ArrayWriter<Vec<u8>>);
+
+impl JsonRows {
+    fn new() -> Self {
+        Self(datafusion::arrow::json::ArrayWriter::new(Vec::new()))
     }
-    Ok(())
+
+    fn rows(&mut self, piece: &RecordBatch) -> Result<Vec<u8>, QueryError> {
+        self.0.write(piece).map_err(|e| QueryError::Execution(e.to_string()))?;
+        Ok(std::mem::take(self.0.get_mut()))
+    }
+
+    fn close(&mut self) -> Vec<u8> {
+        // Only an I/O error of the Vec could fail it; the bytes are the array's end either way.
+        let _ = self.0.finish();
+        let end = std::mem::take(self.0.get_mut());
+        if end.is_empty() { b"]".to_vec() } else { end }
+    }
 }
 
 /// The JSON document answer: `columns`, `rows`, `row_count`, `truncated`.
-async fn json_answer(answer: crate::engine::QueryAnswer) -> Response {
+async fn json_answer(answer: crate::engine::QueryAnswer, hold: usize) -> Response {
     let columns: Vec<serde_json::Value> = answer
         .schema
         .fields()
@@ -229,78 +278,99 @@ async fn json_answer(answer: crate::engine::QueryAnswer) -> Response {
     let mut head = Vec::with_capacity(256);
     head.extend_from_slice(b"{\"columns\":");
     head.extend_from_slice(&serde_json::to_vec(&columns).expect("columns serialize"));
-    head.extend_from_slice(b",\"rows\":[");
+    head.extend_from_slice(b",\"rows\":");
     let mut stream = answer.stream;
+    let mut writer = JsonRows::new();
     let mut rows: Vec<u8> = Vec::new();
+    // The held rows count against the query's memory like the pieces streamed later.
+    let mut rows_held: Option<datafusion::execution::memory_pool::MemoryReservation> = None;
     let mut row_count = 0usize;
-    let tail = |row_count: usize, truncated: bool| format!("],\"row_count\":{row_count},\"truncated\":{truncated}}}");
+    let tail = |row_count: usize, truncated: bool| format!(",\"row_count\":{row_count},\"truncated\":{truncated}}}");
+    let failed = |row_count: usize, e: &QueryError| {
+        let error = serde_json::json!({ "error": e.code(), "message": e.to_string() });
+        format!(",\"row_count\":{row_count},\"truncated\":true,\"error\":{error}}}")
+    };
     // Held until the answer ends or outgrows the hold.
     loop {
         match stream.next().await {
             None => {
                 let mut out = head;
                 out.extend_from_slice(&rows);
+                out.extend_from_slice(&writer.close());
                 out.extend_from_slice(tail(row_count, stream.truncated()).as_bytes());
                 return ([(header::CONTENT_TYPE, Format::Json.content_type())], out).into_response();
             }
             Some(Err(e)) => return error_response(&e),
             Some(Ok(batch)) => {
                 row_count += batch.num_rows();
-                if let Err(e) = append_json_rows(&mut rows, &batch) {
+                for piece in pieces(&batch) {
+                    match writer.rows(&piece) {
+                        Ok(bytes) => rows.extend_from_slice(&bytes),
+                        Err(e) => return error_response(&e),
+                    }
+                }
+                // By capacity: what the buffer takes, not only what it holds.
+                let grown = match &rows_held {
+                    Some(held) => held.try_resize(rows.capacity()).map_err(QueryError::from),
+                    None => stream.hold_piece(rows.capacity()).map(|held| rows_held = Some(held)),
+                };
+                if let Err(e) = grown {
                     return error_response(&e);
                 }
-                if rows.len() > JSON_HELD_BYTES {
+                if rows.len() > hold {
                     break;
                 }
             }
         }
     }
     let body = async_stream_body(move |tx| async move {
-        head.extend_from_slice(&rows);
-        if tx.send(Ok(head)).await.is_err() {
+        // Two pieces: copying the held rows behind the head would hold them twice.
+        if tx.send(Ok(HeldPiece { bytes: head, _held: None })).await.is_err()
+            || tx.send(Ok(HeldPiece { bytes: rows, _held: rows_held })).await.is_err()
+        {
             return;
         }
-        let mut piece = Vec::new();
-        loop {
+        let end = loop {
             match stream.next().await {
-                None => {
-                    let _ = tx.send(Ok(tail(row_count, stream.truncated()).into_bytes())).await;
-                    return;
-                }
-                Some(Err(e)) => {
-                    // The status is sent already: the document ends saying what happened.
-                    let error = serde_json::json!({ "error": e.code(), "message": e.to_string() });
-                    let end = format!("],\"row_count\":{row_count},\"truncated\":true,\"error\":{error}}}");
-                    let _ = tx.send(Ok(end.into_bytes())).await;
-                    return;
-                }
+                None => break tail(row_count, stream.truncated()),
+                // The status is sent already: the document ends saying what happened.
+                Some(Err(e)) => break failed(row_count, &e),
                 Some(Ok(batch)) => {
                     row_count += batch.num_rows();
-                    // Rows already sent precede these: a comma first.
-                    piece.clear();
-                    piece.push(b'x');
-                    if let Err(e) = append_json_rows(&mut piece, &batch) {
-                        let error = serde_json::json!({ "error": e.code(), "message": e.to_string() });
-                        let end = format!("],\"row_count\":{row_count},\"truncated\":true,\"error\":{error}}}");
-                        let _ = tx.send(Ok(end.into_bytes())).await;
-                        return;
-                    }
-                    let bytes = if piece.len() > 1 { piece[1..].to_vec() } else { Vec::new() };
-                    if !bytes.is_empty() && tx.send(Ok(bytes)).await.is_err() {
-                        return;
+                    for piece in pieces(&batch) {
+                        match writer.rows(&piece).and_then(|bytes| held_piece(&stream, bytes)) {
+                            Ok(piece) if piece.bytes.is_empty() => {}
+                            Ok(piece) => {
+                                if tx.send(Ok(piece)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                let mut end = writer.close();
+                                end.extend_from_slice(failed(row_count, &e).as_bytes());
+                                let _ = tx.send(Ok(HeldPiece { bytes: end, _held: None })).await;
+                                return;
+                            }
+                        }
                     }
                 }
             }
-        }
+        };
+        let mut bytes = writer.close();
+        bytes.extend_from_slice(end.as_bytes());
+        let _ = tx.send(Ok(HeldPiece { bytes, _held: None })).await;
     });
     ([(header::CONTENT_TYPE, Format::Json.content_type())], body).into_response()
 }
 
+/// The sending end of a streamed answer.
+type PieceSender = tokio::sync::mpsc::Sender<Result<HeldPiece, std::io::Error>>;
+
 /// A streaming body fed by a task through a small channel: back-pressure keeps at most a
-/// few batches in memory.
+/// few pieces in memory, each counted against the query's memory until written.
 fn async_stream_body<F, Fut>(produce: F) -> Body
 where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>) -> Fut,
+    F: FnOnce(PieceSender) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel(4);

@@ -8,6 +8,7 @@ pub mod error;
 pub mod export;
 pub mod format;
 pub mod http;
+pub mod memory;
 pub mod nesting;
 pub mod pg;
 pub mod request;

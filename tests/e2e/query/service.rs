@@ -199,6 +199,55 @@ fn memory_limit_fails_the_query_not_the_server_and_fifty_concurrent_queries_fini
     assert_eq!((status, body.as_slice()), (200, b"ok".as_slice()));
 }
 
+/// An answer's own bytes count against `query.memory_limit_bytes`: rows too wide for it fail
+/// with `memory_limit` naming the limit (a status while nothing was sent, an NDJSON error
+/// line once streaming), while an answer twice the limit in narrower rows streams whole in
+/// every format, its bytes freed as they are written.
+#[test]
+fn an_answer_counts_against_the_memory_limit_and_streams_past_it_when_its_rows_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake(dir.path());
+    let config = QueryConfig { memory_limit_bytes: 8 << 20, max_rows: 1_000_000, timeout_seconds: 120, ..config() };
+    let addr = serve(lake, config);
+    // 8,192 rows of 1,100 bytes a batch: 9 MB, more than the limit.
+    let wide = "SELECT value, repeat('x', 1100) AS pad FROM generate_series(1, 50000)";
+    let (status, body) = query(addr, ANALYST, serde_json::json!({"sql": wide}));
+    assert_eq!((status, body["error"].as_str()), (422, Some("memory_limit")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("query.memory_limit_bytes (8388608 bytes)"), "{body}");
+    let (status, bytes) = request(
+        addr,
+        "POST",
+        "/api/v1/query",
+        Some(ANALYST),
+        &serde_json::json!({"sql": wide, "format": "ndjson"}).to_string(),
+    );
+    let text = String::from_utf8_lossy(&bytes);
+    assert_eq!(status, 200);
+    let last: serde_json::Value =
+        serde_json::from_str(text.lines().last().unwrap_or_else(|| panic!("no lines: {text}"))).unwrap();
+    assert!(last["error"].as_str().unwrap().contains("query.memory_limit_bytes"), "{last}");
+
+    // 2.4 MiB batches, 18 MB in all: twice the limit.
+    let narrower = "SELECT value, repeat('y', 300) AS pad FROM generate_series(1, 60000)";
+    let (status, body) = query(addr, ANALYST, serde_json::json!({"sql": narrower}));
+    assert_eq!((status, body["row_count"].as_u64()), (200, Some(60000)), "{}", body["error"]);
+    assert_eq!(body["rows"][59999]["value"], 60000);
+    for (format, lines) in [("ndjson", 60000), ("csv", 60001)] {
+        let body = serde_json::json!({"sql": narrower, "format": format}).to_string();
+        let (status, bytes) = request(addr, "POST", "/api/v1/query", Some(ANALYST), &body);
+        let text = String::from_utf8_lossy(&bytes);
+        assert_eq!((status, text.lines().count()), (200, lines), "{format}: {}", text.lines().last().unwrap());
+        let last = text.lines().last().unwrap();
+        assert!(last.starts_with("60000") || last.starts_with("{\"value\":60000"), "{format} ends with the last row");
+    }
+    let body = serde_json::json!({"sql": narrower, "format": "arrow"}).to_string();
+    let (status, bytes) = request(addr, "POST", "/api/v1/query", Some(ANALYST), &body);
+    assert_eq!(status, 200);
+    let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).unwrap();
+    let rows: usize = reader.map(|batch| batch.unwrap().num_rows()).sum();
+    assert_eq!(rows, 60000);
+}
+
 #[test]
 fn the_cli_queries_the_lake_directly_and_says_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
