@@ -12,9 +12,11 @@ pub struct GenArgs {
     /// Random seed: the same seed gives the same events.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Start of the simulated period (RFC 3339).
-    #[arg(long, default_value = "2026-11-02T00:00:00Z")]
-    pub start: String,
+    /// Start of the simulated period (RFC 3339). Default: with --kafka, `--days` before now
+    /// (so the ingester takes every event as recent); for a file, 2026-11-02T00:00:00Z (the
+    /// same seed gives the same file).
+    #[arg(long)]
+    pub start: Option<String>,
     /// Length of the simulated period in days.
     #[arg(long, default_value_t = 1)]
     pub days: u32,

@@ -25,6 +25,21 @@ fn parse_attacks(names: &[String]) -> Result<Vec<Scenario>> {
         .collect()
 }
 
+/// The start of a file's period when none is given: fixed, so a seed always gives one file.
+const FILE_START: &str = "2026-11-02T00:00:00Z";
+
+/// Where the generated period starts. Events produced to Kafka go through the ingester's
+/// age and future bounds (`ingest.max_event_age_hours`, `ingest.max_event_future_seconds`):
+/// by default their period ends `now`, or a fixed past date would make them all `too_old`.
+fn period_start(given: Option<&str>, kafka: bool, days: u32, now: Timestamp) -> Result<Timestamp> {
+    const DAY_US: i64 = 86_400_000_000;
+    match given {
+        Some(text) => Timestamp::parse(text).with_context(|| format!("--start {text}: use RFC 3339")),
+        None if kafka => Ok(Timestamp::from_micros(now.as_micros().saturating_sub(i64::from(days) * DAY_US))),
+        None => Ok(Timestamp::parse(FILE_START).expect("a valid constant")),
+    }
+}
+
 pub fn generate(config: &Config, args: GenArgs) -> Result<()> {
     if args.list_attacks {
         for scenario in Scenario::ALL {
@@ -35,7 +50,7 @@ pub fn generate(config: &Config, args: GenArgs) -> Result<()> {
     let options = GenOptions {
         seed: args.seed,
         events: args.events,
-        start: Timestamp::parse(&args.start).with_context(|| format!("--start {}", args.start))?,
+        start: period_start(args.start.as_deref(), args.kafka, args.days, Timestamp::now())?,
         days: args.days,
         users: args.users,
         attacks: parse_attacks(&args.attacks)?,
@@ -113,4 +128,20 @@ pub fn generate(config: &Config, args: GenArgs) -> Result<()> {
     let summary: Vec<String> = generator.counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
     eprintln!("scenarios: {}", summary.join(" "));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn produced_events_end_now_and_files_keep_their_fixed_period() {
+        let now = Timestamp::parse("2026-12-03T12:00:00Z").unwrap();
+        let start = period_start(None, true, 7, now).unwrap();
+        assert_eq!(start, Timestamp::parse("2026-11-26T12:00:00Z").unwrap());
+        assert_eq!(period_start(None, false, 7, now).unwrap(), Timestamp::parse(FILE_START).unwrap());
+        let given = period_start(Some("2026-12-01T00:00:00Z"), true, 1, now).unwrap();
+        assert_eq!(given, Timestamp::parse("2026-12-01T00:00:00Z").unwrap());
+        assert!(period_start(Some("yesterday"), true, 1, now).is_err());
+    }
 }
