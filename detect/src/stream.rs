@@ -338,7 +338,13 @@ impl Detector {
                     self.replace_consumer()?;
                     last_message = Instant::now();
                 }
+                let held = known_partitions.len();
                 Self::sync_sources(&self.consumer, &mut self.engine, &mut known_partitions);
+                if known_partitions.len() > held {
+                    // Joining the group is not idleness: the new partitions' first fetch
+                    // comes after it.
+                    last_message = Instant::now();
+                }
                 for alert in self.engine.tick() {
                     self.send(&alert)?;
                 }
@@ -367,7 +373,10 @@ impl Detector {
                     "detect progress"
                 );
             }
-            if control.stop_when_idle.is_some_and(|idle| last_message.elapsed() >= idle) && summary.records > 0 {
+            // Idle counts once the detector holds partitions (or read something): an empty
+            // topic ends a bounded run too, a group still joining does not.
+            let holds_work = summary.records > 0 || !known_partitions.is_empty();
+            if control.stop_when_idle.is_some_and(|idle| last_message.elapsed() >= idle) && holds_work {
                 // The snapshot is taken before the end: a later run continues the windows
                 // rather than inheriting ones closed early.
                 self.snapshot()?;

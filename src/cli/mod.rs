@@ -55,7 +55,8 @@ pub enum Command {
     },
     /// Run the rules on the events topic and send alerts to the alerts topic.
     Detect {
-        /// Stop once no record arrived for this many seconds (tests, backfills).
+        /// Stop once the detector holds its partitions and no record arrived for this many
+        /// seconds, also on an empty topic (tests, backfills).
         #[arg(long, value_name = "SECONDS")]
         stop_when_idle: Option<f64>,
         /// Run the rules over the lake's events instead of the topic, printing the alerts as

@@ -195,4 +195,20 @@ fn state_survives_a_restart_and_rules_reload_while_running() {
     );
     assert_eq!(by_title["Burst of unauthorised MCP requests"][0].count, 5);
     assert_eq!(by_title["Token used from a new address"][0].group["client.address"], "10.9.9.9");
+
+    // Run 3: nothing new to read. A bounded run still ends once it holds its partitions and
+    // they stay idle (it used to wait for a first record forever).
+    let mut third = fixture.command(&["detect", "--stop-when-idle", "3"]).stdout(Stdio::piped()).spawn().unwrap();
+    let started = std::time::Instant::now();
+    while third.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = third.kill();
+            panic!("a detector with nothing to read did not stop when idle");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let third = third.wait_with_output().unwrap();
+    assert!(third.status.success(), "{}", String::from_utf8_lossy(&third.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&third.stdout).unwrap();
+    assert_eq!(summary["records"], 0);
 }
