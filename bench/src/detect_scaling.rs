@@ -97,6 +97,10 @@ pub struct ScalePoint {
     pub index_verdict_changes: u64,
     /// Rules whose verdicts differ from rsigma's on `baseline_events` events.
     pub rules_disagreeing_with_rsigma: usize,
+    /// Detection rules the index let through per event, on average (of `detection_rules`).
+    pub candidates_per_event: f64,
+    /// Share of events copied whole for sigma-rust (a candidate had keyword selections).
+    pub whole_copy_share: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -116,7 +120,7 @@ impl std::fmt::Display for ScalingReport {
         )?;
         writeln!(
             f,
-            "  {:>6} {:>8} {:>8} {:>11} {:>11} {:>8} {:>11} {:>9} {:>8} {:>9}",
+            "  {:>6} {:>8} {:>8} {:>11} {:>11} {:>8} {:>11} {:>9} {:>8} {:>9} {:>10} {:>7}",
             "rules",
             "load s",
             "RSS MiB",
@@ -126,12 +130,14 @@ impl std::fmt::Display for ScalingReport {
             "no index/s",
             "naive/s",
             "changed",
-            "vs rsigma"
+            "vs rsigma",
+            "cand/event",
+            "whole %"
         )?;
         for p in &self.points {
             writeln!(
                 f,
-                "  {:>6} {:>8.2} {:>8.1} {:>11.0} {:>11.0} {:>7.2}x {:>11.0} {:>9.0} {:>8} {:>9}",
+                "  {:>6} {:>8.2} {:>8.1} {:>11.0} {:>11.0} {:>7.2}x {:>11.0} {:>9.0} {:>8} {:>9} {:>10.1} {:>6.1}%",
                 p.detection_rules,
                 p.load_seconds,
                 p.load_rss_bytes as f64 / (1 << 20) as f64,
@@ -141,12 +147,14 @@ impl std::fmt::Display for ScalingReport {
                 p.unindexed_events_per_sec,
                 p.naive_events_per_sec,
                 p.index_verdict_changes,
-                p.rules_disagreeing_with_rsigma
+                p.rules_disagreeing_with_rsigma,
+                p.candidates_per_event,
+                p.whole_copy_share * 100.0
             )?;
         }
         write!(
             f,
-            "  ratio = mcpsiem / rsigma events/s; no index and naive on the first {} events; changed = events whose verdicts the index changed",
+            "  ratio = mcpsiem / rsigma events/s; no index and naive on the first {} events; changed = events whose verdicts the index changed; vs rsigma = rules whose verdicts differ from rsigma's; cand/event = rules evaluated per event; whole % = events copied whole for keyword rules",
             self.points.first().map_or(0, |p| p.baseline_events)
         )
     }
@@ -203,6 +211,9 @@ pub fn detect_scaling(
         }
         black_box(engine.finish());
         let mcpsiem = started.elapsed();
+        let events = engine.stats.events.max(1) as f64;
+        let candidates_per_event = engine.stats.candidates as f64 / events;
+        let whole_copy_share = engine.stats.whole_copies as f64 / events;
         let indexed = engine;
 
         let peer = crate::rsigma::peer_rules(&paths)?;
@@ -253,6 +264,8 @@ pub fn detect_scaling(
             baseline_events: baseline.len(),
             index_verdict_changes,
             rules_disagreeing_with_rsigma: disagreements.len(),
+            candidates_per_event,
+            whole_copy_share,
         });
         let _ = std::fs::remove_dir_all(&dir);
     }

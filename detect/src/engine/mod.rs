@@ -80,6 +80,10 @@ struct FirstSeenSlot {
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct EngineStats {
     pub events: u64,
+    /// Detection rules evaluated, summed over events: what the trigger index let through.
+    pub candidates: u64,
+    /// Events copied whole for sigma-rust because a candidate has keyword selections.
+    pub whole_copies: u64,
     pub matches: u64,
     pub alerts: u64,
     pub suppressed: u64,
@@ -281,26 +285,26 @@ impl Engine {
 
     /// The detection rules worth evaluating on `event`, in rule order, and the sigma-rust
     /// event they read (`None` when there are none).
-    fn candidates(&self, event: &McpEvent<'_>) -> (Vec<usize>, Option<sigma_rust::Event>) {
-        let Some(rules) = self.by_kind.get(&event.kind) else { return (Vec::new(), None) };
+    fn candidates(&self, event: &McpEvent<'_>) -> (Vec<usize>, Option<sigma_rust::Event>, bool) {
+        let Some(rules) = self.by_kind.get(&event.kind) else { return (Vec::new(), None, false) };
         let candidates: Vec<usize> = if self.use_index {
             self.indexes[&event.kind].candidates(event).into_iter().map(|p| rules[p as usize]).collect()
         } else {
             rules.to_vec()
         };
         if candidates.is_empty() {
-            return (candidates, None);
+            return (candidates, None, false);
         }
         let every_field = candidates.iter().any(|d| self.detections[*d].reads_every_field);
         let selection = if every_field { &FieldSelection::All } else { &self.fields[&event.kind] };
         let sigma = to_sigma_event(event, selection);
-        (candidates, Some(sigma))
+        (candidates, Some(sigma), every_field)
     }
 
     /// The keys of the detection rules that match `event` (by its kind, filters applied,
     /// no state touched): to compare verdicts with another engine.
     pub fn detection_verdicts(&self, event: &McpEvent<'_>) -> Vec<String> {
-        let (candidates, sigma) = self.candidates(event);
+        let (candidates, sigma, _) = self.candidates(event);
         let Some(sigma) = sigma else { return Vec::new() };
         candidates
             .iter()
@@ -371,7 +375,9 @@ impl Engine {
         let newest = self.sources.entry(source).or_insert((Some(event.time), now));
         newest.0 = Some(newest.0.map_or(event.time, |t| t.max(event.time)));
         newest.1 = now;
-        let (candidates, sigma) = self.candidates(event);
+        let (candidates, sigma, whole) = self.candidates(event);
+        self.stats.candidates += candidates.len() as u64;
+        self.stats.whole_copies += u64::from(whole);
         if let Some(sigma) = sigma {
             for &d in candidates.iter() {
                 let slot = &self.detections[d];

@@ -336,7 +336,7 @@ fn hostile_queries_are_refused_and_audited_and_one_key_cannot_take_every_slot() 
     assert_eq!(status, 400, "{body}");
     assert!(body["message"].as_str().unwrap().contains("json, ndjson, csv, arrow"), "{body}");
 
-    // A JSON answer of ~40 MB streams through the 8 MiB hold and parses whole.
+    // A JSON answer of ~40 MB streams through the held prefix and parses whole.
     let (status, bytes) = request(
         addr,
         "POST",
