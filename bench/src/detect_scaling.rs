@@ -101,6 +101,9 @@ pub struct ScalePoint {
     pub candidates_per_event: f64,
     /// Share of events copied whole for sigma-rust (a candidate had keyword selections).
     pub whole_copy_share: f64,
+    /// The rules counted in `rules_disagreeing_with_rsigma`, each with an example event
+    /// (in `--json`), for explaining them.
+    pub disagreements: Vec<crate::rsigma::Disagreement>,
 }
 
 #[derive(Debug, Serialize)]
@@ -264,6 +267,7 @@ pub fn detect_scaling(
             baseline_events: baseline.len(),
             index_verdict_changes,
             rules_disagreeing_with_rsigma: disagreements.len(),
+            disagreements,
             candidates_per_event,
             whole_copy_share,
         });

@@ -472,3 +472,32 @@ fn reload_keeps_windows_of_unchanged_rules_and_drops_changed_ones() {
     assert_eq!(titles(&alerts), ["Burst"]);
     assert_eq!(alerts[0].count, 3);
 }
+
+/// Keywords are searched anywhere in a value, as SigmaHQ's backends and rsigma search them
+/// (sigma-rust alone compares a keyword with whole values): `dir` is found in "a file or
+/// directory", in any case, and an escaped `\*` still means a star.
+#[test]
+fn keywords_match_anywhere_in_a_value() {
+    let mut engine = engine(
+        r#"
+title: Directory listing
+name: dir
+logsource: {product: mcp, category: message}
+detection:
+  keywords:
+    - 'DIR'
+    - 'select \*'
+  condition: keywords
+"#,
+    );
+    let mut described = event(1, "get_file_contents", "10.0.0.1");
+    described.tool_description = Some(Text::from("Get the contents of a file or directory.".to_string()));
+    let mut star = event(2, "query", "10.0.0.1");
+    star.tool_description = Some(Text::from("runs select * from t".to_string()));
+    let mut wildcard_only = event(3, "query", "10.0.0.1");
+    wildcard_only.tool_description = Some(Text::from("runs select id from t".to_string()));
+    let plain = event(4, "read_file", "10.0.0.1");
+    let alerts = run(&mut engine, &[described, star, wildcard_only, plain]);
+    let times: Vec<Timestamp> = alerts.iter().map(|a| a.first_time).collect();
+    assert_eq!(times, [at(1), at(2)], "{alerts:?}");
+}

@@ -193,7 +193,7 @@ impl Prepared<'_> {
             Value::Sequence(_) | Value::String(_) | Value::Number(_) => {
                 self.uses_keywords = true;
                 self.selection_triggers.push((name.to_string(), trigger::of_keywords(value)));
-                Ok(value.clone())
+                Ok(map_strings(value, &keyword_anywhere))
             }
             _ => Err(DocProblem::invalid(format!(
                 "selection `{name}` must be a mapping, a list of mappings or keywords"
@@ -329,6 +329,17 @@ fn substring_as_regex(modifiers: &[String], value: &Value) -> Option<String> {
         "endswith" => Some(format!("(?i)(?:{alternation})$")),
         _ => None,
     }
+}
+
+/// A keyword as a search anywhere in a value (`*keyword*`): how the Sigma specification's
+/// keyword search is run by SigmaHQ's backends and by rsigma. sigma-rust alone matches a
+/// keyword against whole values only, so `dir` missed "a file or directory".
+fn keyword_anywhere(keyword: &str) -> String {
+    // A wildcard more than needed changes nothing (`**` is `*`), so only the plain cases are
+    // left alone: a leading `*`, and a trailing one not escaped as `\*`.
+    let prefix = if keyword.starts_with('*') { "" } else { "*" };
+    let suffix = if keyword.ends_with('*') && !keyword.ends_with("\\*") { "" } else { "*" };
+    format!("{prefix}{keyword}{suffix}")
 }
 
 fn map_strings(value: &Value, f: &dyn Fn(&str) -> String) -> Value {
