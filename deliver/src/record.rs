@@ -47,7 +47,7 @@ impl DeliveryRow {
     }
 }
 
-/// Writes rows in the background.
+/// Writes the rows, one object per (alert, destination).
 #[derive(Clone)]
 pub struct DeliveryLog {
     records: JsonRecords,
@@ -58,16 +58,21 @@ impl DeliveryLog {
         Self { records: JsonRecords::new(lake, ROOT) }
     }
 
-    pub fn write_later(&self, record: &Finished, alert: &Alert) {
+    /// Stores the row of a finished delivery before the outbox marks it. A crash between
+    /// the two sends the alert again after the restart, and its row is written again under
+    /// the same name and date (the delivery's key and the day it was enqueued): one row per
+    /// delivery whatever the crash. A failure is logged and counted, not retried.
+    pub async fn write(&self, record: &Finished, alert: &Alert) {
         let row = DeliveryRow::new(record, alert);
-        let date = row.finished_time.get(..10).unwrap_or("unknown").to_string();
-        let alert_id = row.alert_id.clone();
-        let written = self.records.write_later(date, row, move |e| {
-            tracing::error!(error = %e, alert = %alert_id, "cannot record the delivery in the lake");
+        let date = row.enqueued_time.get(..10).unwrap_or("unknown").to_string();
+        let name: String = record
+            .key
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+            .collect();
+        if let Err(e) = self.records.write_named(&date, &name, &row).await {
+            tracing::error!(error = %e, alert = %row.alert_id, "cannot record the delivery in the lake");
             metrics::counter!("mcpsiem_delivery_log_failures_total").increment(1);
-        });
-        if !written {
-            tracing::error!("cannot record the delivery outside a runtime");
         }
     }
 

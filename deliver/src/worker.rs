@@ -142,6 +142,15 @@ impl Worker {
                         }
                         next = tasks.try_join_next();
                     }
+                    // The rows first: should the process stop before the outbox marks these,
+                    // they are sent and their rows written again under the same names.
+                    if let Some(log) = &self.log {
+                        for update in &updates {
+                            if let Update::Finish(record, alert) = update {
+                                log.write(record, alert).await;
+                            }
+                        }
+                    }
                     // Sent, not yet marked: after a restart these are sent again, with the
                     // same delivery key (receivers deduplicate by it; docs/delivery.md).
                     fail::fail_point!("deliver::after_send", |_| mcpsiem_runtime::failpoint::crash("deliver::after_send"));
@@ -215,12 +224,7 @@ impl Worker {
             }
         };
         match record {
-            Some(record) => {
-                if let Some(log) = &self.log {
-                    log.write_later(&record, &delivery.alert);
-                }
-                Update::Finish(record, delivery.alert)
-            }
+            Some(record) => Update::Finish(record, delivery.alert),
             None => Update::Reschedule(delivery),
         }
     }

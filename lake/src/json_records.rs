@@ -34,6 +34,14 @@ impl JsonRecords {
         self.lake.put(&path, line).await
     }
 
+    /// Stores one record under `name` in the partition of `date`, replacing a record of the
+    /// same name: writing it again after a crash leaves one record, not two.
+    pub async fn write_named<T: Serialize>(&self, date: &str, name: &str, record: &T) -> Result<(), LakeError> {
+        let (_, line) = self.encode(date, record);
+        let path = Path::from(format!("{}/date={date}/{name}.json", self.root));
+        self.lake.put(&path, line).await
+    }
+
     fn encode<T: Serialize>(&self, date: &str, record: &T) -> (Path, Bytes) {
         let path = Path::from(format!("{}/date={date}/{}.json", self.root, ulid::Ulid::new()));
         let mut line = serde_json::to_vec(record).expect("a record serializes");
