@@ -429,6 +429,11 @@ impl LimitedStream {
         self.memory.hold_piece(bytes).map_err(QueryError::from)
     }
 
+    /// What the answer's encoded pieces are reserved from, sendable across tasks.
+    pub fn piece_holder(&self) -> MemoryReservation {
+        self.memory.holder()
+    }
+
     fn end(&mut self, error: Option<&QueryError>) {
         self.done = true;
         self.memory.release();

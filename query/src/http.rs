@@ -173,26 +173,18 @@ async fn answer(state: AppState, headers: HeaderMap, body: QueryBody) -> Respons
         Err(e) => return error_response(&QueryError::Execution(e.to_string())),
     };
     let mut stream = answer.stream;
+    let holder = stream.piece_holder();
     let body = async_stream_body(move |tx| async move {
         while let Some(next) = stream.next().await {
             let batch = match next {
                 Ok(batch) => batch,
                 Err(e) => return end_with_error(&tx, format, e.to_string()).await,
             };
-            for piece in pieces(&batch) {
-                let held = encoder
-                    .batch(&piece)
-                    .map_err(|e| e.to_string())
-                    .and_then(|bytes| held_piece(&stream, bytes).map_err(|e| e.to_string()));
-                match held {
-                    Ok(piece) if piece.bytes.is_empty() => {}
-                    Ok(piece) => {
-                        if tx.send(Ok(piece)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(message) => return end_with_error(&tx, format, message).await,
-                }
+            let encode = |piece: &RecordBatch| encoder.batch(piece).map_err(|e| e.to_string());
+            match send_pieces(&tx, &holder, &batch, encode, |e| e.to_string()).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(message) => return end_with_error(&tx, format, message).await,
             }
         }
         if let Ok(tail) = encoder.finish()
@@ -230,13 +222,28 @@ fn pieces(batch: &RecordBatch) -> impl Iterator<Item = RecordBatch> + '_ {
     (0..rows).step_by(per_piece).map(move |start| batch.slice(start, per_piece.min(rows - start)))
 }
 
-/// Encoded bytes counted against the query's memory until the server has written them.
-fn held_piece(stream: &crate::engine::LimitedStream, bytes: Vec<u8>) -> Result<HeldPiece, QueryError> {
-    if bytes.is_empty() {
-        return Ok(HeldPiece { bytes, _held: None });
+/// Sends `batch` in pieces of about `PIECE_BYTES`, each encoded by `encode` and counted
+/// against the query's memory until the server has written it. `Ok(false)`: the client
+/// went away; `Err`: encoding failed, or the memory limit (as `held_error` says it).
+async fn send_pieces<E>(
+    tx: &PieceSender,
+    holder: &datafusion::execution::memory_pool::MemoryReservation,
+    batch: &RecordBatch,
+    mut encode: impl FnMut(&RecordBatch) -> Result<Vec<u8>, E>,
+    held_error: impl Fn(QueryError) -> E,
+) -> Result<bool, E> {
+    for piece in pieces(batch) {
+        let bytes = encode(&piece)?;
+        if bytes.is_empty() {
+            continue;
+        }
+        let held = holder.new_empty();
+        held.try_grow(bytes.len()).map_err(|e| held_error(QueryError::from(e)))?;
+        if tx.send(Ok(HeldPiece { bytes, _held: Some(held) })).await.is_err() {
+            return Ok(false);
+        }
     }
-    let held = stream.hold_piece(bytes.len())?;
-    Ok(HeldPiece { bytes, _held: Some(held) })
+    Ok(true)
 }
 
 /// Bytes of a JSON answer held before its status is sent: an answer that ends within them
@@ -280,6 +287,7 @@ async fn json_answer(answer: crate::engine::QueryAnswer, hold: usize) -> Respons
     head.extend_from_slice(&serde_json::to_vec(&columns).expect("columns serialize"));
     head.extend_from_slice(b",\"rows\":");
     let mut stream = answer.stream;
+    let holder = stream.piece_holder();
     let mut writer = JsonRows::new();
     let mut rows: Vec<u8> = Vec::new();
     // The held rows count against the query's memory like the pieces streamed later.
@@ -337,20 +345,14 @@ async fn json_answer(answer: crate::engine::QueryAnswer, hold: usize) -> Respons
                 Some(Err(e)) => break failed(row_count, &e),
                 Some(Ok(batch)) => {
                     row_count += batch.num_rows();
-                    for piece in pieces(&batch) {
-                        match writer.rows(&piece).and_then(|bytes| held_piece(&stream, bytes)) {
-                            Ok(piece) if piece.bytes.is_empty() => {}
-                            Ok(piece) => {
-                                if tx.send(Ok(piece)).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Err(e) => {
-                                let mut end = writer.close();
-                                end.extend_from_slice(failed(row_count, &e).as_bytes());
-                                let _ = tx.send(Ok(HeldPiece { bytes: end, _held: None })).await;
-                                return;
-                            }
+                    match send_pieces(&tx, &holder, &batch, |piece| writer.rows(piece), |e| e).await {
+                        Ok(true) => {}
+                        Ok(false) => return,
+                        Err(e) => {
+                            let mut end = writer.close();
+                            end.extend_from_slice(failed(row_count, &e).as_bytes());
+                            let _ = tx.send(Ok(HeldPiece { bytes: end, _held: None })).await;
+                            return;
                         }
                     }
                 }

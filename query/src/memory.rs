@@ -130,6 +130,12 @@ impl AnswerMemory {
         Ok(piece)
     }
 
+    /// An empty reservation of the answer's consumer, to take pieces from (`new_empty` and
+    /// `try_grow`) where the answer's stream cannot be borrowed.
+    pub fn holder(&self) -> MemoryReservation {
+        self.batch.new_empty()
+    }
+
     /// Lets the last batch go (the answer ended).
     pub fn release(&self) {
         self.batch.free();
