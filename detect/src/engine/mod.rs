@@ -13,10 +13,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use mcpsiem_event::{EventKind, McpEvent, Timestamp};
 
 use crate::alert::{Alert, AlertSource};
+use crate::rules::trigger::KeywordReach;
 use crate::rules::{CorrelationRule, DetectionRule, FilterRule, FirstSeenRule, RuleSet};
 use first_seen::{FirstSeenState, Seen};
 use rule_index::RuleIndex;
-use sigma_event::{FieldSelection, to_sigma_event};
+use sigma_event::{FieldSelection, insert_fields, to_sigma_event};
 pub use state::{EngineState, Restored};
 use window::{Added, Fired, Hit, WindowState};
 
@@ -56,8 +57,8 @@ struct DetectionSlot {
     /// `mcpsiem_detect_rule_matches_total{rule}`, registered once: per match it is hot.
     matches: metrics::Counter,
     filters: Vec<usize>,
-    /// The rule or one of its filters has a keyword selection: it reads every field.
-    reads_every_field: bool,
+    /// The fields the keyword selections of the rule and its filters can match.
+    keywords: KeywordReach,
     consumers: Vec<Consumer>,
     /// The name the consumers use for it (for aliases).
     reference: Vec<String>,
@@ -159,7 +160,7 @@ impl Engine {
                 matches: matches_counter(&rule),
                 rule,
                 filters: Vec::new(),
-                reads_every_field: false,
+                keywords: KeywordReach::NoKeywords,
                 consumers: Vec::new(),
                 reference: Vec::new(),
                 alerts: true,
@@ -172,7 +173,7 @@ impl Engine {
                     matches: matches_counter(&inline),
                     rule: inline,
                     filters: Vec::new(),
-                    reads_every_field: false,
+                    keywords: KeywordReach::NoKeywords,
                     consumers: vec![Consumer::FirstSeen(index)],
                     reference: Vec::new(),
                     alerts: false,
@@ -256,8 +257,10 @@ impl Engine {
             }
         }
         for slot in self.detections.iter_mut() {
-            slot.reads_every_field =
-                slot.rule.uses_keywords || slot.filters.iter().any(|f| self.filters[*f].detection.uses_keywords);
+            slot.keywords = slot
+                .filters
+                .iter()
+                .fold(slot.rule.keywords.clone(), |reach, f| reach.join(&self.filters[*f].detection.keywords));
         }
         let filter_fields: BTreeSet<String> =
             self.filters.iter().flat_map(|filter| filter.detection.fields.iter().cloned()).collect();
@@ -271,7 +274,8 @@ impl Engine {
                 fields.extend(self.detections[*d].rule.fields.iter().cloned());
             }
             self.fields.insert(*kind, FieldSelection::only(fields));
-            self.indexes.insert(*kind, RuleIndex::new(rules.iter().map(|d| &self.detections[*d].rule.trigger)));
+            let indexed = rules.iter().map(|d| (&self.detections[*d].rule.trigger, &self.detections[*d].keywords));
+            self.indexes.insert(*kind, RuleIndex::new(indexed));
             self.by_kind.insert(*kind, rules.into());
         }
     }
@@ -283,22 +287,33 @@ impl Engine {
         self
     }
 
-    /// The detection rules worth evaluating on `event`, in rule order, and the sigma-rust
-    /// event they read (`None` when there are none).
+    /// The detection rules worth evaluating on `event`, in rule order, the sigma-rust event
+    /// they read (`None` when there are none), and whether it holds every field.
     fn candidates(&self, event: &McpEvent<'_>) -> (Vec<usize>, Option<sigma_rust::Event>, bool) {
         let Some(rules) = self.by_kind.get(&event.kind) else { return (Vec::new(), None, false) };
-        let candidates: Vec<usize> = if self.use_index {
-            self.indexes[&event.kind].candidates(event).into_iter().map(|p| rules[p as usize]).collect()
+        let (candidates, keyword_fields) = if self.use_index {
+            let found = self.indexes[&event.kind].candidates(event);
+            (found.rules.into_iter().map(|p| rules[p as usize]).collect(), Some(found.keyword_fields))
         } else {
-            rules.to_vec()
+            (rules.to_vec(), None)
         };
         if candidates.is_empty() {
             return (candidates, None, false);
         }
-        let every_field = candidates.iter().any(|d| self.detections[*d].reads_every_field);
-        let selection = if every_field { &FieldSelection::All } else { &self.fields[&event.kind] };
-        let sigma = to_sigma_event(event, selection);
-        (candidates, Some(sigma), every_field)
+        let reach = |want: fn(&KeywordReach) -> bool| candidates.iter().any(|d| want(&self.detections[*d].keywords));
+        // Without the index (the reference), keyword rules read every field.
+        let every_field = reach(|k| matches!(k, KeywordReach::AnyField))
+            || (keyword_fields.is_none() && reach(KeywordReach::has_keywords));
+        if every_field {
+            return (candidates, Some(to_sigma_event(event, &FieldSelection::All)), true);
+        }
+        let mut sigma = to_sigma_event(event, &self.fields[&event.kind]);
+        if let Some(fields) = keyword_fields
+            && reach(|k| matches!(k, KeywordReach::FieldsHolding(_)))
+        {
+            insert_fields(&mut sigma, fields);
+        }
+        (candidates, Some(sigma), false)
     }
 
     /// The keys of the detection rules that match `event` (by its kind, filters applied,

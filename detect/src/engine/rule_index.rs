@@ -14,37 +14,53 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use mcpsiem_event::{FieldAccessor, FieldRef, McpEvent};
 
 use super::sigma_event::{DERIVED_FIELDS, derived};
-use crate::rules::trigger::{Atom, Trigger, normalise};
+use crate::rules::trigger::{Atom, KeywordReach, Trigger, normalise};
 
 /// Literals of one field (or of every field, for keywords) and the rules each one triggers.
 struct Literals {
     matcher: AhoCorasick,
     rules: Vec<Vec<u32>>,
+    /// Per literal: a keyword literal of some rule, which puts the field holding it into the
+    /// evaluated event ([`crate::rules::trigger::KeywordReach`]).
+    reach: Vec<bool>,
+}
+
+/// What a literal does: trigger rules, mark its field as reached by keywords, or both.
+#[derive(Default)]
+struct LiteralUse {
+    rules: Vec<u32>,
+    reach: bool,
 }
 
 impl Literals {
-    fn build(by_literal: HashMap<String, Vec<u32>>) -> Option<Self> {
+    fn build(by_literal: HashMap<String, LiteralUse>) -> Option<Self> {
         if by_literal.is_empty() {
             return None;
         }
-        let mut entries: Vec<(String, Vec<u32>)> = by_literal.into_iter().collect();
-        entries.sort();
+        let mut entries: Vec<(String, LiteralUse)> = by_literal.into_iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
         let matcher = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
             .build(entries.iter().map(|(literal, _)| literal.as_bytes()))
             .expect("literals are short ASCII strings, within the automaton's limits");
-        Some(Self { matcher, rules: entries.into_iter().map(|(_, rules)| rules).collect() })
+        let reach = entries.iter().map(|(_, used)| used.reach).collect();
+        Some(Self { matcher, rules: entries.into_iter().map(|(_, used)| used.rules).collect(), reach })
     }
 
-    fn mark(&self, text: &str, marks: &mut Marks) {
+    /// Marks the rules `text` triggers; true when it holds a keyword literal.
+    fn mark(&self, text: &str, marks: &mut Marks) -> bool {
         let folded = normalise(text);
         let haystack = folded.as_deref().unwrap_or(text);
+        let mut reached = false;
         for found in self.matcher.find_overlapping_iter(haystack) {
-            for &rule in &self.rules[found.pattern().as_usize()] {
+            let literal = found.pattern().as_usize();
+            reached |= self.reach[literal];
+            for &rule in &self.rules[literal] {
                 marks.set(rule);
             }
         }
+        reached
     }
 }
 
@@ -52,7 +68,7 @@ impl Literals {
 #[derive(Default)]
 struct FieldNeeds {
     present: Vec<u32>,
-    literals: HashMap<String, Vec<u32>>,
+    literals: HashMap<String, LiteralUse>,
 }
 
 struct FieldIndex {
@@ -81,6 +97,10 @@ struct Marks(Vec<u64>);
 impl Marks {
     fn set(&mut self, rule: u32) {
         self.0[(rule / 64) as usize] |= 1 << (rule % 64);
+    }
+
+    fn get(&self, rule: u32) -> bool {
+        self.0[(rule / 64) as usize] & (1 << (rule % 64)) != 0
     }
 
     fn positions(&self) -> Vec<u32> {
@@ -125,19 +145,36 @@ pub struct RuleIndex {
     model: Vec<(FieldAccessor, FieldIndex)>,
     derived: Vec<(&'static str, FieldIndex)>,
     attributes: HashMap<String, FieldIndex>,
+    /// Keyword trigger literals, with the rules' keyword literals when there are any: one
+    /// pass over every field gives both.
     keywords: Option<Literals>,
+    /// The rules' keyword literals alone, when no trigger needs a keyword pass: run only
+    /// when a rule that needs them is a candidate.
+    reach_only: Option<Literals>,
+    /// The rules whose keyword selections read only the fields holding their literals.
+    needs_reach: Vec<u32>,
 }
 
 impl RuleIndex {
-    /// Indexes `triggers`, one per rule, in the order the candidates are to come out.
-    pub fn new<'t>(triggers: impl IntoIterator<Item = &'t Trigger>) -> Self {
+    /// Indexes rules by their triggers, in the order the candidates are to come out; the
+    /// fields holding the literals of their keyword reach are listed in
+    /// [`Candidates::keyword_fields`].
+    pub fn new<'t>(rules: impl IntoIterator<Item = (&'t Trigger, &'t KeywordReach)>) -> Self {
         let mut always = Vec::new();
         let mut fields: HashMap<String, FieldNeeds> = HashMap::new();
-        let mut keywords: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut keywords: HashMap<String, LiteralUse> = HashMap::new();
+        let mut reach: HashMap<String, LiteralUse> = HashMap::new();
+        let mut needs_reach = Vec::new();
         let mut count = 0u32;
-        for (position, trigger) in triggers.into_iter().enumerate() {
+        for (position, (trigger, keyword_reach)) in rules.into_iter().enumerate() {
             let position = position as u32;
             count = position + 1;
+            if let KeywordReach::FieldsHolding(literals) = keyword_reach {
+                needs_reach.push(position);
+                for literal in literals {
+                    reach.entry(literal.clone()).or_default().reach = true;
+                }
+            }
             let Trigger::AnyOf(atoms) = trigger else {
                 always.push(position);
                 continue;
@@ -151,11 +188,20 @@ impl RuleIndex {
                         .literals
                         .entry(text.clone())
                         .or_default()
+                        .rules
                         .push(position),
-                    Atom::AnyFieldContains(text) => keywords.entry(text.clone()).or_default().push(position),
+                    Atom::AnyFieldContains(text) => keywords.entry(text.clone()).or_default().rules.push(position),
                 }
             }
         }
+        let reach_only = if keywords.is_empty() {
+            Literals::build(reach)
+        } else {
+            for literal in reach.into_keys() {
+                keywords.entry(literal).or_default().reach = true;
+            }
+            None
+        };
         let mut index = Self {
             words: (count as usize).div_ceil(64),
             always,
@@ -163,6 +209,8 @@ impl RuleIndex {
             derived: Vec::new(),
             attributes: HashMap::new(),
             keywords: Literals::build(keywords),
+            reach_only,
+            needs_reach,
         };
         let mut names: Vec<(String, FieldNeeds)> = fields.into_iter().collect();
         names.sort_by(|a, b| a.0.cmp(&b.0));
@@ -178,10 +226,11 @@ impl RuleIndex {
         index
     }
 
-    /// The positions of the rules whose trigger holds for `event`, in order.
-    pub fn candidates(&self, event: &McpEvent<'_>) -> Vec<u32> {
+    /// The positions of the rules whose trigger holds for `event`, in order, and the fields
+    /// holding a keyword literal.
+    pub fn candidates<'e>(&self, event: &'e McpEvent<'_>) -> Candidates<'e> {
         if self.words == 0 {
-            return Vec::new();
+            return Candidates::default();
         }
         let mut marks = Marks(vec![0; self.words]);
         for &rule in &self.always {
@@ -204,18 +253,38 @@ impl RuleIndex {
                 }
             }
         }
-        if let Some(keywords) = &self.keywords {
-            for (_, value) in event.fields() {
-                keywords.mark(&text_of(value), &mut marks);
+        let mut keyword_fields = Vec::new();
+        let pass = match (&self.keywords, &self.reach_only) {
+            (Some(keywords), _) => Some(keywords),
+            (None, Some(reach)) if self.needs_reach.iter().any(|rule| marks.get(*rule)) => Some(reach),
+            _ => None,
+        };
+        if let Some(keywords) = pass {
+            for (name, value) in event.fields() {
+                if keywords.mark(&text_of(value.clone()), &mut marks) {
+                    keyword_fields.push((name, value));
+                }
             }
             for name in DERIVED_FIELDS {
-                if let Some(value) = derived(event, name) {
-                    keywords.mark(&value.to_string(), &mut marks);
+                if let Some(value) = derived(event, name)
+                    && keywords.mark(&value.to_string(), &mut marks)
+                {
+                    keyword_fields.push((*name, FieldRef::Int(value)));
                 }
             }
         }
-        marks.positions()
+        Candidates { rules: marks.positions(), keyword_fields }
     }
+}
+
+/// What the index found for one event.
+#[derive(Default)]
+pub struct Candidates<'e> {
+    /// The positions of the rules worth evaluating, in order.
+    pub rules: Vec<u32>,
+    /// The fields whose text holds a keyword literal of some rule: the only fields keyword
+    /// selections with literals can match.
+    pub keyword_fields: Vec<(&'e str, FieldRef<'e>)>,
 }
 
 #[cfg(test)]
@@ -250,8 +319,15 @@ mod tests {
             Trigger::AnyOf(vec![Atom::AnyFieldContains("ecret".into())]),
             Trigger::AnyOf(vec![Atom::AnyFieldContains("absent".into())]),
         ];
-        let index = RuleIndex::new(&triggers);
-        assert_eq!(index.candidates(&event()), vec![0, 2, 4, 6, 7]);
+        let reach = KeywordReach::FieldsHolding(vec!["tools/".into(), "nowhere".into()]);
+        let mut reaches = vec![KeywordReach::NoKeywords; triggers.len()];
+        reaches[2] = reach;
+        let index = RuleIndex::new(triggers.iter().zip(&reaches));
+        let event = event();
+        let found = index.candidates(&event);
+        assert_eq!(found.rules, vec![0, 2, 4, 6, 7]);
+        let reached: Vec<&str> = found.keyword_fields.iter().map(|(name, _)| *name).collect();
+        assert_eq!(reached, vec!["mcp.method.name"]);
     }
 
     #[test]
@@ -259,7 +335,30 @@ mod tests {
         let triggers: Vec<Trigger> = (0..200)
             .map(|i| if i % 70 == 0 { Trigger::Always } else { Trigger::AnyOf(vec![Atom::Present(format!("f{i}"))]) })
             .collect();
-        assert_eq!(RuleIndex::new(&triggers).candidates(&event()), vec![0, 70, 140]);
-        assert!(RuleIndex::new(&[]).candidates(&event()).is_empty());
+        let event = event();
+        let none = vec![KeywordReach::NoKeywords; triggers.len()];
+        let found = RuleIndex::new(triggers.iter().zip(&none)).candidates(&event);
+        assert_eq!(found.rules, vec![0, 70, 140]);
+        assert!(found.keyword_fields.is_empty());
+        assert!(RuleIndex::new([]).candidates(&event).rules.is_empty());
+    }
+
+    #[test]
+    fn keyword_fields_are_looked_for_only_when_a_rule_needs_them() {
+        let triggers = [
+            Trigger::AnyOf(vec![contains("gen_ai.tool.name", "read")]),
+            Trigger::AnyOf(vec![Atom::Present("absent".into())]),
+        ];
+        let reaches = [KeywordReach::NoKeywords, KeywordReach::FieldsHolding(vec!["tools".into()])];
+        let index = RuleIndex::new(triggers.iter().zip(&reaches));
+        let event = event();
+        let found = index.candidates(&event);
+        assert_eq!(found.rules, vec![0]);
+        assert!(found.keyword_fields.is_empty(), "the rule needing them is no candidate");
+        let reaches = [KeywordReach::FieldsHolding(vec!["tools".into()]), KeywordReach::NoKeywords];
+        let index = RuleIndex::new(triggers.iter().zip(&reaches));
+        let found = index.candidates(&event);
+        let reached: Vec<&str> = found.keyword_fields.iter().map(|(name, _)| *name).collect();
+        assert_eq!(reached, vec!["mcp.method.name"]);
     }
 }

@@ -75,6 +75,13 @@ pub fn to_sigma_event(event: &McpEvent<'_>, selection: &FieldSelection) -> Event
     out
 }
 
+/// Adds `fields` (the fields keyword selections can match) to `out`.
+pub fn insert_fields(out: &mut Event, fields: Vec<(&str, FieldRef<'_>)>) {
+    for (name, value) in fields {
+        insert(out, name, value);
+    }
+}
+
 /// Fields computed from others, which Sigma cannot express: the hour (0 to 23, UTC) and
 /// the ISO weekday (1 Monday to 7 Sunday, UTC) of the event time, for working-hours rules.
 pub const DERIVED_FIELDS: &[&str] = &["event.time.hour", "event.time.weekday"];

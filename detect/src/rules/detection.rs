@@ -14,7 +14,7 @@ use serde_norway::{Mapping, Value};
 use super::document::YamlDocument;
 use super::meta::RuleMeta;
 use super::problem::DocProblem;
-use super::trigger::{self, Trigger};
+use super::trigger::{self, KeywordReach, Trigger};
 
 /// Named value lists for `|expand` placeholders (`%approved_servers%`), from the
 /// configuration's `[detect.lists]`.
@@ -28,8 +28,9 @@ pub struct DetectionRule {
     pub kinds: Option<Vec<EventKind>>,
     /// The fields its selections read, without modifiers.
     pub fields: BTreeSet<String>,
-    /// Keyword selections search every field's value, so every field must be present.
-    pub uses_keywords: bool,
+    /// The fields its keyword selections can match: keywords search every field's value, so
+    /// those fields must be in the evaluated event too.
+    pub keywords: KeywordReach,
     /// What an event must hold for the rule to have a chance: the engine's index.
     pub trigger: Trigger,
 }
@@ -84,15 +85,20 @@ pub fn compile(
         .get("detection")
         .and_then(Value::as_mapping)
         .ok_or_else(|| DocProblem::invalid("`detection` must be a mapping of selections and a `condition`"))?;
-    let mut prepared =
-        Prepared { lists, document, fields: BTreeSet::new(), uses_keywords: false, selection_triggers: Vec::new() };
+    let mut prepared = Prepared {
+        lists,
+        document,
+        fields: BTreeSet::new(),
+        keywords: KeywordReach::NoKeywords,
+        selection_triggers: Vec::new(),
+    };
     let detection = prepared.detection(detection)?;
     let trigger = match detection.get("condition").and_then(Value::as_str) {
         Some(condition) => trigger::of_condition(condition, &prepared.selection_triggers),
         None => Trigger::Always,
     };
     let mut warnings = Vec::new();
-    if prepared.uses_keywords {
+    if prepared.keywords.has_keywords() {
         warnings.push(DocProblem::warning(
             "keyword selections search every field of every event and are slow; prefer field selections",
         ));
@@ -111,8 +117,7 @@ pub fn compile(
         }
         Err(_) => return Err(DocProblem::invalid("sigma-rust could not parse this rule (it panicked)")),
     };
-    let rule =
-        DetectionRule { meta, sigma, kinds, fields: prepared.fields, uses_keywords: prepared.uses_keywords, trigger };
+    let rule = DetectionRule { meta, sigma, kinds, fields: prepared.fields, keywords: prepared.keywords, trigger };
     Ok((rule, warnings))
 }
 
@@ -125,7 +130,7 @@ struct Prepared<'a> {
     lists: &'a NamedLists,
     document: &'a YamlDocument,
     fields: BTreeSet<String>,
-    uses_keywords: bool,
+    keywords: KeywordReach,
     /// Each selection's trigger, by selection name.
     selection_triggers: Vec<(String, Trigger)>,
 }
@@ -191,7 +196,7 @@ impl Prepared<'_> {
                 Ok(Value::Sequence(out))
             }
             Value::Sequence(_) | Value::String(_) | Value::Number(_) => {
-                self.uses_keywords = true;
+                self.keywords = std::mem::take(&mut self.keywords).join(&trigger::keyword_reach(value));
                 self.selection_triggers.push((name.to_string(), trigger::of_keywords(value)));
                 Ok(map_strings(value, &keyword_anywhere))
             }

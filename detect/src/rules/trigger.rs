@@ -162,24 +162,74 @@ pub fn of_field(field: &str, modifiers: &[String], value: &Value) -> Trigger {
     if all { Trigger::all(per_value) } else { Trigger::any(per_value) }
 }
 
-/// The trigger of a keyword selection: one of its keywords in some field's text.
-pub fn of_keywords(value: &Value) -> Trigger {
-    let keywords: Vec<&Value> = match value {
+/// The longest literal run of one keyword (`None`: the keyword can match without one).
+fn keyword_literal(keyword: &Value) -> Option<String> {
+    let text = match keyword {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => return None,
+    };
+    longest_literal(&text)
+}
+
+fn keywords_of(value: &Value) -> Vec<&Value> {
+    match value {
         Value::Sequence(items) => items.iter().collect(),
         other => vec![other],
-    };
-    Trigger::any(keywords.into_iter().map(|keyword| {
-        let text = match keyword {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            _ => return Trigger::Always,
-        };
-        match longest_literal(&text) {
-            Some(text) => Trigger::AnyOf(vec![Atom::AnyFieldContains(text)]),
-            None => Trigger::Always,
-        }
+    }
+}
+
+/// The trigger of a keyword selection: one of its keywords in some field's text.
+pub fn of_keywords(value: &Value) -> Trigger {
+    Trigger::any(keywords_of(value).into_iter().map(|keyword| match keyword_literal(keyword) {
+        Some(text) => Trigger::AnyOf(vec![Atom::AnyFieldContains(text)]),
+        None => Trigger::Always,
     }))
+}
+
+/// The fields a keyword selection can match, read as its keywords' literals: a field whose
+/// text holds none of them matches none of the keywords, whether the condition asks for
+/// them or negates them, so the evaluated event need not carry it.
+pub fn keyword_reach(value: &Value) -> KeywordReach {
+    let literals: Option<Vec<String>> = keywords_of(value).into_iter().map(keyword_literal).collect();
+    match literals {
+        Some(literals) => KeywordReach::FieldsHolding(literals),
+        None => KeywordReach::AnyField,
+    }
+}
+
+/// Which fields of an event a rule's keyword selections can match.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum KeywordReach {
+    /// The rule has no keyword selection.
+    #[default]
+    NoKeywords,
+    /// Only fields whose text, folded by [`normalise`], holds one of these literals.
+    FieldsHolding(Vec<String>),
+    /// Any field: a keyword has no literal (it is only wildcards, or not ASCII).
+    AnyField,
+}
+
+impl KeywordReach {
+    /// The reach of a rule with both parts' keyword selections.
+    pub fn join(self, other: &KeywordReach) -> KeywordReach {
+        match (self, other) {
+            (Self::AnyField, _) | (_, Self::AnyField) => Self::AnyField,
+            (Self::NoKeywords, other) => other.clone(),
+            (Self::FieldsHolding(mut mine), Self::FieldsHolding(theirs)) => {
+                mine.extend(theirs.iter().cloned());
+                mine.sort();
+                mine.dedup();
+                Self::FieldsHolding(mine)
+            }
+            (mine, Self::NoKeywords) => mine,
+        }
+    }
+
+    pub fn has_keywords(&self) -> bool {
+        !matches!(self, Self::NoKeywords)
+    }
 }
 
 /// A condition of the `detection` section, parsed as sigma-rust parses it: `not` binds
@@ -419,6 +469,18 @@ mod tests {
             "a keyword that is only a wildcard matches anything"
         );
         assert_eq!(of_keywords(&yaml("[Evil]")), Trigger::AnyOf(vec![Atom::AnyFieldContains("evil".into())]));
+        assert_eq!(
+            keyword_reach(&yaml("[Evil, '*x*', 42]")),
+            KeywordReach::FieldsHolding(vec!["evil".into(), "x".into(), "42".into()])
+        );
+        assert_eq!(keyword_reach(&yaml("[evil, '*']")), KeywordReach::AnyField);
+        let some = KeywordReach::FieldsHolding(vec!["b".into()]);
+        assert_eq!(KeywordReach::NoKeywords.join(&some), some);
+        assert_eq!(
+            KeywordReach::FieldsHolding(vec!["c".into(), "b".into()]).join(&some),
+            KeywordReach::FieldsHolding(vec!["b".into(), "c".into()])
+        );
+        assert_eq!(some.clone().join(&KeywordReach::AnyField), KeywordReach::AnyField);
     }
 
     #[test]
