@@ -30,23 +30,22 @@ impl JsonRecords {
 
     /// Stores one record in the partition of `date` (`YYYY-MM-DD`).
     pub async fn write<T: Serialize>(&self, date: &str, record: &T) -> Result<(), LakeError> {
-        let (path, line) = self.encode(date, record);
-        self.lake.put(&path, line).await
+        self.lake.put(&self.fresh_path(date), encode(record)).await
     }
 
     /// Stores one record under `name` in the partition of `date`, replacing a record of the
     /// same name: writing it again after a crash leaves one record, not two.
     pub async fn write_named<T: Serialize>(&self, date: &str, name: &str, record: &T) -> Result<(), LakeError> {
-        let (_, line) = self.encode(date, record);
-        let path = Path::from(format!("{}/date={date}/{name}.json", self.root));
-        self.lake.put(&path, line).await
+        self.lake.put(&self.path(date, name), encode(record)).await
     }
 
-    fn encode<T: Serialize>(&self, date: &str, record: &T) -> (Path, Bytes) {
-        let path = Path::from(format!("{}/date={date}/{}.json", self.root, ulid::Ulid::new()));
-        let mut line = serde_json::to_vec(record).expect("a record serializes");
-        line.push(b'\n');
-        (path, Bytes::from(line))
+    fn path(&self, date: &str, name: &str) -> Path {
+        Path::from(format!("{}/date={date}/{name}.json", self.root))
+    }
+
+    /// A new record's path: a ULID never names two records.
+    fn fresh_path(&self, date: &str) -> Path {
+        self.path(date, &ulid::Ulid::new().to_string())
     }
 
     /// Stores a record in the background (from places that cannot wait); `on_error` hears
@@ -57,7 +56,7 @@ impl JsonRecords {
         E: FnOnce(LakeError) + Send + 'static,
     {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return false };
-        let (path, line) = self.encode(&date, &record);
+        let (path, line) = (self.fresh_path(&date), encode(&record));
         let lake = self.lake.clone();
         let handle = runtime.spawn(async move {
             if let Err(e) = lake.put(&path, line).await {
@@ -77,4 +76,11 @@ impl JsonRecords {
             let _ = handle.await;
         }
     }
+}
+
+/// One record as one JSON line.
+fn encode<T: Serialize>(record: &T) -> Bytes {
+    let mut line = serde_json::to_vec(record).expect("a record serializes");
+    line.push(b'\n');
+    Bytes::from(line)
 }

@@ -293,25 +293,23 @@ impl Engine {
         let Some(rules) = self.by_kind.get(&event.kind) else { return (Vec::new(), None, false) };
         let (candidates, keyword_fields) = if self.use_index {
             let found = self.indexes[&event.kind].candidates(event);
-            (found.rules.into_iter().map(|p| rules[p as usize]).collect(), Some(found.keyword_fields))
+            (found.rules.into_iter().map(|p| rules[p as usize]).collect(), found.keyword_fields)
         } else {
-            (rules.to_vec(), None)
+            (rules.to_vec(), Vec::new())
         };
         if candidates.is_empty() {
             return (candidates, None, false);
         }
         let reach = |want: fn(&KeywordReach) -> bool| candidates.iter().any(|d| want(&self.detections[*d].keywords));
         // Without the index (the reference), keyword rules read every field.
-        let every_field = reach(|k| matches!(k, KeywordReach::AnyField))
-            || (keyword_fields.is_none() && reach(KeywordReach::has_keywords));
+        let every_field =
+            reach(|k| matches!(k, KeywordReach::AnyField)) || (!self.use_index && reach(KeywordReach::has_keywords));
         if every_field {
             return (candidates, Some(to_sigma_event(event, &FieldSelection::All)), true);
         }
         let mut sigma = to_sigma_event(event, &self.fields[&event.kind]);
-        if let Some(fields) = keyword_fields
-            && reach(|k| matches!(k, KeywordReach::FieldsHolding(_)))
-        {
-            insert_fields(&mut sigma, fields);
+        if reach(|k| matches!(k, KeywordReach::FieldsHolding(_))) {
+            insert_fields(&mut sigma, keyword_fields);
         }
         (candidates, Some(sigma), false)
     }

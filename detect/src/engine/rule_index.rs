@@ -86,7 +86,7 @@ impl FieldIndex {
             marks.set(rule);
         }
         if let Some(literals) = &self.literals {
-            literals.mark(&text_of(value), marks);
+            literals.mark(&text_of(&value), marks);
         }
     }
 }
@@ -118,9 +118,9 @@ impl Marks {
 
 /// The text sigma-rust compares a value as: what [`super::sigma_event`] inserts, written as
 /// sigma-rust writes non-string values.
-fn text_of(value: FieldRef<'_>) -> Cow<'_, str> {
+fn text_of<'a>(value: &'a FieldRef<'_>) -> Cow<'a, str> {
     match value {
-        FieldRef::Text(text) => text,
+        FieldRef::Text(text) => Cow::Borrowed(text.as_ref()),
         FieldRef::Int(i) => Cow::Owned(i.to_string()),
         FieldRef::Bool(b) => Cow::Owned(b.to_string()),
         FieldRef::Time(t) => Cow::Owned(t.to_string()),
@@ -261,7 +261,7 @@ impl RuleIndex {
         };
         if let Some(keywords) = pass {
             for (name, value) in event.fields() {
-                if keywords.mark(&text_of(value.clone()), &mut marks) {
+                if keywords.mark(&text_of(&value), &mut marks) {
                     keyword_fields.push((name, value));
                 }
             }
