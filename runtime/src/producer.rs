@@ -140,8 +140,13 @@ async fn create_once(
 }
 
 fn is_unreachable(error: &KafkaError) -> bool {
+    // An admin operation's error carries its code apart: `rdkafka_error_code` says `None`.
+    let code = match error {
+        KafkaError::AdminOp(code) => Some(*code),
+        other => other.rdkafka_error_code(),
+    };
     matches!(
-        error.rdkafka_error_code(),
+        code,
         Some(
             RDKafkaErrorCode::BrokerTransportFailure
                 | RDKafkaErrorCode::AllBrokersDown
@@ -150,4 +155,17 @@ fn is_unreachable(error: &KafkaError) -> bool {
                 | RDKafkaErrorCode::NetworkException
         )
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_broker_is_retried_also_when_an_admin_operation_says_so() {
+        assert!(is_unreachable(&KafkaError::AdminOp(RDKafkaErrorCode::BrokerTransportFailure)));
+        assert!(is_unreachable(&KafkaError::MetadataFetch(RDKafkaErrorCode::AllBrokersDown)));
+        assert!(!is_unreachable(&KafkaError::AdminOp(RDKafkaErrorCode::TopicAuthorizationFailed)));
+        assert!(!is_unreachable(&KafkaError::AdminOp(RDKafkaErrorCode::InvalidReplicationFactor)));
+    }
 }
