@@ -150,6 +150,10 @@ enum BenchCommand {
         attack_events: u64,
         #[arg(long, default_value_t = 7_331)]
         seed: u64,
+        /// The generator's traffic: `real-world` (public servers' tools, stdio proxies,
+        /// gateway logs without tokens) or `catalog` (the curated one the rule tests use).
+        #[arg(long, default_value = "real-world", value_parser = parse_profile)]
+        profile: mcpsiem_gen::TrafficProfile,
         /// Print the figures as JSON.
         #[arg(long)]
         json: bool,
@@ -231,7 +235,7 @@ fn main() -> Result<()> {
             let corpus = mcpsiem_bench::decode::NdjsonCorpus::generate(events, 42);
             let mut lists = mcpsiem_detect::DetectConfig::default().lists;
             // The pack's shadow-server rule needs an inventory; use the generator's.
-            lists.entry("approved_servers".into()).or_insert_with(mcpsiem_gen::approved_server_names);
+            approve_generated_servers(&mut lists);
             if !rules_dirs.is_empty() {
                 let work_dir = PathBuf::from("target/bench-detect-rules");
                 let options = mcpsiem_bench::detect_scaling::ScalingOptions {
@@ -250,10 +254,10 @@ fn main() -> Result<()> {
             print_report(&report, json)?;
             Ok(())
         }
-        BenchCommand::Noise { events, attack_events, seed, json } => {
+        BenchCommand::Noise { events, attack_events, seed, profile, json } => {
             let mut lists = mcpsiem_detect::DetectConfig::default().lists;
-            lists.entry("approved_servers".into()).or_insert_with(mcpsiem_gen::approved_server_names);
-            let report = mcpsiem_bench::noise::noise_bench(&cli.rules, &lists, events, attack_events, seed)?;
+            approve_generated_servers(&mut lists);
+            let report = mcpsiem_bench::noise::noise_bench(&cli.rules, &lists, events, attack_events, seed, profile)?;
             print_report(&report, json)?;
             if !report.missed_scenarios.is_empty() {
                 anyhow::bail!("scenarios no rule detected: {:?}", report.missed_scenarios);
@@ -262,7 +266,7 @@ fn main() -> Result<()> {
         }
         BenchCommand::Latency { rate, seconds, json } => {
             let mut lists = mcpsiem_detect::DetectConfig::default().lists;
-            lists.entry("approved_servers".into()).or_insert_with(mcpsiem_gen::approved_server_names);
+            approve_generated_servers(&mut lists);
             let report = mcpsiem_bench::latency::latency_bench(&cli.rules, &lists, rate.max(1), seconds)?;
             print_report(&report, json)?;
             Ok(())
@@ -285,5 +289,18 @@ fn main() -> Result<()> {
             print_report(&report, json)?;
             Ok(())
         }
+    }
+}
+
+/// The generator's benign servers as the approved inventory, unless one is configured: the
+/// default configuration's is empty, which would make every generated server unapproved.
+fn parse_profile(name: &str) -> Result<mcpsiem_gen::TrafficProfile, String> {
+    mcpsiem_gen::TrafficProfile::parse(name).ok_or_else(|| format!("unknown profile `{name}`: real-world or catalog"))
+}
+
+fn approve_generated_servers(lists: &mut std::collections::HashMap<String, Vec<String>>) {
+    let approved = lists.entry("approved_servers".into()).or_default();
+    if approved.is_empty() {
+        *approved = mcpsiem_gen::approved_server_names_all_profiles();
     }
 }

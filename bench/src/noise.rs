@@ -12,10 +12,12 @@ use mcpsiem_detect::rules::{self, NamedLists};
 use mcpsiem_detect::{Engine, EngineConfig};
 use serde::Serialize;
 
-use mcpsiem_gen::{GenOptions, Generator, Scenario, scenario_of};
+use mcpsiem_gen::{GenOptions, Generator, Scenario, TrafficProfile, scenario_of};
 
 #[derive(Debug, Serialize)]
 pub struct NoiseReport {
+    /// The generator's traffic profile (`real-world` unless asked otherwise).
+    pub profile: String,
     pub benign_events: u64,
     pub benign_days: u32,
     /// Alerts per rule title on benign-only traffic, every rule listed.
@@ -51,13 +53,15 @@ pub fn noise_bench(
     benign_events: u64,
     attack_events: u64,
     attack_seed: u64,
+    profile: TrafficProfile,
 ) -> Result<NoiseReport> {
     let started = Instant::now();
     let days = (benign_events / 150_000).clamp(1, 30) as u32;
     let mut benign_alerts: BTreeMap<String, u64> = rule_titles(paths, lists).into_iter().map(|t| (t, 0)).collect();
     let mut detector = engine(paths, lists)?;
     let bar = mcpsiem_runtime::progress::counter(benign_events, "benign events");
-    let options = GenOptions { events: benign_events, seed: attack_seed ^ 0x5eed, days, ..GenOptions::default() };
+    let options =
+        GenOptions { events: benign_events, seed: attack_seed ^ 0x5eed, days, profile, ..GenOptions::default() };
     for (i, event) in Generator::new(options).enumerate() {
         for alert in detector.process(&event) {
             *benign_alerts.entry(alert.rule_title).or_default() += 1;
@@ -77,6 +81,7 @@ pub fn noise_bench(
         seed: attack_seed,
         days: 2,
         attacks: Scenario::ALL.to_vec(),
+        profile,
         ..GenOptions::default()
     };
     let mut scenario_by_event: HashMap<String, &'static str> = HashMap::new();
@@ -100,6 +105,7 @@ pub fn noise_bench(
     }
     let missed_scenarios = scenarios.iter().filter(|(_, rules)| rules.is_empty()).map(|(s, _)| s.clone()).collect();
     Ok(NoiseReport {
+        profile: format!("{profile:?}"),
         benign_events,
         benign_days: days,
         benign_alerts,
@@ -113,7 +119,11 @@ pub fn noise_bench(
 
 impl std::fmt::Display for NoiseReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "alerts per rule on {} benign-only events over {} days:", self.benign_events, self.benign_days)?;
+        writeln!(
+            f,
+            "alerts per rule on {} benign-only events over {} days ({} traffic):",
+            self.benign_events, self.benign_days, self.profile
+        )?;
         for (rule, count) in &self.benign_alerts {
             let flag = if *count > 10 { "  (> 10: tuned or justified in falsepositives)" } else { "" };
             writeln!(f, "  {count:>7}  {rule}{flag}")?;

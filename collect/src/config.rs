@@ -22,6 +22,10 @@ pub struct CollectConfig {
     /// Prometheus `/metrics` of the proxy and the tailer (`HOST:PORT`); empty: off. The
     /// intake serves `/metrics` on its own port.
     pub metrics_addr: String,
+    /// The HTTP proxy's canonical resource URI: the public URL clients use for the MCP
+    /// server behind it, which its tokens name as their audience. Empty: learned from the
+    /// protected-resource metadata (`resource`) that passes the proxy.
+    pub resource_uri: String,
     pub capture: CaptureConfig,
     pub tail: TailConfig,
     pub intake: IntakeConfig,
@@ -35,6 +39,7 @@ impl Default for CollectConfig {
             spool_max_bytes: 1 << 30,
             queue_max_kbytes: 64 * 1024,
             metrics_addr: String::new(),
+            resource_uri: String::new(),
             capture: CaptureConfig::default(),
             tail: TailConfig::default(),
             intake: IntakeConfig::default(),
@@ -79,6 +84,9 @@ impl Default for TailConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct IntakeConfig {
     pub listen: String,
+    /// OTLP over gRPC (the trace and logs services), for exporters that speak only gRPC;
+    /// empty: off (OTLP over HTTP is always on `listen`). 4317 is the usual port.
+    pub otlp_grpc_listen: String,
     /// Largest request body, in bytes, after gzip decoding; larger ones get 413.
     pub max_body_bytes: usize,
     /// Most records in one body; more get 413 (split the batch). Bounds the work and the
@@ -92,6 +100,12 @@ pub struct IntakeConfig {
 
 impl Default for IntakeConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9470".into(), max_body_bytes: 10 << 20, max_records: 10_000, api_keys: Vec::new() }
+        Self {
+            listen: "127.0.0.1:9470".into(),
+            otlp_grpc_listen: String::new(),
+            max_body_bytes: 10 << 20,
+            max_records: 10_000,
+            api_keys: Vec::new(),
+        }
     }
 }

@@ -20,7 +20,7 @@ use mcpsiem_event::token::TokenFingerprinter;
 use mcpsiem_event::{Direction, EventId, EventKind, OwnedEvent, Timestamp};
 
 use super::capture::Capture;
-use super::observer::{Observer, Seen};
+use super::observer::{Observer, Seen, ServerIdentity};
 use super::sink::EventSink;
 use super::sse::SseParser;
 use super::token::TokenInfo;
@@ -30,6 +30,13 @@ const MAX_BODY_BYTES: usize = 16 << 20;
 /// Sessions whose learned state (client and server names) is kept; past it the oldest go.
 const MAX_SESSIONS: usize = 10_000;
 const SESSION_HEADER: &str = "mcp-session-id";
+/// Where OAuth protected-resource metadata (RFC 9728) is served; its `resource` is the
+/// canonical URI the server's tokens name as their audience.
+const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+/// Longest resource URI learned from metadata: it is copied into every later event.
+const MAX_RESOURCE_URI_BYTES: usize = 2048;
+/// The attribute holding the canonical resource URI (docs/collect.md).
+pub const RESOURCE_URI_ATTRIBUTE: &str = "mcp.server.resource_uri";
 const PROTOCOL_HEADER: &str = "mcp-protocol-version";
 /// Headers that belong to one connection, not to the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: &[&str] = &[
@@ -59,6 +66,8 @@ pub enum HttpProxyError {
 pub struct HttpProxyCollector {
     pub listen: String,
     pub upstream: String,
+    /// The canonical resource URI; empty: learned from the protected-resource metadata.
+    pub resource_uri: String,
     pub template: OwnedEvent,
     pub capture: Capture,
     pub fingerprinter: TokenFingerprinter,
@@ -73,7 +82,8 @@ impl crate::harness::Collector for HttpProxyCollector {
     }
 
     async fn run(self, context: crate::harness::Context) -> Result<(), HttpProxyError> {
-        let proxy = HttpProxy::new(&self.upstream, self.template, self.capture, self.fingerprinter, context.sink)?;
+        let proxy = HttpProxy::new(&self.upstream, self.template, self.capture, self.fingerprinter, context.sink)?
+            .with_resource_uri(&self.resource_uri);
         let listener = tokio::net::TcpListener::bind(&self.listen)
             .await
             .map_err(|source| HttpProxyError::Listen { addr: self.listen.clone(), source })?;
@@ -91,6 +101,14 @@ pub struct HttpProxy {
     fingerprinter: TokenFingerprinter,
     sink: EventSink,
     sessions: Mutex<Sessions>,
+    /// The upstream's name and version as last announced. A stateless (2026-07-28) exchange
+    /// has its own observer, and its server may name itself only in some results: what one
+    /// exchange learned names the server in the others.
+    server: Mutex<ServerIdentity>,
+    /// The canonical resource URI, and whether it was configured (a configured one is not
+    /// replaced by what the metadata says).
+    resource: Mutex<Option<String>>,
+    resource_configured: bool,
 }
 
 /// Observers of live sessions, oldest first for eviction.
@@ -122,7 +140,46 @@ impl HttpProxy {
         template.transport = Some("streamable_http".into());
         template.network_transport = Some("tcp".into());
         template.server_address = Some(upstream.as_str().to_owned().into());
-        Ok(Self { upstream, client, template, capture, fingerprinter, sink, sessions: Mutex::default() })
+        Ok(Self {
+            upstream,
+            client,
+            template,
+            capture,
+            fingerprinter,
+            sink,
+            sessions: Mutex::default(),
+            server: Mutex::default(),
+            resource: Mutex::default(),
+            resource_configured: false,
+        })
+    }
+
+    /// Sets the canonical resource URI clients use for the upstream; empty leaves it to be
+    /// learned from the protected-resource metadata.
+    pub fn with_resource_uri(mut self, uri: &str) -> Self {
+        if !uri.is_empty() {
+            self.resource = Mutex::new(Some(uri.to_owned()));
+            self.resource_configured = true;
+        }
+        self
+    }
+
+    fn resource_uri(&self) -> Option<String> {
+        self.resource.lock().expect("not poisoned").clone()
+    }
+
+    /// Learns the canonical resource URI from a protected-resource metadata answer.
+    fn learn_resource(&self, path: &str, status: StatusCode, body: &[u8]) {
+        if self.resource_configured {
+            return;
+        }
+        if let Some(resource) = metadata_resource(path, status, body) {
+            let mut known = self.resource.lock().expect("not poisoned");
+            if known.as_deref() != Some(resource.as_str()) {
+                tracing::info!(%resource, "learned the MCP server's resource URI from its metadata");
+                *known = Some(resource);
+            }
+        }
     }
 
     /// Serves until `shutdown` resolves.
@@ -172,7 +229,20 @@ impl HttpProxy {
     }
 
     fn new_observer(&self) -> Arc<Mutex<Observer>> {
-        Arc::new(Mutex::new(Observer::new(self.template.clone(), self.capture.clone())))
+        let mut observer = Observer::new(self.template.clone(), self.capture.clone());
+        observer.assume_server_identity(&self.server.lock().expect("not poisoned"));
+        Arc::new(Mutex::new(observer))
+    }
+
+    /// Keeps what `observer` learned of the upstream's identity for the next exchanges.
+    fn learn_server(&self, observer: &Observer) {
+        let identity = observer.server_identity();
+        if identity.name.is_some() {
+            let mut known = self.server.lock().expect("not poisoned");
+            if *known != identity {
+                *known = identity;
+            }
+        }
     }
 
     fn upstream_url(&self, uri: &axum::http::Uri) -> reqwest::Url {
@@ -196,6 +266,7 @@ struct Exchange {
     session_id: Option<String>,
     protocol_version: Option<String>,
     token: Option<TokenInfo>,
+    resource_uri: Option<String>,
 }
 
 impl Exchange {
@@ -212,6 +283,7 @@ impl Exchange {
                 .get("authorization")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| TokenInfo::from_authorization(v, &proxy.fingerprinter)),
+            resource_uri: proxy.resource_uri(),
         }
     }
 
@@ -228,6 +300,9 @@ impl Exchange {
             e.protocol_version = Some(version.clone().into());
         }
         e.http_status = status.map(i64::from);
+        if let Some(uri) = &self.resource_uri {
+            e.attributes.insert(RESOURCE_URI_ATTRIBUTE, &serde_json::Value::String(uri.clone()));
+        }
         match &self.token {
             Some(token) => token.apply(e),
             None => clear_token(e),
@@ -245,6 +320,16 @@ fn clear_token(e: &mut OwnedEvent) {
     e.token_scopes = None;
     e.token_expires = None;
     e.token_issued = None;
+}
+
+/// The `resource` of a successful protected-resource metadata answer (RFC 9728).
+fn metadata_resource(path: &str, status: StatusCode, body: &[u8]) -> Option<String> {
+    if !status.is_success() || !path.starts_with(RESOURCE_METADATA_PATH) {
+        return None;
+    }
+    let metadata = serde_json::from_slice::<serde_json::Value>(body).ok()?;
+    let resource = metadata.get("resource")?.as_str()?;
+    (!resource.is_empty() && resource.len() <= MAX_RESOURCE_URI_BYTES).then(|| resource.to_owned())
 }
 
 fn plain(status: StatusCode, message: &str) -> Response<Body> {
@@ -345,6 +430,10 @@ async fn forward(
         }
     };
 
+    if let Some(answer) = &response_body {
+        proxy.learn_resource(parts.uri.path(), status, answer);
+    }
+
     // Refused before JSON-RPC (401, 403, 404 of an expired session…): one `http` event.
     let answered_in_json_rpc = is_sse || response_body.as_deref().is_some_and(is_json_rpc);
     if status.as_u16() >= 400 && !answered_in_json_rpc {
@@ -362,12 +451,17 @@ async fn forward(
         if parts.method == axum::http::Method::POST {
             observer.observe_at(Direction::ClientToServer, &body, seen, &mut events);
         }
-        if let Some(answer) = &response_body {
+        // A GET's plain answer (OAuth metadata a client reads before it speaks MCP) is not
+        // MCP traffic; a POST's answer always is, malformed or not.
+        if let Some(answer) =
+            response_body.as_deref().filter(|a| parts.method == axum::http::Method::POST || is_json_rpc(a))
+        {
             observer.observe(Direction::ServerToClient, answer, &mut events);
         }
         if per_exchange && !is_sse {
             observer.finish(&mut events);
         }
+        proxy.learn_server(&observer);
         drop(observer);
         proxy.ship(&events);
     }
@@ -415,6 +509,7 @@ fn observe_stream(
                     Err(size) => observer.observe_oversize(Direction::ServerToClient, size, b"", &mut events),
                 }
             }
+            proxy.learn_server(&observer);
         }
         proxy.ship(&events);
         Ok(chunk)
@@ -459,4 +554,30 @@ fn refused(
     e.error_type = Some(error.to_owned().into());
     e.duration_us = Some(started.elapsed().as_micros().min(i64::MAX as u128) as i64);
     proxy.ship(&[e]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resource_uri_comes_from_protected_resource_metadata_only() {
+        let body = br#"{"resource":"https://mcp.example.com/mcp","authorization_servers":["https://idp"]}"#;
+        let ok = StatusCode::OK;
+        assert_eq!(
+            metadata_resource("/.well-known/oauth-protected-resource/mcp", ok, body).as_deref(),
+            Some("https://mcp.example.com/mcp")
+        );
+        assert_eq!(
+            metadata_resource("/.well-known/oauth-protected-resource", ok, body).as_deref(),
+            Some("https://mcp.example.com/mcp")
+        );
+        assert_eq!(metadata_resource("/mcp", ok, body), None, "another path");
+        assert_eq!(metadata_resource("/.well-known/oauth-protected-resource", StatusCode::NOT_FOUND, body), None);
+        assert_eq!(metadata_resource("/.well-known/oauth-protected-resource", ok, b"not json"), None);
+        assert_eq!(metadata_resource("/.well-known/oauth-protected-resource", ok, br#"{"resource":""}"#), None);
+        assert_eq!(metadata_resource("/.well-known/oauth-protected-resource", ok, br#"{"resource":7}"#), None);
+        let huge = format!(r#"{{"resource":"https://x/{}"}}"#, "a".repeat(MAX_RESOURCE_URI_BYTES));
+        assert_eq!(metadata_resource("/.well-known/oauth-protected-resource", ok, huge.as_bytes()), None);
+    }
 }

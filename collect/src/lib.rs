@@ -2,7 +2,7 @@
 //!
 //! - [`stdio_proxy`] and [`http_proxy`] sit in front of a real MCP server;
 //! - [`tail`] follows gateways' JSON-lines logs;
-//! - [`intake`] takes events over HTTP.
+//! - [`intake`] takes events over HTTP, and OTLP spans and logs ([`otlp`]).
 //!
 //! All of them build events with the same [`observer`] (JSON-RPC into events) or mapping,
 //! scrub them with [`capture`], and hand them to one [`sink::EventSink`]. Each is a
@@ -15,6 +15,8 @@ pub mod harness;
 pub mod http_proxy;
 pub mod intake;
 pub mod observer;
+pub mod otlp;
+pub mod otlp_grpc;
 pub mod shipper;
 pub mod sink;
 pub mod spool;

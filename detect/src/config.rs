@@ -49,7 +49,19 @@ pub struct DetectConfig {
     pub watch_rules: bool,
 }
 
+/// The list of approved MCP servers the pack's shadow-server rule expands.
+pub const APPROVED_SERVERS: &str = "approved_servers";
+
 impl DetectConfig {
+    /// A warning for an empty approved-server inventory, which makes every server unapproved.
+    pub fn inventory_warning(&self) -> Option<String> {
+        self.lists.get(APPROVED_SERVERS).is_none_or(Vec::is_empty).then(|| {
+            "detect.lists.approved_servers is empty: every MCP server counts as unapproved and raises the \
+             unapproved-server alert; list your approved servers under [detect.lists]"
+                .to_string()
+        })
+    }
+
     pub fn engine(&self) -> EngineConfig {
         EngineConfig {
             allowed_lateness_seconds: self.allowed_lateness_seconds,
@@ -65,7 +77,9 @@ impl Default for DetectConfig {
         let engine = EngineConfig::default();
         Self {
             rules: vec![PathBuf::from(crate::rules::BUILTIN)],
-            lists: HashMap::new(),
+            // Present and empty: the pack's shadow-server rule loads out of the box, and with
+            // no inventory every server is unapproved (said once as a warning at load).
+            lists: HashMap::from([(APPROVED_SERVERS.to_string(), Vec::new())]),
             group_id: "mcpsiem-detect".into(),
             scope: crate::rules::RuleScope::All,
             metrics_addr: "127.0.0.1:9462".into(),

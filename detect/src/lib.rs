@@ -4,6 +4,7 @@
 pub mod alert;
 pub mod config;
 pub mod engine;
+pub mod normalize;
 pub mod reload;
 pub mod replay;
 pub mod rule_tests;

@@ -14,6 +14,9 @@
 //!       - {http.response.status_code: 401, repeat: 10, every: 2s}
 //! ```
 //!
+//! A case may instead say `expect: no_alert` and name no rule: then no rule of the whole set
+//! may alert on its events (recorded benign sessions of real clients and servers).
+//!
 //! Events are written in the event schema's JSON names. `event.id`, `event.time` and
 //! `event.kind` may be left out: ids are made up, `event.kind` is `message`, and times start
 //! at Monday 2026-01-05 10:00 UTC (working hours), one second apart, or at `at` (a timespan
@@ -62,6 +65,8 @@ struct TestCase {
 pub enum Expect {
     Match,
     NoMatch,
+    /// No rule of the set alerts (the case names no rule).
+    NoAlert,
 }
 
 /// The outcome of one case.
@@ -96,13 +101,17 @@ impl RuleResult {
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct TestReport {
     pub rules: Vec<RuleResult>,
+    /// Cases of `expect: no_alert`, about the whole rule set.
+    pub quiet_cases: Vec<CaseResult>,
     /// Test files that could not be read, and cases naming no loaded rule.
     pub problems: Vec<RuleProblem>,
 }
 
 impl TestReport {
     pub fn passed(&self) -> bool {
-        self.problems.is_empty() && self.rules.iter().all(RuleResult::passed)
+        self.problems.is_empty()
+            && self.rules.iter().all(RuleResult::passed)
+            && self.quiet_cases.iter().all(|c| c.passed)
     }
 }
 
@@ -200,6 +209,33 @@ fn matched(engine: &mut Engine, key: &str, detection: bool, events: &[mcpsiem_ev
     hit | engine.finish().iter().any(|a| a.rule_id == key)
 }
 
+/// A case no rule may alert on: every alert raised is named in the failure.
+fn quiet_case(paths: &[PathBuf], lists: &NamedLists, case: &TestCase, file: &Path) -> CaseResult {
+    let outcome = case_events(case, file).map(|events| {
+        let loaded = rules::load(paths, lists);
+        let mut engine = Engine::new(loaded.rules, EngineConfig { suppress_seconds: 0, ..EngineConfig::default() });
+        let mut alerts: Vec<String> = Vec::new();
+        for event in &events {
+            alerts.extend(engine.process(event).into_iter().map(|a| a.rule_title));
+        }
+        alerts.extend(engine.finish().into_iter().map(|a| a.rule_title));
+        alerts
+    });
+    let (passed, detail) = match outcome {
+        Ok(alerts) if alerts.is_empty() => (true, None),
+        Ok(alerts) => (false, Some(format!("expected no alert, got: {}", alerts.join("; ")))),
+        Err(e) => (false, Some(e)),
+    };
+    CaseResult {
+        file: file.to_owned(),
+        case: case.name.clone(),
+        rule: "*".into(),
+        expect: Expect::NoAlert,
+        passed,
+        detail,
+    }
+}
+
 /// Runs every test file under `paths` against the rules under `paths`.
 pub fn run(paths: &[PathBuf], lists: &NamedLists) -> TestReport {
     let mut report = TestReport::default();
@@ -234,6 +270,10 @@ pub fn run(paths: &[PathBuf], lists: &NamedLists) -> TestReport {
         let mut case_lists = lists.clone();
         case_lists.extend(tests.lists.clone());
         for case in &tests.cases {
+            if case.expect == Expect::NoAlert {
+                report.quiet_cases.push(quiet_case(paths, &case_lists, case, &file));
+                continue;
+            }
             let Some(reference) = case.rule.as_ref().or(tests.rule.as_ref()) else {
                 report.problems.push(problem(&file, 0, format!("case `{}` names no rule (set `rule`)", case.name)));
                 continue;
@@ -300,4 +340,30 @@ pub fn run(paths: &[PathBuf], lists: &NamedLists) -> TestReport {
     }
     report.rules = results.into_values().collect();
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULE: &str = "title: Init\nid: r-init\nlogsource: {product: mcp}\ndetection:\n  s:\n    mcp.method.name: initialize\n  condition: s\n";
+
+    fn run_with(tests: &str) -> TestReport {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("init.yml"), RULE).unwrap();
+        std::fs::write(dir.path().join("init.tests.yml"), tests).unwrap();
+        run(&[dir.path().to_owned()], &NamedLists::new())
+    }
+
+    #[test]
+    fn a_no_alert_case_passes_when_nothing_alerts_and_names_what_did() {
+        let report = run_with(
+            "cases:\n  - name: quiet\n    expect: no_alert\n    events:\n      - {mcp.method.name: tools/list}\n  - name: loud\n    expect: no_alert\n    events:\n      - {mcp.method.name: tools/list}\n      - {mcp.method.name: initialize}\n",
+        );
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        let outcome: Vec<(&str, bool)> = report.quiet_cases.iter().map(|c| (c.case.as_str(), c.passed)).collect();
+        assert_eq!(outcome, [("quiet", true), ("loud", false)]);
+        assert_eq!(report.quiet_cases[1].detail.as_deref(), Some("expected no alert, got: Init"));
+        assert!(!report.passed());
+    }
 }

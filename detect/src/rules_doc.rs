@@ -94,7 +94,21 @@ pub fn markdown(paths: &[PathBuf], lists: &NamedLists) -> String {
          `mcpsiem rules test` runs them. Rules named as building blocks (a `name`, level informational) feed \
          the correlation and first-seen rules and do not alert alone. See `docs/detection.md` for the rule kinds.\n\n",
     );
+    out.push_str(
+        "Tags: `attack.*` (MITRE ATT&CK), `atlas.*` (MITRE ATLAS), and two namespaces of our own: \
+         `safe-mcp.tNNNN`, the SAFE-MCP technique the rule detects (<https://github.com/SAFE-MCP/safe-mcp>), \
+         and `owasp-mcp.mcpNN`, the OWASP MCP Top 10 category (<https://owasp.org/www-project-mcp-top-10/>).\n\n",
+    );
     let _ = writeln!(out, "{} rules.\n", rows.len());
+    for (namespace, what) in [("safe-mcp.", "SAFE-MCP techniques"), ("owasp-mcp.", "OWASP MCP Top 10 categories")] {
+        let mut covered: Vec<&str> =
+            rows.iter().flat_map(|row| row.meta.tags.iter()).filter_map(|tag| tag.strip_prefix(namespace)).collect();
+        covered.sort_unstable();
+        covered.dedup();
+        if !covered.is_empty() {
+            let _ = writeln!(out, "{} {what} covered: {}.\n", covered.len(), covered.join(", "));
+        }
+    }
     out.push_str("| threat | rule | kind | level | fields | tags | id |\n|---|---|---|---|---|---|---|\n");
     for row in &rows {
         let name = row.meta.name.as_deref().map(|n| format!(" (`{n}`)")).unwrap_or_default();

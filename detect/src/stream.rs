@@ -157,7 +157,8 @@ impl Detector {
             .set("group.id", &config.group_id)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
+            // The partition end tells the watermark a partition has nothing late on its way.
+            .set("enable.partition.eof", "true")
             .set("partition.assignment.strategy", "range,roundrobin")
             .set("statistics.interval.ms", "5000")
             // Alerts within a second: a fetch waits at most this long for data to arrive
@@ -325,6 +326,12 @@ impl Detector {
                             metrics::counter!("mcpsiem_detect_undecodable_total").increment(1);
                         }
                     }
+                }
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(partition))) => {
+                    if !known_partitions.contains(&partition) {
+                        Self::sync_sources(&self.consumer, &mut self.engine, &mut known_partitions);
+                    }
+                    self.engine.source_caught_up(partition);
                 }
                 Some(Err(e)) => tracing::warn!(error = %e, "Kafka consumer error; librdkafka retries on its own"),
                 None => {}

@@ -9,6 +9,7 @@ pub mod alert;
 pub mod decode;
 pub mod event;
 pub mod hash;
+pub mod ocsf;
 pub mod schema;
 pub mod time;
 pub mod token;

@@ -29,6 +29,23 @@ impl TokenFingerprinter {
     }
 }
 
+/// Which token an event was made with, from what its collector could see: the keyed
+/// fingerprint of the raw token (proxies), else the token's `jti` (a gateway log that kept
+/// the claims), else its subject and client (`jwt.sub` of an agentgateway log). One token
+/// seen by a proxy and by a gateway log gets two identities; the token rules group by this
+/// so that logs without a raw token are not invisible to them.
+pub fn token_identity(event: &crate::McpEvent<'_>) -> Option<String> {
+    if let Some(fingerprint) = &event.token_fingerprint {
+        return Some(format!("fp:{fingerprint}"));
+    }
+    let issuer = event.token_issuer.as_deref().unwrap_or("");
+    if let Some(jti) = &event.token_id {
+        return Some(format!("jti:{issuer}|{jti}"));
+    }
+    let subject = event.token_subject.as_deref()?;
+    Some(format!("sub:{issuer}|{subject}|{}", event.token_client_id.as_deref().unwrap_or("")))
+}
+
 impl std::fmt::Debug for TokenFingerprinter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("TokenFingerprinter { key: \"***\" }")
@@ -38,6 +55,22 @@ impl std::fmt::Debug for TokenFingerprinter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_token_identity_falls_back_from_fingerprint_to_jti_to_subject() {
+        use crate::{EventId, EventKind, OwnedEvent, Timestamp};
+        let mut e = OwnedEvent::new(EventId::new(), Timestamp::from_micros(0), EventKind::Message);
+        assert_eq!(token_identity(&e), None);
+        e.token_subject = Some("alice".into());
+        assert_eq!(token_identity(&e).as_deref(), Some("sub:|alice|"));
+        e.token_issuer = Some("https://idp".into());
+        e.token_client_id = Some("agent-1".into());
+        assert_eq!(token_identity(&e).as_deref(), Some("sub:https://idp|alice|agent-1"));
+        e.token_id = Some("j-1".into());
+        assert_eq!(token_identity(&e).as_deref(), Some("jti:https://idp|j-1"));
+        e.token_fingerprint = Some("ab12".into());
+        assert_eq!(token_identity(&e).as_deref(), Some("fp:ab12"));
+    }
 
     #[test]
     fn same_key_same_fingerprint_other_key_other_fingerprint() {

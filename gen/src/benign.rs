@@ -92,7 +92,10 @@ pub fn benign_call(rng: &mut impl Rng, user: &str, tool: &str) -> (serde_json::V
         "createJiraIssue" => {
             (json!({"projectKey": "OPS", "summary": "Disk usage alert on db-2"}), "{\"key\":\"OPS-412\"}".into())
         }
-        other => (json!({}), format!("{other} done")),
+        other => match super::real_world::example_call(other) {
+            Some(call) => (serde_json::from_str(call.arguments).unwrap_or_else(|_| json!({})), call.result.to_owned()),
+            None => (json!({}), format!("{other} done")),
+        },
     }
 }
 
@@ -113,8 +116,15 @@ fn page_text(rng: &mut impl Rng) -> String {
         .join("\n\n")
 }
 
-/// A whole benign session: open, list tools, then a plausible run of calls.
-pub fn benign_session(rng: &mut impl Rng, session: &mut Session<'_>, start: Timestamp) -> Vec<OwnedEvent> {
+/// A whole benign session: open, list tools, then a plausible run of calls; with `extras`,
+/// also what real clients send besides tool calls (pings, resources, prompts, log levels,
+/// cancellations) and the odd failing call.
+pub fn benign_session(
+    rng: &mut impl Rng,
+    session: &mut Session<'_>,
+    start: Timestamp,
+    extras: bool,
+) -> Vec<OwnedEvent> {
     let mut events = session.open(rng, start);
     let mut at = start.plus_micros(rng.random_range(200_000..1_500_000));
     let tools = session.server.tools.clone();
@@ -135,7 +145,56 @@ pub fn benign_session(rng: &mut impl Rng, session: &mut Session<'_>, start: Time
             }
         };
         let (arguments, result) = benign_call(rng, &session.user.id, tool.name);
-        events.push(session.call_tool(rng, at, tool.name, arguments, &result));
+        let mut call = session.call_tool(rng, at, tool.name, arguments, &result);
+        if extras && rng.random_bool(0.03) {
+            fail_call(&mut call);
+        }
+        events.push(call);
+        if extras {
+            let after = at.plus_micros(rng.random_range(100_000..5_000_000));
+            events.extend(other_requests(rng, session, after));
+        }
+    }
+    events
+}
+
+/// A tool call whose tool failed: an error result, as `isError: true` carries it.
+fn fail_call(call: &mut OwnedEvent) {
+    if call.tool_result.is_some() {
+        let text = "Error: upstream request failed with status 503 (Service Unavailable); retry later";
+        call.tool_result = Some(text.into());
+        call.tool_result_size = Some(text.len() as i64);
+        call.tool_result_is_error = Some(true);
+    }
+}
+
+/// Requests and notifications besides tool calls, at the rates a coding agent sends them.
+fn other_requests(rng: &mut impl Rng, session: &mut Session<'_>, at: Timestamp) -> Vec<OwnedEvent> {
+    let mut events = Vec::new();
+    let roll: f64 = rng.random();
+    if roll < 0.05 {
+        let took = rng.random_range(300..5_000);
+        events.push(session.request(rng, at, "ping", took));
+    } else if roll < 0.12 {
+        let took = rng.random_range(2_000..40_000);
+        events.push(session.request(rng, at, "resources/list", took));
+        let took = rng.random_range(2_000..90_000);
+        let mut read = session.request(rng, at.plus_micros(300_000), "resources/read", took);
+        let repo = *REPOS.choose(rng).expect("repos");
+        read.resource_uri = Some(format!("file:///home/dev/projects/{repo}/README.md").into());
+        events.push(read);
+    } else if roll < 0.15 {
+        let took = rng.random_range(2_000..20_000);
+        events.push(session.request(rng, at, "prompts/list", took));
+        let took = rng.random_range(2_000..20_000);
+        let mut get = session.request(rng, at.plus_micros(500_000), "prompts/get", took);
+        get.prompt_name = Some("code_review".into());
+        events.push(get);
+    } else if roll < 0.16 {
+        let took = rng.random_range(500..5_000);
+        events.push(session.request(rng, at, "logging/setLevel", took));
+    } else if roll < 0.17 {
+        events.push(session.notification(rng, at, "notifications/cancelled"));
     }
     events
 }

@@ -6,6 +6,7 @@
 
 pub mod attacks;
 pub mod benign;
+pub mod real_world;
 pub mod session;
 pub mod world;
 
@@ -28,6 +29,11 @@ const HOUR_US: i64 = 3_600_000_000;
 /// sizes the simulation so a run reaches its event count.
 const EVENTS_PER_SESSION: f64 = 14.4;
 
+/// How long before `now` a period must end for none of its events to land after `now`:
+/// when its sessions fall short of the event count, the simulation runs on past the period
+/// at full activity, about an hour at most.
+pub const OVERRUN_MARGIN_MICROS: i64 = 2 * HOUR_US;
+
 /// What to generate.
 #[derive(Clone, Debug)]
 pub struct GenOptions {
@@ -43,6 +49,32 @@ pub struct GenOptions {
     pub attack_repeats: u32,
     /// The site key tokens are fingerprinted with, as collectors do.
     pub token_key: String,
+    pub profile: TrafficProfile,
+}
+
+/// How close to what collectors see in real deployments the benign traffic is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TrafficProfile {
+    /// The curated catalogue: every event names its user, every HTTP call carries a
+    /// fingerprinted token and every call its result.
+    #[default]
+    Catalog,
+    /// Also the tool lists of public MCP servers (arbitrary tool names, one name on two
+    /// servers, imperative descriptions), stdio sessions seen by a local proxy (the account
+    /// name, no address, no token), HTTP sessions seen only in a gateway's access log (no
+    /// token to fingerprint, no results, no tool definitions), pings, resources, prompts,
+    /// cancellations and failing calls.
+    RealWorld,
+}
+
+impl TrafficProfile {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "catalog" => Some(Self::Catalog),
+            "real-world" => Some(Self::RealWorld),
+            _ => None,
+        }
+    }
 }
 
 impl Default for GenOptions {
@@ -56,6 +88,7 @@ impl Default for GenOptions {
             attacks: Vec::new(),
             attack_repeats: 1,
             token_key: "mcpsiem-gen-site-key".into(),
+            profile: TrafficProfile::Catalog,
         }
     }
 }
@@ -72,7 +105,10 @@ pub struct World {
 
 impl World {
     fn new(rng: &mut impl Rng, options: &GenOptions) -> Self {
-        let servers = world::approved_servers();
+        let mut servers = world::approved_servers();
+        if options.profile == TrafficProfile::RealWorld {
+            servers.extend(real_world::servers());
+        }
         let users = world::make_users(rng, options.users.max(1), servers.len(), &world::client_apps());
         Self {
             users,
@@ -206,7 +242,11 @@ impl Generator {
     /// Simulates one hour and releases every event that no later hour can precede.
     fn simulate_hour(&mut self) {
         let hour_start = self.options.start.plus_micros(self.hour * HOUR_US);
-        let expected = self.sessions_per_weight * activity_weight(hour_start);
+        // Past the period (its sessions fell short of the event count) the rest comes at full
+        // activity: at night weight, a period ending on a Friday evening ran on through the
+        // weekend, into the future of a test or of `gen --kafka` started on a Saturday.
+        let weight = if self.hour >= self.hours { 1.0 } else { activity_weight(hour_start) };
+        let expected = self.sessions_per_weight * weight;
         let mut sessions = expected.floor() as u64;
         if self.rng.random_bool(expected.fract()) {
             sessions += 1;
@@ -220,7 +260,15 @@ impl Generator {
             let token =
                 (server.transport == Transport::Http).then(|| self.world.token_for(&mut self.rng, user, server, start));
             let mut session = Session::new(&mut self.rng, user, server, token);
-            let events = benign::benign_session(&mut self.rng, &mut session, start);
+            let real_world = self.options.profile == TrafficProfile::RealWorld;
+            if real_world {
+                session.vantage = match server.transport {
+                    Transport::Stdio => session::Vantage::StdioProxy,
+                    Transport::Http if self.rng.random_bool(0.3) => session::Vantage::GatewayLog,
+                    Transport::Http => session::Vantage::Full,
+                };
+            }
+            let events = benign::benign_session(&mut self.rng, &mut session, start, real_world);
             self.push_pending(events);
         }
         if let Some(attacks) = self.schedule.remove(&self.hour) {
@@ -324,6 +372,12 @@ pub fn approved_server_names() -> Vec<String> {
     world::approved_servers().iter().map(|s| s.name.to_string()).collect()
 }
 
+/// The approved servers of both traffic profiles: the catalogue's and the public servers of
+/// the `real-world` profile (for benchmarks that run either).
+pub fn approved_server_names_all_profiles() -> Vec<String> {
+    world::approved_servers().iter().chain(&real_world::servers()).map(|s| s.name.to_string()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,6 +432,41 @@ mod tests {
         for event in Generator::new(options(3_000, Scenario::ALL.to_vec())) {
             assert!(!event.to_json().contains("eyJhbGci"), "a raw token leaked");
         }
+    }
+
+    #[test]
+    fn the_real_world_profile_has_what_real_collectors_see() {
+        let real_world = GenOptions { profile: TrafficProfile::RealWorld, ..options(20_000, vec![]) };
+        let events: Vec<OwnedEvent> = Generator::new(real_world).collect();
+        let count = |f: &dyn Fn(&OwnedEvent) -> bool| events.iter().filter(|e| f(e)).count();
+        let format = |e: &OwnedEvent, name: &str| e.collector_format.as_deref() == Some(name);
+        // Gateway logs: the subject without a token to fingerprint, no results, no definitions.
+        let gateway = count(&|e| format(e, "agentgateway"));
+        assert!(gateway > 500, "{gateway} gateway events");
+        assert_eq!(count(&|e| format(e, "agentgateway") && e.token_fingerprint.is_some()), 0);
+        assert_eq!(count(&|e| format(e, "agentgateway") && e.tool_result.is_some()), 0);
+        assert_eq!(count(&|e| format(e, "agentgateway") && e.kind == mcpsiem_event::EventKind::ToolDefinition), 0);
+        assert!(count(&|e| format(e, "agentgateway") && e.token_subject.is_some()) > 500);
+        // Stdio proxies: the account name, the machine, no address.
+        let stdio = count(&|e| format(e, "proxy_stdio"));
+        assert!(stdio > 1_000, "{stdio} stdio events");
+        assert_eq!(count(&|e| format(e, "proxy_stdio") && e.client_address.is_some()), 0);
+        assert_eq!(count(&|e| format(e, "proxy_stdio") && e.user_id.as_deref().is_some_and(|u| u.contains('@'))), 0);
+        // Public servers' tool names, a name two approved servers share, and what else clients send.
+        let public_tools: std::collections::HashSet<&str> = events
+            .iter()
+            .filter_map(|e| e.tool_name.as_deref())
+            .filter(|name| real_world::example_call(name).is_some())
+            .collect();
+        assert!(public_tools.len() >= 20, "{public_tools:?}");
+        assert!(public_tools.contains("list_issues"));
+        for method in ["ping", "resources/read", "prompts/get"] {
+            assert!(count(&|e| e.method.as_deref() == Some(method)) > 0, "no {method}");
+        }
+        assert!(count(&|e| e.tool_result_is_error == Some(true)) > 0);
+        // The catalogue profile has none of it.
+        let catalog: Vec<OwnedEvent> = Generator::new(options(5_000, vec![])).collect();
+        assert!(catalog.iter().all(|e| e.collector_format.as_deref() == Some("gen")));
     }
 
     #[test]

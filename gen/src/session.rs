@@ -63,6 +63,19 @@ pub struct Origin {
     pub client_version: String,
 }
 
+/// Where the collector that recorded a session sits, which decides what its events hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Vantage {
+    /// Everything: the user, the token's fingerprint and claims, arguments and results.
+    Full,
+    /// `collect proxy --stdio` on the user's machine: the local account name (`$USER`) as
+    /// the user, the machine's host name as the collector, no address and no token.
+    StdioProxy,
+    /// A gateway's access log (agentgateway): the token's `sub` and `jti` but no token to
+    /// fingerprint, arguments but no results, and no tool definitions.
+    GatewayLog,
+}
+
 /// A session between one client and one server.
 pub struct Session<'w> {
     pub user: &'w User,
@@ -75,6 +88,7 @@ pub struct Session<'w> {
     pub origin: Origin,
     pub scenario: &'static str,
     pub instance: Option<u32>,
+    pub vantage: Vantage,
     next_request_id: u64,
 }
 
@@ -103,6 +117,7 @@ impl<'w> Session<'w> {
             },
             scenario: BENIGN,
             instance: None,
+            vantage: Vantage::Full,
             next_request_id: 1,
         }
     }
@@ -148,6 +163,28 @@ impl<'w> Session<'w> {
         }
         e.collector_id = Some("gen-1".into());
         e.collector_format = Some("gen".into());
+        match self.vantage {
+            Vantage::Full => {}
+            Vantage::StdioProxy => {
+                let account = self.user.id.split(['.', '@']).next().unwrap_or("dev");
+                e.user_id = Some(account.to_owned().into());
+                e.collector_id = Some(format!("{account}-laptop").into());
+                e.collector_format = Some("proxy_stdio".into());
+            }
+            Vantage::GatewayLog => {
+                e.user_id = e.token_subject.clone();
+                e.token_fingerprint = None;
+                e.token_audience = None;
+                e.token_scopes = None;
+                e.token_expires = None;
+                e.token_issued = None;
+                e.server_version = None;
+                e.client_name = None;
+                e.client_version = None;
+                e.collector_id = Some("agentgateway-1".into());
+                e.collector_format = Some("agentgateway".into());
+            }
+        }
         e.attributes.insert(SCENARIO_KEY, &serde_json::Value::from(self.scenario));
         if let Some(instance) = self.instance {
             e.attributes.insert(SCENARIO_INSTANCE_KEY, &serde_json::Value::from(instance));
@@ -197,6 +234,9 @@ impl<'w> Session<'w> {
     pub fn list_tools(&mut self, rng: &mut impl Rng, at: Timestamp, tools: &[ToolSpec]) -> Vec<OwnedEvent> {
         let duration = rng.random_range(5_000..60_000);
         let mut events = vec![self.request(rng, at, "tools/list", duration)];
+        if self.vantage == Vantage::GatewayLog {
+            return events;
+        }
         let answered = at.plus_micros(duration);
         for tool in tools {
             events.push(self.tool_definition(rng, answered, tool.name, tool.description, tool.input_schema));
@@ -237,10 +277,12 @@ impl<'w> Session<'w> {
         e.tool_name = Some(tool.to_owned().into());
         e.tool_arguments = Some(arguments.to_string().into());
         e.tool_arguments_truncated = Some(false);
-        e.tool_result = Some(result.to_owned().into());
-        e.tool_result_truncated = Some(false);
-        e.tool_result_size = Some(result.len() as i64);
-        e.tool_result_is_error = Some(false);
+        if self.vantage != Vantage::GatewayLog {
+            e.tool_result = Some(result.to_owned().into());
+            e.tool_result_truncated = Some(false);
+            e.tool_result_size = Some(result.len() as i64);
+            e.tool_result_is_error = Some(false);
+        }
         e
     }
 

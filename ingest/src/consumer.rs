@@ -32,15 +32,22 @@ pub struct IngestControl {
     /// Stop once nothing arrived for this long and everything buffered is committed (for
     /// benchmarks, tests and one-shot backfills).
     pub stop_when_idle: Option<Duration>,
-    /// Stop once this many records were taken, after flushing and committing them (for
-    /// benchmarks, which must not count an idle wait).
+    /// Stop once this run committed this many records to the lake (for benchmarks, which
+    /// must not count an idle wait, and tests).
     pub stop_after_records: Option<u64>,
 }
 
 /// Totals of one run.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct IngestSummary {
+    /// Distinct records taken: one read again after a rebalance or a failed flush (its
+    /// buffer was dropped uncommitted) counts once.
     pub records: u64,
+    /// Records whose offsets this run's commits cover (events, dead letters and dropped
+    /// second copies): what `stop_after_records` waits for.
+    pub records_committed: u64,
+    /// Records taken a second time after their uncommitted buffer was dropped.
+    pub records_read_again: u64,
     pub events: u64,
     pub dead_letters: u64,
     pub commits: u64,
@@ -218,6 +225,8 @@ struct IngestState {
     in_flight: usize,
     summary: IngestSummary,
     group_watch: GroupWatch,
+    /// Per partition, one past the highest offset taken this run.
+    taken_up_to: HashMap<i32, i64>,
 }
 
 impl Ingester {
@@ -318,6 +327,7 @@ impl Ingester {
             in_flight: 0,
             summary: IngestSummary::default(),
             group_watch,
+            taken_up_to: HashMap::new(),
         };
         Ok(Self { consumer, state, factory })
     }
@@ -382,8 +392,17 @@ impl Ingester {
                     "ingest progress"
                 );
             }
-            if control.stop_after_records.is_some_and(|n| state.summary.records >= n) {
-                break;
+            if let Some(n) = control.stop_after_records
+                && state.summary.records >= n
+            {
+                // Everything taken goes to the lake now; the run ends once N records are
+                // committed. A flush fenced by a rebalance is read again and committed by a
+                // later one, so stopping as soon as N were taken could leave them unwritten.
+                state.flush_all()?;
+                state.handle_reports(consumer)?;
+                if state.summary.records_committed >= n && state.in_flight == 0 {
+                    break;
+                }
             }
             if let Some(idle) = control.stop_when_idle
                 && last_message.elapsed() >= idle
@@ -452,7 +471,13 @@ impl IngestState {
             metrics::counter!("mcpsiem_ingest_redelivered_skipped_total").increment(1);
             return;
         }
-        self.summary.records += 1;
+        let taken_up_to = self.taken_up_to.entry(partition).or_insert(0);
+        if offset >= *taken_up_to {
+            *taken_up_to = offset + 1;
+            self.summary.records += 1;
+        } else {
+            self.summary.records_read_again += 1;
+        }
         metrics::counter!("mcpsiem_ingest_records_consumed_total").increment(1);
         let received = Timestamp::now();
         let payload = message.payload();
@@ -564,8 +589,10 @@ impl IngestState {
 
     fn on_report(&mut self, consumer: &BaseConsumer<IngestContext>, report: FlushReport) -> Result<(), IngestError> {
         match report {
-            FlushReport::Committed { partition, end, events, dead_letters, bytes, .. } => {
+            FlushReport::Committed { partition, start, end, events, dead_letters, bytes, .. } => {
                 self.summary.commits += 1;
+                // The commit chain never covers an offset twice.
+                self.summary.records_committed += end.saturating_sub(start).max(0) as u64;
                 self.summary.bytes_written += bytes;
                 metrics::counter!("mcpsiem_ingest_events_written_total").increment(events);
                 metrics::counter!("mcpsiem_ingest_dead_letters_written_total").increment(dead_letters);

@@ -36,6 +36,7 @@ pub enum FlushReport {
     Committed {
         partition: i32,
         epoch: u64,
+        start: i64,
         end: i64,
         events: u64,
         dead_letters: u64,
@@ -175,6 +176,7 @@ impl FileWriter {
         Ok(Some(FlushReport::Committed {
             partition: job.partition,
             epoch: job.epoch,
+            start: job.start,
             end: job.end,
             events: record.events,
             dead_letters: record.dead_letters,

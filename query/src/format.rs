@@ -28,6 +28,8 @@ pub enum Format {
     Arrow,
     /// Parquet (ZSTD), for evidence bundles.
     Parquet,
+    /// Rows of the `alerts` table as OCSF Detection Findings, one JSON object per line.
+    Ocsf,
 }
 
 /// Where a format is asked for: each writes only some formats.
@@ -42,8 +44,8 @@ pub enum Sink {
 }
 
 impl Format {
-    pub const ALL: [Format; 6] =
-        [Format::Table, Format::Json, Format::Ndjson, Format::Csv, Format::Arrow, Format::Parquet];
+    pub const ALL: [Format; 7] =
+        [Format::Table, Format::Json, Format::Ndjson, Format::Csv, Format::Arrow, Format::Parquet, Format::Ocsf];
 
     /// The name users type.
     pub fn name(self) -> &'static str {
@@ -54,6 +56,7 @@ impl Format {
             Format::Csv => "csv",
             Format::Arrow => "arrow",
             Format::Parquet => "parquet",
+            Format::Ocsf => "ocsf",
         }
     }
 
@@ -68,7 +71,7 @@ impl Format {
 
     pub fn accepted_by(self, sink: Sink) -> bool {
         match sink {
-            Sink::Answer => matches!(self, Format::Json | Format::Ndjson | Format::Csv | Format::Arrow),
+            Sink::Answer => matches!(self, Format::Json | Format::Ndjson | Format::Csv | Format::Arrow | Format::Ocsf),
             Sink::Export => matches!(self, Format::Parquet | Format::Csv | Format::Ndjson),
             Sink::Terminal => matches!(self, Format::Table | Format::Json | Format::Ndjson | Format::Csv),
         }
@@ -94,6 +97,7 @@ impl Format {
             Format::Csv => "text/csv; charset=utf-8",
             Format::Arrow => "application/vnd.apache.arrow.stream",
             Format::Parquet => "application/vnd.apache.parquet",
+            Format::Ocsf => "application/x-ndjson",
         }
     }
 
@@ -102,6 +106,7 @@ impl Format {
     pub fn file_extension(self) -> &'static str {
         match self {
             Format::Ndjson => "jsonl",
+            Format::Ocsf => "ocsf.jsonl",
             Format::Table => "txt",
             other => other.name(),
         }
@@ -138,6 +143,7 @@ impl<'de> Deserialize<'de> for Format {
 /// Turns batches into bytes of one format, piece by piece.
 pub enum Encoder {
     Ndjson,
+    Ocsf,
     Csv { header: bool },
     Arrow(Box<StreamWriter<Vec<u8>>>),
 }
@@ -147,6 +153,7 @@ impl Encoder {
     pub fn new(format: Format, schema: &SchemaRef) -> Result<Self, datafusion::arrow::error::ArrowError> {
         Ok(match format {
             Format::Csv => Encoder::Csv { header: true },
+            Format::Ocsf => Encoder::Ocsf,
             Format::Arrow => Encoder::Arrow(Box::new(StreamWriter::try_new(Vec::new(), schema)?)),
             // Table, Parquet and JSON are written whole by their callers; streamed, the rows
             // are lines.
@@ -163,6 +170,7 @@ impl Encoder {
                 writer.finish()?;
                 Ok(writer.into_inner())
             }
+            Encoder::Ocsf => crate::ocsf::findings(batch),
             Encoder::Csv { header } => {
                 let mut writer = CsvWriterBuilder::new().with_header(*header).build(Vec::new());
                 writer.write(&csv_ready(batch)?)?;
@@ -260,7 +268,7 @@ mod tests {
         assert_eq!(Format::for_sink("table", Sink::Terminal), Ok(Format::Table));
         assert_eq!(
             Format::for_sink("parquet", Sink::Answer),
-            Err("format `parquet`: use json, ndjson, csv, arrow".into())
+            Err("format `parquet`: use json, ndjson, csv, arrow, ocsf".into())
         );
         assert_eq!(Format::for_sink("arrow", Sink::Export), Err("format `arrow`: use ndjson, csv, parquet".into()));
         assert!(Format::for_sink("table", Sink::Export).is_err());

@@ -162,6 +162,11 @@ async fn answer(state: AppState, headers: HeaderMap, body: QueryBody) -> Respons
         Err(e) => return error_response(&e),
     };
     let format = body.format;
+    if format == Format::Ocsf
+        && let Err(message) = crate::ocsf::check_columns(&answer.schema)
+    {
+        return error_response(&QueryError::Plan(message));
+    }
     if format == Format::Json {
         // The held prefix counts against the query's memory: a quarter of it at most, so a
         // long answer still streams under a small limit.
@@ -199,7 +204,7 @@ async fn answer(state: AppState, headers: HeaderMap, body: QueryBody) -> Respons
 /// Ends a streamed answer whose status is sent already, saying what happened in the body's
 /// own terms where the format has them (an NDJSON line), else by breaking the body off.
 async fn end_with_error(tx: &PieceSender, format: Format, message: String) {
-    if format == Format::Ndjson {
+    if matches!(format, Format::Ndjson | Format::Ocsf) {
         // The line is the signal; breaking the body off as well would lose it (the server
         // drops what it had not written yet).
         let line = serde_json::json!({"error": message}).to_string() + "\n";

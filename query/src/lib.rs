@@ -10,6 +10,7 @@ pub mod format;
 pub mod http;
 pub mod memory;
 pub mod nesting;
+pub mod ocsf;
 pub mod pg;
 pub mod request;
 pub mod tables;

@@ -27,6 +27,10 @@ pub enum CollectCommand {
         /// The MCP server's URL (its endpoint, such as http://host:3001/mcp).
         #[arg(long)]
         upstream: Option<String>,
+        /// The public URL clients use for the server (its tokens' audience); default
+        /// collect.resource_uri.
+        #[arg(long, requires = "http")]
+        resource_uri: Option<String>,
         /// The stdio MCP server's command and arguments.
         #[arg(last = true)]
         command: Vec<String>,
@@ -64,8 +68,9 @@ impl CollectCommand {
                 let code = run::run_stdio_proxy(config, &command)?;
                 std::process::exit(code);
             }
-            CollectCommand::Proxy { listen, upstream, .. } => {
-                run::run_http_proxy(config, &listen.unwrap_or_default(), &upstream.unwrap_or_default())
+            CollectCommand::Proxy { listen, upstream, resource_uri, .. } => {
+                let resource_uri = resource_uri.unwrap_or_else(|| config.collect.resource_uri.clone());
+                run::run_http_proxy(config, &listen.unwrap_or_default(), &upstream.unwrap_or_default(), &resource_uri)
             }
             CollectCommand::EchoServer => Ok(mcpsiem_collect::echo_server::run()?),
             CollectCommand::Tail { paths, format, from_end, once } => {

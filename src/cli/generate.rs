@@ -12,9 +12,9 @@ pub struct GenArgs {
     /// Random seed: the same seed gives the same events.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Start of the simulated period (RFC 3339). Default: with --kafka, `--days` before now
-    /// (so the ingester takes every event as recent); for a file, 2026-11-02T00:00:00Z (the
-    /// same seed gives the same file).
+    /// Start of the simulated period (RFC 3339). Default: with --kafka, `--days` ending two
+    /// hours before now (so the ingester takes every event as recent, none in its future);
+    /// for a file, 2026-11-02T00:00:00Z (the same seed gives the same file).
     #[arg(long)]
     pub start: Option<String>,
     /// Length of the simulated period in days.
@@ -29,6 +29,12 @@ pub struct GenArgs {
     /// How many times each attack is injected.
     #[arg(long, default_value_t = 1)]
     pub attack_repeats: u32,
+    /// The benign traffic: `catalog` (a curated company: every event names its user and
+    /// token) or `real-world` (also public servers' tool lists, stdio proxies that know only
+    /// the account name, gateway logs without tokens or results, pings, resources, prompts
+    /// and failing calls).
+    #[arg(long, default_value = "catalog", value_parser = ["catalog", "real-world"])]
+    pub profile: String,
     /// List the attack scenarios and exit.
     #[arg(long)]
     pub list_attacks: bool,

@@ -54,7 +54,7 @@ pub fn run_stdio_proxy(config: &Config, command: &[String]) -> Result<i32> {
 }
 
 /// `collect proxy --http --listen ADDR --upstream URL`, until SIGINT/SIGTERM.
-pub fn run_http_proxy(config: &Config, listen: &str, upstream: &str) -> Result<()> {
+pub fn run_http_proxy(config: &Config, listen: &str, upstream: &str, resource_uri: &str) -> Result<()> {
     anyhow::ensure!(
         !config.site.token_key.is_empty(),
         "site.token_key is empty: the HTTP proxy fingerprints bearer tokens with it; set the same key on every collector"
@@ -62,6 +62,7 @@ pub fn run_http_proxy(config: &Config, listen: &str, upstream: &str) -> Result<(
     let proxy = mcpsiem_collect::http_proxy::HttpProxyCollector {
         listen: listen.to_owned(),
         upstream: upstream.to_owned(),
+        resource_uri: resource_uri.to_owned(),
         template: template(config, "proxy_http"),
         capture: capture(config)?,
         fingerprinter: mcpsiem_event::token::TokenFingerprinter::new(&config.site.token_key),
@@ -97,6 +98,8 @@ pub fn run_tail(
 pub fn run_intake(config: &Config, listen: &str) -> Result<()> {
     let intake = mcpsiem_collect::intake::IntakeCollector {
         listen: listen.to_owned(),
+        otlp_grpc_listen: config.collect.intake.otlp_grpc_listen.clone(),
+        capture: capture(config)?,
         api_keys: config.collect.intake.api_keys.clone(),
         max_body_bytes: config.collect.intake.max_body_bytes,
         max_record_bytes: config.decoder.max_record_bytes,

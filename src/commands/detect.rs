@@ -17,6 +17,9 @@ use crate::config::Config;
 /// Loads the configured rule paths (or `paths` when given).
 pub fn load_rules(config: &Config, paths: &[PathBuf]) -> LoadReport {
     let paths = if paths.is_empty() { config.detect.rules.clone() } else { paths.to_vec() };
+    if let Some(warning) = config.detect.inventory_warning() {
+        tracing::warn!("{warning}");
+    }
     rules::load(&paths, &config.detect.lists)
 }
 
@@ -83,12 +86,20 @@ pub fn test(config: &Config, paths: &[PathBuf], json: bool) -> Result<()> {
                 );
             }
         }
+        for case in &report.quiet_cases {
+            match &case.detail {
+                None => println!("ok    no alert on `{}` ({})", case.case, case.file.display()),
+                Some(detail) => println!("FAIL  no alert on `{}` ({}): {detail}", case.case, case.file.display()),
+            }
+        }
         let failed = report.rules.iter().filter(|r| !r.passed()).count();
         let cases: usize = report.rules.iter().map(|r| r.cases.len()).sum();
+        let quiet_failed = report.quiet_cases.iter().filter(|c| !c.passed).count();
         println!(
-            "{} rules, {cases} cases: {} passed, {failed} failed",
+            "{} rules, {cases} cases: {} passed, {failed} failed; {} no-alert cases, {quiet_failed} failed",
             report.rules.len(),
-            report.rules.len() - failed
+            report.rules.len() - failed,
+            report.quiet_cases.len()
         );
     }
     if !report.passed() {

@@ -30,12 +30,15 @@ const FILE_START: &str = "2026-11-02T00:00:00Z";
 
 /// Where the generated period starts. Events produced to Kafka go through the ingester's
 /// age and future bounds (`ingest.max_event_age_hours`, `ingest.max_event_future_seconds`):
-/// by default their period ends `now`, or a fixed past date would make them all `too_old`.
+/// by default their period ends two hours before `now` (a fixed past date would make them
+/// all `too_old`, and a period ending `now` could run past it into `in_future`).
 fn period_start(given: Option<&str>, kafka: bool, days: u32, now: Timestamp) -> Result<Timestamp> {
     const DAY_US: i64 = 86_400_000_000;
     match given {
         Some(text) => Timestamp::parse(text).with_context(|| format!("--start {text}: use RFC 3339")),
-        None if kafka => Ok(Timestamp::from_micros(now.as_micros().saturating_sub(i64::from(days) * DAY_US))),
+        None if kafka => Ok(Timestamp::from_micros(
+            now.as_micros().saturating_sub(i64::from(days) * DAY_US).saturating_sub(mcpsiem_gen::OVERRUN_MARGIN_MICROS),
+        )),
         None => Ok(Timestamp::parse(FILE_START).expect("a valid constant")),
     }
 }
@@ -55,6 +58,7 @@ pub fn generate(config: &Config, args: GenArgs) -> Result<()> {
         users: args.users,
         attacks: parse_attacks(&args.attacks)?,
         attack_repeats: args.attack_repeats,
+        profile: mcpsiem_gen::TrafficProfile::parse(&args.profile).context("clap checked the profile")?,
         token_key: if config.site.token_key.is_empty() {
             GenOptions::default().token_key
         } else {
@@ -135,10 +139,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn produced_events_end_now_and_files_keep_their_fixed_period() {
+    fn produced_events_end_before_now_and_files_keep_their_fixed_period() {
         let now = Timestamp::parse("2026-12-03T12:00:00Z").unwrap();
         let start = period_start(None, true, 7, now).unwrap();
-        assert_eq!(start, Timestamp::parse("2026-11-26T12:00:00Z").unwrap());
+        assert_eq!(start, Timestamp::parse("2026-11-26T10:00:00Z").unwrap(), "seven days ending two hours ago");
         assert_eq!(period_start(None, false, 7, now).unwrap(), Timestamp::parse(FILE_START).unwrap());
         let given = period_start(Some("2026-12-01T00:00:00Z"), true, 1, now).unwrap();
         assert_eq!(given, Timestamp::parse("2026-12-01T00:00:00Z").unwrap());

@@ -92,7 +92,7 @@ fn prepare(config: &Config, options: &UpOptions) -> Result<(Config, Option<Strin
         }
         made_key = Some(key);
     }
-    if options.demo && !config.detect.lists.contains_key("approved_servers") {
+    if options.demo && config.detect.lists.get("approved_servers").is_none_or(Vec::is_empty) {
         // The demo's benign servers: its shadow server is the one that is not approved.
         let approved = mcpsiem_gen::world::approved_servers().iter().map(|s| s.name.to_string()).collect();
         config.detect.lists.insert("approved_servers".into(), approved);
@@ -324,7 +324,8 @@ fn spawn_alert_printer(config: &Arc<Config>, done: Arc<AtomicBool>) -> Result<Jo
     })?)
 }
 
-/// Generated traffic with every injected attack, over the last day, at `demo_rate` per second.
+/// Generated traffic with every injected attack, over the day ending two hours ago, at
+/// `demo_rate` per second.
 fn spawn_demo_traffic(config: &Arc<Config>, options: &UpOptions) -> Result<JoinHandle<()>> {
     use mcpsiem_gen::{GenOptions, Generator, Scenario};
     const DAY_US: i64 = 86_400_000_000;
@@ -332,7 +333,8 @@ fn spawn_demo_traffic(config: &Arc<Config>, options: &UpOptions) -> Result<JoinH
     let generator_options = GenOptions {
         events: options.demo_events,
         seed: now.as_micros() as u64,
-        start: mcpsiem_event::Timestamp::from_micros(now.as_micros() - DAY_US),
+        // The day ending two hours ago: the simulation may run past its period, never past now.
+        start: mcpsiem_event::Timestamp::from_micros(now.as_micros() - DAY_US - mcpsiem_gen::OVERRUN_MARGIN_MICROS),
         days: 1,
         attacks: Scenario::ALL.to_vec(),
         token_key: if config.site.token_key.is_empty() {

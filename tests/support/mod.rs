@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod query_lake;
+pub mod recorded;
 
 use mcpsiem_runtime::broker::TansuBroker;
 use mcpsiem_runtime::kafka::KafkaConfig;
@@ -271,4 +272,44 @@ pub fn start_intake(fixture: &LakeFixture, port: u16) -> std::process::Child {
     let mut intake = fixture.command(&["collect", "http"]).spawn().unwrap();
     wait_for_port(port, &mut intake);
     intake
+}
+
+/// A child process killed when the test ends, passed or not.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Events read back from a topic as JSON ([`read_topic_json`]), decoded as the ingester and
+/// the detector decode them.
+pub fn parse_events(records: &[serde_json::Value]) -> Vec<mcpsiem_event::OwnedEvent> {
+    records
+        .iter()
+        .map(|record| {
+            let bytes = record.to_string();
+            mcpsiem_event::parse_event(bytes.as_bytes(), 1 << 20).expect("a valid event").into_owned()
+        })
+        .collect()
+}
+
+/// `collect proxy --http` in front of `upstream`, on a free port, with `extra` arguments; the
+/// caller redirects its output and spawns it.
+pub fn http_proxy_command(fixture: &LakeFixture, upstream: &str, extra: &[&str]) -> (std::process::Command, u16) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["collect", "proxy", "--http", "--listen", &listen, "--upstream", upstream];
+    args.extend_from_slice(extra);
+    (fixture.command(&args), port)
+}
+
+/// Sends SIGTERM and waits up to 30 s for the process to end.
+pub fn stop_with_sigterm(child: &mut std::process::Child, what: &str) {
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    wait_until(std::time::Duration::from_secs(30), &format!("{what} stops on SIGTERM"), || {
+        child.try_wait().unwrap().is_some()
+    });
 }

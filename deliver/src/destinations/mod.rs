@@ -5,6 +5,7 @@
 pub mod email;
 pub mod http;
 pub mod jira;
+pub mod ocsf;
 pub mod pagerduty;
 pub mod slack;
 pub mod teams;
@@ -84,6 +85,7 @@ registry! {
     "jira" => Jira(jira::Jira),
     "pagerduty" => Pagerduty(pagerduty::Pagerduty),
     "email" => Email(email::Email),
+    "ocsf" => Ocsf(ocsf::Ocsf),
 }
 
 /// Shortens `text` to at most `max` characters, ending with `…` when cut (the APIs refuse

@@ -15,9 +15,9 @@ use mcpsiem_event::{EventKind, McpEvent, Timestamp};
 use crate::alert::{Alert, AlertSource};
 use crate::rules::trigger::KeywordReach;
 use crate::rules::{CorrelationRule, DetectionRule, FilterRule, FirstSeenRule, RuleSet};
-use first_seen::{FirstSeenState, Seen};
+use first_seen::{FirstSeenState, Observation, Seen};
 use rule_index::RuleIndex;
-use sigma_event::{FieldSelection, insert_fields, to_sigma_event};
+use sigma_event::{Derived, FieldSelection, field_value, insert_fields, to_sigma_event};
 pub use state::{EngineState, Restored};
 use window::{Added, Fired, Hit, WindowState};
 
@@ -105,8 +105,8 @@ pub struct Engine {
     use_index: bool,
     /// The fields the rules evaluated on each event kind read.
     fields: HashMap<EventKind, FieldSelection>,
-    /// Newest event time per source (Kafka partition) and when the source last delivered.
-    sources: HashMap<i32, (Option<Timestamp>, std::time::Instant)>,
+    /// What each source (Kafka partition) delivered, for the watermark.
+    sources: HashMap<i32, Source>,
     last_advance: Timestamp,
     suppressed_until: HashMap<(String, String), Timestamp>,
     pending_first_seen: std::collections::BinaryHeap<std::cmp::Reverse<PendingObservation>>,
@@ -128,12 +128,59 @@ struct PendingObservation {
     value: Vec<String>,
 }
 
-/// A source that delivered nothing for this long (wall clock) no longer holds the watermark.
-const IDLE_SOURCE: std::time::Duration = std::time::Duration::from_secs(30);
+/// A source that is not known to be caught up but delivered nothing for this long (wall
+/// clock) no longer holds the watermark: its partition is stalled (a broker down), and
+/// windows must still close. Long, because a detector reading a backlog serves one
+/// partition's fetch at a time, and on a slow machine that took more than 30 s while the
+/// others waited (their earlier events then counted as late and a rug pull was missed).
+const IDLE_SOURCE: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// The key a detection alert is grouped (and suppressed) by: the session, else the token,
-/// else the client address, as events are keyed in Kafka.
-const DETECTION_GROUP_FIELDS: [&str; 3] = ["mcp.session.id", "auth.token.fingerprint", "client.address"];
+/// One source of events (a Kafka partition) as the watermark sees it.
+#[derive(Clone, Copy, Debug)]
+struct Source {
+    /// The newest event time it delivered, if any.
+    newest: Option<Timestamp>,
+    /// When it last delivered (or was announced).
+    last_delivery: std::time::Instant,
+    /// It delivered everything the broker holds (partition end reached) and nothing since:
+    /// it has nothing late on its way, so it does not hold the watermark back.
+    caught_up: bool,
+}
+
+impl Source {
+    fn announced() -> Self {
+        Self { newest: None, last_delivery: std::time::Instant::now(), caught_up: false }
+    }
+
+    fn holds_watermark(&self) -> bool {
+        !self.caught_up && self.last_delivery.elapsed() < IDLE_SOURCE
+    }
+}
+
+/// Who a detection alert is about, the first field the event has: its session, else its
+/// token, else its end user, else where it came from, else the collector that saw it.
+/// Stdio traffic has no session, token or address, so without the user and collector two
+/// people's alerts would be one.
+const DETECTION_SUBJECT_FIELDS: [&str; 5] =
+    ["mcp.session.id", "auth.token.identity", "enduser.id", "client.address", "collector.id"];
+/// Which server a detection alert is about: its name, else its address, else its command.
+const DETECTION_SERVER_FIELDS: [&str; 3] = ["mcp.server.name", "server.address", "mcp.server.command"];
+/// And which tool, when the event names one.
+const DETECTION_TOOL_FIELD: &str = "gen_ai.tool.name";
+
+/// The group of a detection alert: one value of each of the subject, the server and the
+/// tool that the event has. An alert about another victim, server or tool is another group,
+/// so suppression never hides it behind an earlier one.
+fn detection_group(event: &McpEvent<'_>) -> BTreeMap<String, String> {
+    let first = |names: &[&str]| {
+        names.iter().find_map(|name| field_value(event, name).map(|v| (name.to_string(), v.to_text().into_owned())))
+    };
+    let mut group = BTreeMap::new();
+    group.extend(first(&DETECTION_SUBJECT_FIELDS));
+    group.extend(first(&DETECTION_SERVER_FIELDS));
+    group.extend(first(&[DETECTION_TOOL_FIELD]));
+    group
+}
 
 impl Engine {
     pub fn new(rules: RuleSet, config: EngineConfig) -> Self {
@@ -291,8 +338,9 @@ impl Engine {
     /// they read (`None` when there are none), and whether it holds every field.
     fn candidates(&self, event: &McpEvent<'_>) -> (Vec<usize>, Option<sigma_rust::Event>, bool) {
         let Some(rules) = self.by_kind.get(&event.kind) else { return (Vec::new(), None, false) };
+        let computed = Derived::new(event);
         let (candidates, keyword_fields) = if self.use_index {
-            let found = self.indexes[&event.kind].candidates(event);
+            let found = self.indexes[&event.kind].candidates_with(event, &computed);
             (found.rules.into_iter().map(|p| rules[p as usize]).collect(), found.keyword_fields)
         } else {
             (rules.to_vec(), Vec::new())
@@ -305,9 +353,9 @@ impl Engine {
         let every_field =
             reach(|k| matches!(k, KeywordReach::AnyField)) || (!self.use_index && reach(KeywordReach::has_keywords));
         if every_field {
-            return (candidates, Some(to_sigma_event(event, &FieldSelection::All)), true);
+            return (candidates, Some(to_sigma_event(event, &FieldSelection::All, &computed)), true);
         }
-        let mut sigma = to_sigma_event(event, &self.fields[&event.kind]);
+        let mut sigma = to_sigma_event(event, &self.fields[&event.kind], &computed);
         if reach(|k| matches!(k, KeywordReach::FieldsHolding(_))) {
             insert_fields(&mut sigma, keyword_fields);
         }
@@ -341,32 +389,37 @@ impl Engine {
 
     /// The newest event time less the allowed lateness. With several sources (partitions
     /// read in parallel, or a backlog read one partition ahead of another) it is the minimum
-    /// over the sources that delivered within the last [`IDLE_SOURCE`], so a partition that
-    /// is behind does not find its events "too late"; idle partitions do not hold it back.
+    /// over the sources that may still deliver: not caught up (see
+    /// [`Engine::source_caught_up`]) and not stalled for [`IDLE_SOURCE`]. A partition that is
+    /// behind does not find its events "too late"; caught-up partitions do not hold it back.
     fn watermark(&self) -> Timestamp {
         let lateness = (self.config.allowed_lateness_seconds as i64).saturating_mul(1_000_000);
         let mut oldest_active: Option<Timestamp> = None;
-        for (newest, seen) in self.sources.values() {
-            if seen.elapsed() >= IDLE_SOURCE {
-                continue;
-            }
-            match newest {
+        for source in self.sources.values().filter(|s| s.holds_watermark()) {
+            match source.newest {
                 // A source that is expected but has not delivered yet may bring anything: hold.
                 None => return Timestamp::from_micros(i64::MIN),
-                Some(t) => oldest_active = Some(oldest_active.map_or(*t, |o| o.min(*t))),
+                Some(t) => oldest_active = Some(oldest_active.map_or(t, |o| o.min(t))),
             }
         }
         match oldest_active {
             Some(t) => Timestamp::from_micros(t.as_micros().saturating_sub(lateness)),
             // Every source is quiet: nothing late is on its way, release what is held.
-            None => self.sources.values().filter_map(|(t, _)| *t).max().unwrap_or(Timestamp::from_micros(i64::MIN)),
+            None => self.sources.values().filter_map(|s| s.newest).max().unwrap_or(Timestamp::from_micros(i64::MIN)),
         }
     }
 
     /// Announces a source (a partition just assigned) so the watermark waits for its first
-    /// event, for at most [`IDLE_SOURCE`].
+    /// event or its end, for at most [`IDLE_SOURCE`].
     pub fn expect_source(&mut self, source: i32) {
-        self.sources.entry(source).or_insert((None, std::time::Instant::now()));
+        self.sources.entry(source).or_insert_with(Source::announced);
+    }
+
+    /// Tells the engine that `source` delivered everything its broker holds (Kafka's
+    /// partition end): until it delivers again, nothing earlier can come from it, so the
+    /// watermark no longer waits for it.
+    pub fn source_caught_up(&mut self, source: i32) {
+        self.sources.entry(source).or_insert_with(Source::announced).caught_up = true;
     }
 
     /// Forgets a source (a partition this instance no longer reads).
@@ -385,9 +438,10 @@ impl Engine {
         self.events_counter.increment(1);
         let mut alerts = Vec::new();
         let now = std::time::Instant::now();
-        let newest = self.sources.entry(source).or_insert((Some(event.time), now));
-        newest.0 = Some(newest.0.map_or(event.time, |t| t.max(event.time)));
-        newest.1 = now;
+        let delivered = self.sources.entry(source).or_insert_with(Source::announced);
+        delivered.newest = Some(delivered.newest.map_or(event.time, |t| t.max(event.time)));
+        delivered.last_delivery = now;
+        delivered.caught_up = false;
         let (candidates, sigma, whole) = self.candidates(event);
         self.stats.candidates += candidates.len() as u64;
         self.stats.whole_copies += u64::from(whole);
@@ -433,6 +487,9 @@ impl Engine {
 
     fn advance(&mut self, watermark: Timestamp, alerts: &mut Vec<Alert>) {
         self.release_first_seen(watermark, alerts);
+        for slot in &mut self.first_seen {
+            slot.state.settle(watermark);
+        }
         for c in 0..self.correlations.len() {
             let fired = self.correlations[c].state.advance(watermark);
             for f in fired {
@@ -447,13 +504,7 @@ impl Engine {
     fn on_detection(&mut self, d: usize, event: &McpEvent<'_>, alerts: &mut Vec<Alert>) {
         let event_id = event.id.to_string();
         if self.detections[d].alerts {
-            let mut group = BTreeMap::new();
-            if let Some((name, value)) = DETECTION_GROUP_FIELDS
-                .iter()
-                .find_map(|name| event.field(name).map(|v| (*name, v.to_text().into_owned())))
-            {
-                group.insert(name.to_string(), value);
-            }
+            let group = detection_group(event);
             let alert = crate::alert::raise(
                 &self.detections[d].rule.meta,
                 AlertSource::Detection,
@@ -473,68 +524,73 @@ impl Engine {
                     let Some(group) = rule
                         .group_by
                         .iter()
-                        .map(|name| event.field(rule.field_for(name, &reference)).map(|v| v.to_text().into_owned()))
+                        .map(|name| {
+                            field_value(event, rule.field_for(name, &reference)).map(|v| v.to_text().into_owned())
+                        })
                         .collect::<Option<Vec<String>>>()
                     else {
                         // Without every group-by value the event cannot be correlated.
                         continue;
                     };
-                    let value = rule
-                        .field
-                        .as_deref()
-                        .and_then(|f| event.field(rule.field_for(f, &reference)).map(|v| v.to_text().into_owned()));
+                    let value = rule.field.as_deref().and_then(|f| {
+                        field_value(event, rule.field_for(f, &reference)).map(|v| v.to_text().into_owned())
+                    });
                     let hit = Hit { rule: position, time: event.time, value, event_ids: vec![event_id.clone()] };
                     self.add_hit(ci, group, hit, alerts);
                 }
                 Consumer::FirstSeen(fi) => {
                     let slot = &self.first_seen[fi];
                     let values = |names: &[String]| -> Option<Vec<String>> {
-                        names.iter().map(|n| event.field(n).map(|v| v.to_text().into_owned())).collect()
+                        names.iter().map(|n| field_value(event, n).map(|v| v.to_text().into_owned())).collect()
                     };
                     let (Some(group), Some(value)) = (values(&slot.rule.group_by), values(&slot.rule.fields)) else {
                         continue;
                     };
-                    // Observed in event-time order once the watermark passes, so that "first"
-                    // means the same live (partitions read in parallel) and in a replay.
-                    self.pending_first_seen.push(std::cmp::Reverse(PendingObservation {
-                        time: event.time,
-                        event_id: event_id.clone(),
-                        rule: fi,
-                        group,
-                        value,
-                    }));
+                    // Decided on arrival: a value is new or it is not, and waiting for the
+                    // watermark made these alerts ~allowed_lateness_seconds late. The
+                    // watermark only orders late events (first_seen.rs).
+                    let observation =
+                        PendingObservation { time: event.time, event_id: event_id.clone(), rule: fi, group, value };
+                    self.observe_first_seen(observation, alerts);
                 }
             }
         }
     }
 
-    /// Observes the pending first-seen values up to `watermark`, oldest first.
+    /// Observes the pending first-seen values up to `watermark`, oldest first: only those
+    /// restored from a snapshot written before first-seen values were decided on arrival.
     fn release_first_seen(&mut self, watermark: Timestamp, alerts: &mut Vec<Alert>) {
         while self.pending_first_seen.peek().is_some_and(|p| p.0.time <= watermark) {
             let std::cmp::Reverse(pending) = self.pending_first_seen.pop().expect("peeked");
-            let fi = pending.rule;
-            let cap = self.config.max_state_entries.saturating_sub(self.state_entries())
-                + self.first_seen[fi].state.entries();
-            let slot = &mut self.first_seen[fi];
-            match slot.state.observe(&slot.rule, pending.time, &pending.group, &pending.value, cap) {
-                Seen::Quiet => {}
-                Seen::Full => {
-                    self.stats.state_refused += 1;
-                    metrics::counter!("mcpsiem_detect_state_refused_total").increment(1);
-                }
-                Seen::New => {
-                    let names = slot.rule.group_by.iter().chain(&slot.rule.fields);
-                    let group_map = names.cloned().zip(pending.group.into_iter().chain(pending.value)).collect();
-                    let alert = crate::alert::raise(
-                        &slot.rule.meta,
-                        AlertSource::FirstSeen,
-                        (pending.time, pending.time),
-                        group_map,
-                        1,
-                        vec![pending.event_id],
-                    );
-                    self.emit(alert, alerts);
-                }
+            self.observe_first_seen(pending, alerts);
+        }
+    }
+
+    /// Learns one first-seen value, alerting when it is new for a known group.
+    fn observe_first_seen(&mut self, pending: PendingObservation, alerts: &mut Vec<Alert>) {
+        let fi = pending.rule;
+        let cap =
+            self.config.max_state_entries.saturating_sub(self.state_entries()) + self.first_seen[fi].state.entries();
+        let slot = &mut self.first_seen[fi];
+        let observation = Observation { time: pending.time, event_id: pending.event_id, value: pending.value };
+        match slot.state.observe(&slot.rule, &pending.group, observation, cap) {
+            Seen::Quiet => {}
+            Seen::Full => {
+                self.stats.state_refused += 1;
+                metrics::counter!("mcpsiem_detect_state_refused_total").increment(1);
+            }
+            Seen::New(new) => {
+                let names = slot.rule.group_by.iter().chain(&slot.rule.fields);
+                let group_map = names.cloned().zip(pending.group.into_iter().chain(new.value)).collect();
+                let alert = crate::alert::raise(
+                    &slot.rule.meta,
+                    AlertSource::FirstSeen,
+                    (new.time, new.time),
+                    group_map,
+                    1,
+                    vec![new.event_id],
+                );
+                self.emit(alert, alerts);
             }
         }
     }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use mcpsiem_event::{FieldAccessor, FieldRef, McpEvent};
 
-use super::sigma_event::{DERIVED_FIELDS, derived};
+use super::sigma_event::{DERIVED_FIELDS, Derived};
 use crate::rules::trigger::{Atom, KeywordReach, Trigger, normalise};
 
 /// Literals of one field (or of every field, for keywords) and the rules each one triggers.
@@ -228,7 +228,14 @@ impl RuleIndex {
 
     /// The positions of the rules whose trigger holds for `event`, in order, and the fields
     /// holding a keyword literal.
+    #[cfg(test)]
     pub fn candidates<'e>(&self, event: &'e McpEvent<'_>) -> Candidates<'e> {
+        self.candidates_with(event, &Derived::new(event))
+    }
+
+    /// Like `candidates`, reading derived fields from `computed` (shared with the sigma-rust
+    /// event built next).
+    pub fn candidates_with<'e>(&self, event: &'e McpEvent<'_>, computed: &Derived<'e, '_>) -> Candidates<'e> {
         if self.words == 0 {
             return Candidates::default();
         }
@@ -242,8 +249,8 @@ impl RuleIndex {
             }
         }
         for (name, field) in &self.derived {
-            if let Some(value) = derived(event, name) {
-                field.mark(FieldRef::Int(value), &mut marks);
+            if let Some(value) = computed.get(name) {
+                field.mark(value, &mut marks);
             }
         }
         if !self.attributes.is_empty() {
@@ -266,10 +273,10 @@ impl RuleIndex {
                 }
             }
             for name in DERIVED_FIELDS {
-                if let Some(value) = derived(event, name)
-                    && keywords.mark(&value.to_string(), &mut marks)
+                if let Some(value) = computed.get(name)
+                    && keywords.mark(&text_of(&value), &mut marks)
                 {
-                    keyword_fields.push((*name, FieldRef::Int(value)));
+                    keyword_fields.push((*name, value));
                 }
             }
         }

@@ -38,7 +38,7 @@ impl FieldSelection {
 }
 
 /// Builds the sigma-rust event for `event`.
-pub fn to_sigma_event(event: &McpEvent<'_>, selection: &FieldSelection) -> Event {
+pub fn to_sigma_event(event: &McpEvent<'_>, selection: &FieldSelection, computed: &Derived<'_, '_>) -> Event {
     let mut out = Event::new();
     match selection {
         FieldSelection::Only { model, derived: derived_names, attributes } => {
@@ -48,8 +48,8 @@ pub fn to_sigma_event(event: &McpEvent<'_>, selection: &FieldSelection) -> Event
                 }
             }
             for name in derived_names {
-                if let Some(value) = derived(event, name) {
-                    out.insert(*name, value);
+                if let Some(value) = computed.get(name) {
+                    insert(&mut out, name, value);
                 }
             }
             // After the derived fields: an attribute of the same name is what the event says.
@@ -66,8 +66,8 @@ pub fn to_sigma_event(event: &McpEvent<'_>, selection: &FieldSelection) -> Event
                 insert(&mut out, name, value);
             }
             for name in DERIVED_FIELDS {
-                if let Some(value) = derived(event, name) {
-                    out.insert(*name, value);
+                if let Some(value) = computed.get(name) {
+                    insert(&mut out, name, value);
                 }
             }
         }
@@ -83,17 +83,66 @@ pub fn insert_fields(out: &mut Event, fields: Vec<(&str, FieldRef<'_>)>) {
 }
 
 /// Fields computed from others, which Sigma cannot express: the hour (0 to 23, UTC) and
-/// the ISO weekday (1 Monday to 7 Sunday, UTC) of the event time, for working-hours rules.
-pub const DERIVED_FIELDS: &[&str] = &["event.time.hour", "event.time.weekday"];
+/// the ISO weekday (1 Monday to 7 Sunday, UTC) of the event time, for working-hours rules;
+/// the token's identity (`mcpsiem_event::token::token_identity`: the fingerprint, else the
+/// `jti`, else subject and client), for token rules that must also see gateway logs; the
+/// token's lifetime (`exp` less `iat`, in seconds), for long-lived token rules; and
+/// tool descriptions and results as a model reads them (`crate::normalize`), for injection
+/// and poisoning rules.
+pub const DERIVED_FIELDS: &[&str] = &[
+    "event.time.hour",
+    "event.time.weekday",
+    "auth.token.identity",
+    "auth.token.lifetime_seconds",
+    "mcp.tool.description.normalized",
+    "gen_ai.tool.call.result.normalized",
+];
 
-pub(super) fn derived(event: &McpEvent<'_>, name: &str) -> Option<i64> {
+pub(crate) fn derived<'e>(event: &'e McpEvent<'_>, name: &str) -> Option<FieldRef<'e>> {
     use chrono::{Datelike, Timelike};
-    let at = event.time.to_datetime();
     match name {
-        "event.time.hour" => Some(i64::from(at.hour())),
-        "event.time.weekday" => Some(i64::from(at.weekday().number_from_monday())),
+        "event.time.hour" => Some(FieldRef::Int(i64::from(event.time.to_datetime().hour()))),
+        "event.time.weekday" => Some(FieldRef::Int(i64::from(event.time.to_datetime().weekday().number_from_monday()))),
+        "auth.token.identity" => mcpsiem_event::token::token_identity(event).map(|id| FieldRef::Text(id.into())),
+        "auth.token.lifetime_seconds" => match (event.token_issued, event.token_expires) {
+            (Some(issued), Some(expires)) => {
+                Some(FieldRef::Int(expires.as_micros().saturating_sub(issued.as_micros()) / 1_000_000))
+            }
+            _ => None,
+        },
+        "mcp.tool.description.normalized" => {
+            event.tool_description.as_deref().map(|text| FieldRef::Text(crate::normalize::normalize(text).into()))
+        }
+        "gen_ai.tool.call.result.normalized" => {
+            event.tool_result.as_deref().map(|text| FieldRef::Text(crate::normalize::normalize(text).into()))
+        }
         _ => None,
     }
+}
+
+/// The derived fields of one event, each computed at most once: the trigger index and the
+/// sigma-rust event both read them, and normalising a tool result is not free.
+pub struct Derived<'e, 'a> {
+    event: &'e McpEvent<'a>,
+    values: [std::cell::OnceCell<Option<FieldRef<'e>>>; DERIVED_FIELDS.len()],
+}
+
+impl<'e, 'a> Derived<'e, 'a> {
+    pub fn new(event: &'e McpEvent<'a>) -> Self {
+        Self { event, values: Default::default() }
+    }
+
+    /// The derived field `name`, or `None` when it is not one or the event lacks its inputs.
+    pub fn get(&self, name: &str) -> Option<FieldRef<'e>> {
+        let index = DERIVED_FIELDS.iter().position(|d| *d == name)?;
+        self.values[index].get_or_init(|| derived(self.event, name)).clone()
+    }
+}
+
+/// The value of `name` for `event`: a field of the event (an attribute of that name wins,
+/// as in the sigma-rust event), else a derived field.
+pub fn field_value<'e>(event: &'e McpEvent<'_>, name: &str) -> Option<FieldRef<'e>> {
+    event.field(name).or_else(|| derived(event, name))
 }
 
 fn insert(out: &mut Event, name: &str, value: FieldRef<'_>) {

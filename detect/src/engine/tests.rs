@@ -384,7 +384,7 @@ fn a_partition_behind_another_is_not_late() {
 }
 
 #[test]
-fn first_seen_uses_event_time_order_not_arrival_order() {
+fn first_seen_alerts_when_the_new_value_arrives() {
     let rule = r#"
 title: New client
 first_seen:
@@ -397,20 +397,52 @@ detection:
     auth.token.fingerprint|exists: true
   condition: sel
 "#;
-    // "a" happened first, so "b" is the new one, whatever the arrival order.
-    for order in [[0, 1], [1, 0]] {
+    // Decided on arrival, not when the watermark passes (it stays behind: two sources, one
+    // silent). "a" happened first, so "b" is the new one whatever the arrival order: when
+    // "a" arrives late, it displaces "b" as the group's first and "b" alerts then.
+    for (order, new) in [([0, 1], "b"), ([1, 0], "b")] {
         let events = [event(0, "x", "a"), event(30, "x", "b")];
         let mut e = engine(rule);
         e.expect_source(0);
         e.expect_source(1);
-        let mut alerts = Vec::new();
-        for i in order {
-            alerts.extend(e.process_from(i as i32, &events[i]));
-        }
-        alerts.extend(e.finish());
+        assert!(e.process_from(0, &events[order[0]]).is_empty(), "{order:?}");
+        let alerts = e.process_from(0, &events[order[1]]);
         assert_eq!(alerts.len(), 1, "{order:?}");
-        assert_eq!(alerts[0].group.get("client.address").map(String::as_str), Some("b"), "{order:?}");
+        assert_eq!(alerts[0].group.get("client.address").map(String::as_str), Some(new), "{order:?}");
+        assert!(e.finish().is_empty());
     }
+}
+
+/// Partition 0's backlog is read first (a later address for the token, then hours more of
+/// its traffic) before partition 1 delivers the token's earlier address; which address
+/// alerts as new.
+fn new_address_after_a_backlog(partition_1_caught_up: bool) -> Vec<Alert> {
+    let mut e = engine(NEW_ADDRESS);
+    e.expect_source(0);
+    e.expect_source(1);
+    if partition_1_caught_up {
+        e.source_caught_up(1);
+    }
+    let mut alerts = e.process_from(0, &event(100, "x", "b"));
+    for t in (1_000..20_000).step_by(1_000) {
+        alerts.extend(e.process_from(0, &event(t, "x", "b")));
+    }
+    alerts.extend(e.tick());
+    assert!(alerts.is_empty(), "the group is learned silently");
+    alerts.extend(e.process_from(1, &event(0, "x", "a")));
+    alerts
+}
+
+#[test]
+fn a_partition_that_has_not_caught_up_holds_the_watermark_for_its_earlier_events() {
+    // Not at its end: its earlier address is the token's first, the backlog's is new.
+    let alerts = new_address_after_a_backlog(false);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].group.get("client.address").map(String::as_str), Some("b"));
+    // At its end it held nothing back, so what it delivers later is new (truly late).
+    let alerts = new_address_after_a_backlog(true);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].group.get("client.address").map(String::as_str), Some("a"));
 }
 
 const BURST: &str = "title: Burst\nid: burst\ncorrelation:\n  type: event_count\n  rules: [call]\n  group-by: [client.address]\n  timespan: 1m\n  condition: {gte: 3}\n";
@@ -433,13 +465,13 @@ detection:
 fn state_restored_into_a_new_engine_continues_windows_and_first_seen() {
     let rules = format!("{}---\n{BURST}---\n{NEW_ADDRESS}", CALLS);
     let mut first = engine(&rules);
-    // Two of three calls, and the token learned at address a; the first-seen value waits
-    // for the watermark, so it travels as a pending observation.
+    // Two of three calls, and the token learned at address a.
     assert!(first.process(&event(0, "x", "a")).is_empty());
     assert!(first.process(&event(10, "x", "a")).is_empty());
     let saved = first.export_state();
     assert_eq!(saved.correlations.len(), 1);
-    assert_eq!(saved.pending_first_seen.len(), 2);
+    assert_eq!(saved.first_seen.len(), 1);
+    assert!(saved.pending_first_seen.is_empty(), "first-seen values are decided on arrival");
     // Through JSON, as the snapshot file holds it.
     let json = serde_json::to_string(&saved).unwrap();
     let mut second = engine(&rules);
@@ -453,6 +485,32 @@ fn state_restored_into_a_new_engine_continues_windows_and_first_seen() {
     // learned, not "seen from a new address".
     assert!(run(&mut engine(&rules), &[event(20, "x", "a")]).is_empty());
     assert!(run(&mut engine(&rules), &[event(30, "x", "b")]).is_empty());
+}
+
+/// Snapshots of earlier versions hold first-seen observations waiting for the watermark:
+/// they are learned when it passes them, as they would have been.
+#[test]
+fn first_seen_observations_of_an_older_snapshot_are_released_by_the_watermark() {
+    let mut e = engine(NEW_ADDRESS);
+    let mut state = super::EngineState::default();
+    let digest = {
+        let mut probe = engine(NEW_ADDRESS);
+        probe.process(&event(0, "x", "a"));
+        probe.export_state().first_seen.remove(0).tag
+    };
+    for (time, address) in [(0, "a"), (10, "b")] {
+        state.pending_first_seen.push(super::state::SavedObservation {
+            tag: digest.clone(),
+            time: mcpsiem_event::Timestamp::from_micros(time * 1_000_000),
+            event_id: format!("old-{address}"),
+            group: vec!["x".to_string()],
+            value: vec![address.to_string()],
+        });
+    }
+    assert_eq!(e.restore_state(state), Restored { rules_kept: 1, rules_dropped: vec![] });
+    let alerts = e.finish();
+    assert_eq!(titles(&alerts), ["Token from a new address"]);
+    assert_eq!(alerts[0].event_ids, ["old-b"]);
 }
 
 #[test]

@@ -29,9 +29,16 @@ pub enum RuleScope {
     Global,
 }
 
+/// Fields that follow a partition key without being one: the token's identity is its
+/// fingerprint, whose events are keyed by their user (the token's subject) or by the
+/// fingerprint, or its `jti` or subject, whose events are keyed by that same subject.
+const KEYED_DERIVED_FIELDS: [&str; 1] = ["auth.token.identity"];
+
 /// True if a rule grouping by `group_by` sees each group's events on one instance.
 pub fn is_keyed(group_by: &[String]) -> bool {
-    group_by.iter().any(|field| mcpsiem_runtime::kafka::KEY_FIELDS.contains(&field.as_str()))
+    group_by.iter().any(|field| {
+        mcpsiem_runtime::kafka::KEY_FIELDS.contains(&field.as_str()) || KEYED_DERIVED_FIELDS.contains(&field.as_str())
+    })
 }
 
 impl RuleSet {

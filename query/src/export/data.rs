@@ -51,6 +51,8 @@ pub enum BatchWriter<W: Write + Send> {
     Parquet(ArrowWriter<HashingWriter<W>>),
     Csv(datafusion::arrow::csv::Writer<HashingWriter<W>>),
     Jsonl(LineDelimitedWriter<HashingWriter<W>>),
+    /// Rows of the alerts table as OCSF Detection Findings, one per line.
+    Ocsf(HashingWriter<W>),
 }
 
 /// Rows per Parquet row group: bounds the writer's memory (one group is buffered).
@@ -69,6 +71,10 @@ impl<W: Write + Send> BatchWriter<W> {
             }
             Format::Csv => Self::Csv(CsvWriterBuilder::new().with_header(true).build(out)),
             Format::Ndjson => Self::Jsonl(LineDelimitedWriter::new(out)),
+            Format::Ocsf => {
+                crate::ocsf::check_columns(schema).map_err(ExportError::Request)?;
+                Self::Ocsf(out)
+            }
             other => {
                 debug_assert!(!other.accepted_by(Sink::Export));
                 return Err(ExportError::Request(Format::for_sink(other.name(), Sink::Export).unwrap_err()));
@@ -81,6 +87,9 @@ impl<W: Write + Send> BatchWriter<W> {
             Self::Parquet(w) => w.write(batch)?,
             Self::Csv(w) => w.write(&crate::format::csv_ready(batch)?)?,
             Self::Jsonl(w) => w.write(batch)?,
+            Self::Ocsf(w) => {
+                w.write_all(&crate::ocsf::findings(batch)?).map_err(|e| ExportError::Encode(e.to_string()))?
+            }
         }
         Ok(())
     }
@@ -94,6 +103,7 @@ impl<W: Write + Send> BatchWriter<W> {
                 w.finish()?;
                 w.into_inner()
             }
+            Self::Ocsf(w) => w,
         };
         Ok(out.finish())
     }

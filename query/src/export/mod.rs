@@ -164,6 +164,8 @@ struct Part {
     name: String,
     sql: String,
     range: TimeRange,
+    /// A fixed format for this file (the alert's OCSF finding); `None`: the request's.
+    format: Option<Format>,
 }
 
 /// Builds bundles over one lake with one signing key.
@@ -276,13 +278,14 @@ impl Exporter {
             name: "events".into(),
             sql: format!("SELECT * FROM events WHERE {filter} ORDER BY event_time, event_id"),
             range,
+            format: None,
         };
         let value = request.selector.value();
         if value.trim().is_empty() {
             return Err(ExportError::Request(format!("the {} to export is empty", request.selector.kind())));
         }
         let parts = match &request.selector {
-            Selector::Sql(sql) => vec![Part { name: "result".into(), sql: sql.clone(), range }],
+            Selector::Sql(sql) => vec![Part { name: "result".into(), sql: sql.clone(), range, format: None }],
             Selector::Session(id) => vec![events(format!("mcp_session_id = {}", quote(id)))],
             Selector::Token(fingerprint) => vec![events(format!("auth_token_fingerprint = {}", quote(fingerprint)))],
             Selector::User(user) => {
@@ -334,11 +337,14 @@ impl Exporter {
                     end: Some(Timestamp::from_micros(last.saturating_add(1))),
                 };
                 vec![
-                    Part { name: "alert".into(), sql: alert_sql, range },
+                    Part { name: "alert".into(), sql: alert_sql.clone(), range, format: None },
+                    // The same alert as the OCSF Detection Finding SIEMs and security lakes take.
+                    Part { name: "alert".into(), sql: alert_sql, range, format: Some(Format::Ocsf) },
                     Part {
                         name: "events".into(),
                         sql: format!("SELECT * FROM events WHERE {filter} ORDER BY event_time, event_id"),
                         range: events_range,
+                        format: None,
                     },
                 ]
             }
@@ -476,9 +482,10 @@ impl Exporter {
             for file in answer.files.iter().filter(|f| named.iter().any(|t| t.name() == f.table)) {
                 read.insert(file.path.clone(), file.clone());
             }
-            let name = format!("data/{}.{}", part.name, request.format.file_extension());
-            let entry = bundle.entry(&name, request.format.compress_in_zip())?;
-            let mut writer = data::BatchWriter::new(request.format, &answer.schema, entry)?;
+            let format = part.format.unwrap_or(request.format);
+            let name = format!("data/{}.{}", part.name, format.file_extension());
+            let entry = bundle.entry(&name, format.compress_in_zip())?;
+            let mut writer = data::BatchWriter::new(format, &answer.schema, entry)?;
             let mut rows = 0u64;
             while let Some(batch) = answer.stream.next().await {
                 let batch = batch?;
@@ -491,7 +498,10 @@ impl Exporter {
                 progress(batch.num_rows() as u64);
             }
             let (sha256, bytes) = writer.finish()?;
-            total_rows += rows;
+            // A second form of rows already counted (the alert's finding) adds none.
+            if part.format.is_none() {
+                total_rows += rows;
+            }
             files.push(BundleFile { name, sha256, bytes, rows, sql: Some(part.sql.clone()) });
         }
         Ok((files, total_rows, read.into_values().collect()))

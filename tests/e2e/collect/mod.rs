@@ -2,6 +2,7 @@
 
 mod durable_intake;
 mod intake;
+mod otlp;
 mod outage;
 mod proxy_http;
 mod proxy_stdio;

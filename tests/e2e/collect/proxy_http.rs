@@ -5,8 +5,8 @@
 //! event and no line of the proxy's (debug-level) log.
 
 use std::io::Read;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,15 +15,6 @@ use serde_json::{Value, json};
 use crate::support;
 
 const SITE_KEY: &str = "proxy-http-test-site-key";
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn inspector(url: &str, token: &str, call: &[&str]) -> Value {
     let output = Command::new("node")
@@ -50,7 +41,7 @@ fn http_proxy_records_exchanges_with_token_claims_and_never_the_token() {
     );
 
     let server_port = support::free_port();
-    let mut server = KillOnDrop(
+    let mut server = support::KillOnDrop(
         Command::new("node")
             .arg(support::mcp_bin("mcp-server-everything"))
             .arg("streamableHttp")
@@ -61,23 +52,13 @@ fn http_proxy_records_exchanges_with_token_claims_and_never_the_token() {
             .unwrap(),
     );
     support::wait_for_port(server_port, &mut server.0);
-    let proxy_port = support::free_port();
     let log_path = fixture.dir.path().join("proxy.log");
-    let mut proxy = KillOnDrop(
-        fixture
-            .command(&[
-                "collect",
-                "proxy",
-                "--http",
-                "--listen",
-                &format!("127.0.0.1:{proxy_port}"),
-                "--upstream",
-                &format!("http://127.0.0.1:{server_port}/mcp"),
-            ])
-            .env("RUST_LOG", "debug")
-            .stderr(std::fs::File::create(&log_path).unwrap())
-            .spawn()
-            .unwrap(),
+    // The public URI clients use, which the tokens name as their audience.
+    let upstream = format!("http://127.0.0.1:{server_port}/mcp");
+    let (mut command, proxy_port) =
+        support::http_proxy_command(&fixture, &upstream, &["--resource-uri", "https://mcp.example/mcp"]);
+    let mut proxy = support::KillOnDrop(
+        command.env("RUST_LOG", "debug").stderr(std::fs::File::create(&log_path).unwrap()).spawn().unwrap(),
     );
     support::wait_for_port(proxy_port, &mut proxy.0);
 
@@ -103,12 +84,7 @@ fn http_proxy_records_exchanges_with_token_claims_and_never_the_token() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&refused.stdout), "404");
 
-    Command::new("kill").args(["-TERM", &proxy.0.id().to_string()]).status().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while proxy.0.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the proxy did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    support::stop_with_sigterm(&mut proxy.0, "the proxy");
 
     let events =
         support::read_topic_json(&kafka, &kafka.events_topic, 10, Duration::from_secs(3), Duration::from_secs(60));
@@ -141,6 +117,24 @@ fn http_proxy_records_exchanges_with_token_claims_and_never_the_token() {
     assert_eq!(call["gen_ai.tool.call.result"], "Echo: over http");
     assert!(call["event.duration_us"].as_i64().unwrap() > 0, "{call}");
     assert!(call["mcp.server.name"].is_string(), "the session's initialize taught the server name: {call}");
+
+    assert_eq!(call["mcp.server.resource_uri"], "https://mcp.example/mcp");
+    assert_eq!(call["server.address"], format!("http://127.0.0.1:{server_port}/mcp"));
+
+    // The tokens name the public URI, not the upstream's address: the audience rule of the
+    // pack stays quiet on every proxied exchange (it compared with server.address before).
+    let report = mcpsiem_detect::rules::load(
+        &[std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules/token_theft")],
+        &Default::default(),
+    );
+    let mut engine = mcpsiem_detect::Engine::new(report.rules, Default::default());
+    let mut alerts = Vec::new();
+    for event in support::parse_events(&events) {
+        alerts.extend(engine.process(&event));
+    }
+    alerts.extend(engine.finish());
+    let audience = "3f6f0c1e-2a57-4d0c-9b0e-6b1f4c1a0005";
+    assert!(alerts.iter().all(|a| a.rule_id != audience), "{alerts:#?}");
 
     let initialize = events.iter().filter(|e| e["mcp.method.name"] == "initialize").count();
     assert_eq!(initialize, 3, "one initialize per proxied inspector run");

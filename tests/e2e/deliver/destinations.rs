@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use mcpsiem_deliver::config::{DeliveryConfig, DestinationConfig, DestinationKind, RetryConfig};
 use mcpsiem_deliver::destinations::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, webhook_signature};
 use mcpsiem_deliver::destinations::{
-    email::Email, jira::Jira, pagerduty::Pagerduty, slack::Slack, teams::Teams, webhook::Webhook,
+    email::Email, jira::Jira, ocsf::Ocsf, pagerduty::Pagerduty, slack::Slack, teams::Teams, webhook::Webhook,
 };
 use mcpsiem_deliver::outbox::Outbox;
 use mcpsiem_deliver::worker::Worker;
@@ -66,6 +66,13 @@ async fn serve_receiver(receiver: Receiver) -> String {
             post(|State(r): State<Receiver>, h: HeaderMap, b: Bytes| async move {
                 r.record("/teams", h, b);
                 StatusCode::ACCEPTED
+            }),
+        )
+        .route(
+            "/ocsf",
+            post(|State(r): State<Receiver>, h: HeaderMap, b: Bytes| async move {
+                r.record("/ocsf", h, b);
+                "ok"
             }),
         )
         .route(
@@ -204,6 +211,13 @@ async fn every_destination_gets_its_request_and_retries_follow_the_answers() {
     destinations.insert("slack".into(), destination(DestinationKind::Slack(Slack { url: format!("{base}/slack") }), 5));
     destinations.insert("teams".into(), destination(DestinationKind::Teams(Teams { url: format!("{base}/teams") }), 5));
     destinations.insert(
+        "lake".into(),
+        destination(
+            DestinationKind::Ocsf(Ocsf { url: format!("{base}/ocsf"), authorization_token: "Bearer hec-token".into() }),
+            5,
+        ),
+    );
+    destinations.insert(
         "hook".into(),
         destination(DestinationKind::Webhook(Webhook { url: format!("{base}/hook"), secret: SECRET.into() }), 5),
     );
@@ -259,7 +273,7 @@ async fn every_destination_gets_its_request_and_retries_follow_the_answers() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = Arc::new(Outbox::open(&dir.path().join("outbox.redb")).unwrap());
     let names: Vec<String> = config.destinations.keys().cloned().collect();
-    assert_eq!(outbox.enqueue(&alert(), &names, Timestamp::now()).unwrap(), 8);
+    assert_eq!(outbox.enqueue(&alert(), &names, Timestamp::now()).unwrap(), 9);
     // The same alert read again (a consumer restart) adds nothing.
     assert_eq!(outbox.enqueue(&alert(), &names, Timestamp::now()).unwrap(), 0);
 
@@ -280,7 +294,7 @@ async fn every_destination_gets_its_request_and_retries_follow_the_answers() {
     stop_tx.send(true).unwrap();
     running.await.unwrap().unwrap();
     let counts = outbox.counts().unwrap();
-    assert_eq!((counts.finished, counts.dead), (8, 1), "{counts:?}");
+    assert_eq!((counts.finished, counts.dead), (9, 1), "{counts:?}");
 
     // Slack: Block Kit with the title, the body and a button to the matched events.
     let slack: Value = serde_json::from_slice(&receiver.of("/slack")[0].body).unwrap();
@@ -296,6 +310,16 @@ async fn every_destination_gets_its_request_and_retries_follow_the_answers() {
     assert_eq!(card["contentType"], "application/vnd.microsoft.card.adaptive");
     assert_eq!(card["content"]["type"], "AdaptiveCard");
     assert!(card["content"]["body"][2]["facts"].as_array().unwrap().iter().any(|f| f["value"] == "ab12"));
+
+    // OCSF: one Detection Finding in an array, with the configured Authorization header.
+    let ocsf = &receiver.of("/ocsf")[0];
+    assert_eq!(ocsf.headers.get("authorization").unwrap(), "Bearer hec-token");
+    let findings: Value = serde_json::from_slice(&ocsf.body).unwrap();
+    assert_eq!(findings.as_array().map(Vec::len), Some(1));
+    assert_eq!(findings[0]["class_uid"], 2004);
+    assert_eq!(findings[0]["severity_id"], 4);
+    assert_eq!(findings[0]["finding_info"]["uid"], alert().id.as_str());
+    assert_eq!(findings[0]["metadata"]["version"], "1.3.0");
 
     // Webhook: a 429 with Retry-After: 1, then delivered; both attempts signed and carrying
     // the same delivery id; the signature verifies over timestamp and body.

@@ -3,4 +3,5 @@
 
 mod crash;
 mod destinations;
+mod ocsf_schema;
 mod outage;

@@ -61,8 +61,10 @@ fn duckdb_and_pyarrow_read_the_same_events_as_mcpsiem() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(support::create_topic(&kafka, &kafka.events_topic, kafka.partitions));
 
-    // Two days of traffic, so the lake has several date and hour partitions.
-    let start = Timestamp::from_micros(Timestamp::now().as_micros() - 3 * 86_400_000_000);
+    // Two days of traffic, so the lake has several date and hour partitions, ending two days
+    // ago: the generator may run past its period (never into the future, or the ingester
+    // would dead-letter those events as `in_future`).
+    let start = Timestamp::from_micros(Timestamp::now().as_micros() - 4 * 86_400_000_000);
     let options =
         GenOptions { events: 6_000, start, days: 2, attacks: Scenario::ALL.to_vec(), ..GenOptions::default() };
     let producer = EventProducer::new(&kafka).unwrap();

@@ -262,6 +262,14 @@ sha256 = "{analyst_hash}"
     let alert_rows = String::from_utf8(entry(&by_alert, "data/alert.jsonl")).unwrap();
     assert_eq!(alert_rows.lines().count(), 1);
     assert!(alert_rows.contains(alert["alert_id"].as_str().unwrap()));
+    // The same alert as an OCSF 1.3.0 Detection Finding, signed with the rest.
+    let finding: serde_json::Value = serde_json::from_slice(&entry(&by_alert, "data/alert.ocsf.jsonl")).unwrap();
+    assert_eq!(finding["class_uid"], 2004);
+    assert_eq!(finding["finding_info"]["uid"], alert["alert_id"]);
+    assert_eq!(
+        finding["finding_info"]["related_events"].as_array().map(Vec::len),
+        alert["ids"].as_u64().map(|n| n as usize)
+    );
     let events_rows = String::from_utf8(entry(&by_alert, "data/events.jsonl")).unwrap();
     assert_eq!(events_rows.lines().count() as u64, alert["ids"].as_u64().unwrap());
     assert!(manifest(&by_user)["rows"].as_u64().unwrap() > 0);

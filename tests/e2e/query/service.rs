@@ -394,3 +394,55 @@ fn hostile_queries_are_refused_and_audited_and_one_key_cannot_take_every_slot() 
     assert!(count("invalid_query") >= 4, "the deep queries, the bad time and the bad format: {outcomes}");
     assert!(count("busy") >= 1, "{outcomes}");
 }
+
+/// `format: ocsf` answers rows of the alerts table as OCSF Detection Findings, and refuses
+/// an answer without an alert's columns with what to select.
+#[test]
+fn alerts_are_answered_as_ocsf_detection_findings() {
+    use mcpsiem_event::{Alert, AlertSource, Level, Timestamp, alert_batch};
+    use mcpsiem_ingest::parquet_file::{ParquetSettings, split_by_hour};
+    use mcpsiem_lake::Table;
+
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake(dir.path());
+    let alerts: Vec<Alert> = (0..3)
+        .map(|i| Alert {
+            id: format!("01JTESTALERT000000000000{i}"),
+            rule_id: "3f6f0c1e-2a57-4d0c-9b0e-6b1f4c1a0002".into(),
+            rule_title: "MCP token used from a new client address".into(),
+            level: Level::High,
+            tags: vec!["attack.credential_access".into(), "attack.t1550.001".into()],
+            source: AlertSource::FirstSeen,
+            first_time: Timestamp::parse("2026-11-02T10:00:00Z").unwrap(),
+            last_time: Timestamp::parse(&format!("2026-11-02T10:0{i}:00Z")).unwrap(),
+            group: [("client.address".to_string(), "203.0.113.7".to_string())].into(),
+            count: 1,
+            event_ids: vec![format!("event-{i}")],
+            sql: String::new(),
+        })
+        .collect();
+    let settings = ParquetSettings { zstd_level: 3, row_group_rows: 1000 };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for (hour, part) in split_by_hour(Table::Alerts, &alert_batch(&alerts)).unwrap() {
+        let bytes = settings.encode(Table::Alerts, std::slice::from_ref(&part)).unwrap();
+        let path = object_store::path::Path::from(format!("{}/test.parquet", hour.path(Table::Alerts)));
+        runtime.block_on(lake.put(&path, bytes)).unwrap();
+    }
+    let addr = serve(lake, config());
+
+    let body = serde_json::json!({"sql": "SELECT * FROM alerts ORDER BY alert_id", "format": "ocsf"});
+    let (status, bytes) = request(addr, "POST", "/api/v1/query", Some(ANALYST), &body.to_string());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+    let findings: Vec<serde_json::Value> =
+        bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+    assert_eq!(findings.len(), 3);
+    for (finding, alert) in findings.iter().zip(&alerts) {
+        assert_eq!(finding, &mcpsiem_event::ocsf::detection_finding(alert, env!("CARGO_PKG_VERSION")));
+    }
+    assert_eq!(findings[0]["finding_info"]["attacks"][0]["sub_technique"]["uid"], "T1550.001");
+
+    let (status, error) =
+        query(addr, ANALYST, serde_json::json!({"sql": "SELECT alert_id FROM alerts", "format": "ocsf"}));
+    assert_eq!(status, 400, "{error}");
+    assert!(error["message"].as_str().unwrap().contains("SELECT * FROM alerts"), "{error}");
+}

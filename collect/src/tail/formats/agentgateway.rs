@@ -65,6 +65,7 @@ impl GatewayFormat for Agentgateway {
                 other => other.to_string(),
             };
             let captured = line.capture().arguments(&text);
+            crate::observer::note_secrets(&mut e, crate::observer::SECRETS_IN_ARGUMENTS, &captured.secrets);
             e.tool_arguments = Some(captured.text.into());
             e.tool_arguments_truncated = Some(captured.truncated);
         }
