@@ -12,7 +12,8 @@ pub const DEFAULT_BODY: &str = "\
 {% for key, value in group | items %}{{ key }}: {{ value }}
 {% endfor %}{% if tags %}Tags: {{ tags | join(', ') }}
 {% endif %}Events: {{ sql }}
-Open in the query service: {{ link }}";
+Open in the query service: {{ link }}
+Triage (ack, assign, close): {{ alert_link }}";
 
 #[derive(Debug, thiserror::Error)]
 #[error("destination `{destination}`: the {which} template is invalid: {source}")]
@@ -39,6 +40,8 @@ pub struct AlertContext {
     pub sql: String,
     /// The query service URL that runs `sql`.
     pub link: String,
+    /// The alert in the query service's alert workflow (its state, history and events).
+    pub alert_link: String,
 }
 
 impl AlertContext {
@@ -62,6 +65,11 @@ impl AlertContext {
             event_ids: alert.event_ids.clone(),
             sql: alert.sql.clone(),
             link,
+            alert_link: format!(
+                "{}/api/v1/alerts/{}",
+                query_url.trim_end_matches('/'),
+                url::form_urlencoded::byte_serialize(alert.id.as_bytes()).collect::<String>()
+            ),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! form, the Arrow schema and `docs/schema.md` are derived from it.
 
 pub mod alert;
+pub mod alert_change;
 pub mod decode;
 pub mod event;
 pub mod hash;
@@ -16,6 +17,10 @@ pub mod token;
 pub mod value;
 
 pub use alert::{Alert, AlertSource, Level, alert_batch, alert_schema};
+pub use alert_change::{
+    AlertChange, AlertChangeError, AlertState, AlertStatus, ChangeAction, Verdict, alert_change_batch,
+    alert_change_schema,
+};
 pub use decode::{
     DEFAULT_MAX_RECORD_BYTES, DecodeError, EventDecoder, RejectedRecord, parse_event, too_large_envelope,
 };

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use mcpsiem_event::{Alert, EventColumns, McpEvent, alert_batch};
+use mcpsiem_event::{Alert, AlertChange, EventColumns, McpEvent, alert_batch, alert_change_batch};
 use mcpsiem_lake::{CommitRecord, Table};
 
 use crate::deadletter::DeadLetter;
@@ -14,6 +14,7 @@ enum Rows {
     // Boxed: the column builders are kilobytes, an alerts buffer a vector.
     Events(Box<EventColumns>),
     Alerts(Vec<Alert>),
+    AlertChanges(Vec<AlertChange>),
 }
 
 /// Decoded rows (events or alerts) and dead letters of one partition over `[start, next)`.
@@ -51,6 +52,7 @@ impl PartitionBuffer {
             next: None,
             rows: match table {
                 Table::Alerts => Rows::Alerts(Vec::new()),
+                Table::AlertChanges => Rows::AlertChanges(Vec::new()),
                 _ => Rows::Events(Box::new(EventColumns::with_capacity(1024))),
             },
             dead_letters: Vec::new(),
@@ -95,7 +97,7 @@ impl PartitionBuffer {
         self.take_offset(offset, size);
         match &mut self.rows {
             Rows::Events(events) => events.append(event),
-            Rows::Alerts(_) => unreachable!("an alerts buffer is only given alerts"),
+            Rows::Alerts(_) | Rows::AlertChanges(_) => unreachable!("an events buffer is only given events"),
         }
     }
 
@@ -103,7 +105,15 @@ impl PartitionBuffer {
         self.take_offset(offset, size);
         match &mut self.rows {
             Rows::Alerts(alerts) => alerts.push(alert),
-            Rows::Events(_) => unreachable!("an events buffer is only given events"),
+            _ => unreachable!("an alerts buffer is only given alerts"),
+        }
+    }
+
+    pub fn add_alert_change(&mut self, offset: i64, size: usize, change: AlertChange) {
+        self.take_offset(offset, size);
+        match &mut self.rows {
+            Rows::AlertChanges(changes) => changes.push(change),
+            _ => unreachable!("an alert-changes buffer is only given alert changes"),
         }
     }
 
@@ -116,6 +126,7 @@ impl PartitionBuffer {
         match self.rows {
             Rows::Events(_) => Table::Events,
             Rows::Alerts(_) => Table::Alerts,
+            Rows::AlertChanges(_) => Table::AlertChanges,
         }
     }
 
@@ -150,6 +161,7 @@ impl PartitionBuffer {
             rows: match &mut self.rows {
                 Rows::Events(events) => events.finish(),
                 Rows::Alerts(alerts) => alert_batch(&std::mem::take(alerts)),
+                Rows::AlertChanges(changes) => alert_change_batch(&std::mem::take(changes)),
             },
             dead_letters: std::mem::take(&mut self.dead_letters),
         };

@@ -68,7 +68,7 @@ impl Compactor {
     /// hour with more than one small file.
     pub async fn run_once(&self, now: Timestamp) -> Result<CompactionSummary, IngestError> {
         let mut summary = CompactionSummary::default();
-        for table in [Table::Events, Table::DeadLetters, Table::Alerts] {
+        for table in Table::ALL {
             summary.records_finished += self.finish_records(table, now).await?;
             let snapshot = Snapshot::load(&self.lake, table).await?;
             let mut hours: BTreeMap<HourPartition, Vec<SnapshotFile>> = BTreeMap::new();

@@ -39,8 +39,9 @@ pub struct IngestConfig {
     pub dedup_window_records: usize,
     /// Address of the Prometheus `/metrics` endpoint; empty disables it.
     pub metrics_addr: String,
-    /// Also store the alerts topic in the lake's `alerts` table, with the same exactly-once
-    /// commit log, in the consumer group `<group_id>.alerts`.
+    /// Also store the alerts topic in the lake's `alerts` table and the alert-changes topic
+    /// in `alert_changes`, with the same exactly-once commit log, in the consumer groups
+    /// `<group_id>.alerts` and `<group_id>.alert-changes`.
     pub alerts: bool,
     pub compaction: CompactionConfig,
 }

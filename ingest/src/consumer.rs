@@ -7,7 +7,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mcpsiem_event::{Alert, Timestamp, parse_event};
+use mcpsiem_event::{Alert, AlertChange, Timestamp, parse_event};
 use mcpsiem_lake::{CommitLog, CommitRecord, Lake, Ledger, Table};
 use mcpsiem_runtime::group_watch::GroupWatch;
 use mcpsiem_runtime::kafka::KafkaConfig;
@@ -241,8 +241,9 @@ impl Ingester {
         Self::for_table(Table::Events, kafka, config, max_record_bytes, lake, runtime)
     }
 
-    /// An ingester of `table`: `events` from the events topic, or `alerts` from the alerts
-    /// topic (in its own consumer group, `<group_id>.alerts`).
+    /// An ingester of `table`: `events` from the events topic, `alerts` from the alerts
+    /// topic (in its own consumer group, `<group_id>.alerts`), or `alert_changes` from the
+    /// alert-changes topic (group `<group_id>.alert-changes`).
     pub fn for_table(
         table: Table,
         kafka: &KafkaConfig,
@@ -253,11 +254,13 @@ impl Ingester {
     ) -> Result<Self, IngestError> {
         let (topic, group_id) = match table {
             Table::Alerts => (kafka.alerts_topic.clone(), format!("{}.alerts", config.group_id)),
+            Table::AlertChanges => (kafka.alert_changes_topic.clone(), format!("{}.alert-changes", config.group_id)),
             _ => (kafka.events_topic.clone(), config.group_id.clone()),
         };
         let mut config = config.clone();
-        if table == Table::Alerts {
-            // An alert's id is its own (the detector's); events are what collectors resend.
+        if matches!(table, Table::Alerts | Table::AlertChanges) {
+            // An alert's id is its own (the detector's), a change's the query service's;
+            // events are what collectors resend.
             config.dedup_window_records = 0;
         }
         let config = &config;
@@ -491,6 +494,14 @@ impl IngestState {
                     return;
                 }
                 Err(e) => DeadLetterReason::NotAnAlert(e.to_string()),
+            },
+            Some(bytes) if self.table == Table::AlertChanges => match AlertChange::from_json(bytes) {
+                Ok(change) => {
+                    buffer.add_alert_change(offset, bytes.len(), change);
+                    self.summary.events += 1;
+                    return;
+                }
+                Err(e) => DeadLetterReason::NotAnAlertChange(e.to_string()),
             },
             Some(bytes) => match parse_event(bytes, self.max_record_bytes) {
                 Ok(mut event) => {

@@ -20,6 +20,8 @@ pub enum DeadLetterReason {
     EmptyMessage,
     /// A record of the alerts topic that is not an alert.
     NotAnAlert(String),
+    /// A record of the alert-changes topic that is not an alert change.
+    NotAnAlertChange(String),
 }
 
 impl DeadLetterReason {
@@ -30,6 +32,7 @@ impl DeadLetterReason {
             Self::InFuture { .. } => "in_future",
             Self::EmptyMessage => "empty_message",
             Self::NotAnAlert(_) => "not_an_alert",
+            Self::NotAnAlertChange(_) => "not_an_alert_change",
         }
     }
 
@@ -44,6 +47,9 @@ impl DeadLetterReason {
             ),
             Self::EmptyMessage => "the Kafka message has no value".into(),
             Self::NotAnAlert(reason) => format!("{reason}; only the detector should write to the alerts topic"),
+            Self::NotAnAlertChange(reason) => {
+                format!("{reason}; only the query service should write to the alert-changes topic")
+            }
         }
     }
 
@@ -51,7 +57,7 @@ impl DeadLetterReason {
         match self {
             Self::Decode(e) => e.field(),
             Self::TooOld { .. } | Self::InFuture { .. } => Some("event.time"),
-            Self::EmptyMessage | Self::NotAnAlert(_) => None,
+            Self::EmptyMessage | Self::NotAnAlert(_) | Self::NotAnAlertChange(_) => None,
         }
     }
 }

@@ -29,7 +29,7 @@ fn bloom_columns(table: Table) -> &'static [&'static str] {
             &["event_id", "auth_token_fingerprint", "mcp_session_id", "auth_token_sub", "client_address", "enduser_id"]
         }
         Table::DeadLetters => &[],
-        Table::Alerts => &["alert_id"],
+        Table::Alerts | Table::AlertChanges => &["alert_id"],
     }
 }
 
@@ -46,6 +46,7 @@ fn plain_columns(table: Table) -> &'static [&'static str] {
         ],
         Table::DeadLetters => &["raw", "error"],
         Table::Alerts => &[],
+        Table::AlertChanges => &["change_id", "comment"],
     }
 }
 
@@ -55,6 +56,7 @@ pub fn time_column(table: Table) -> &'static str {
         Table::Events => "event_time",
         Table::DeadLetters => "received_time",
         Table::Alerts => "alert_time",
+        Table::AlertChanges => "changed_at",
     }
 }
 

@@ -16,16 +16,19 @@ pub enum Table {
     DeadLetters,
     /// Alerts from the detector, partitioned by alert time.
     Alerts,
+    /// Analysts' changes of alerts (acknowledge, assign, close…), partitioned by change time.
+    AlertChanges,
 }
 
 impl Table {
-    pub const ALL: [Table; 3] = [Table::Events, Table::DeadLetters, Table::Alerts];
+    pub const ALL: [Table; 4] = [Table::Events, Table::DeadLetters, Table::Alerts, Table::AlertChanges];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Events => "events",
             Self::DeadLetters => "deadletters",
             Self::Alerts => "alerts",
+            Self::AlertChanges => "alert_changes",
         }
     }
 

@@ -40,6 +40,11 @@ pub struct QueryConfig {
     /// parenthesis depth, an upper bound of the tree's depth); deeper ones are refused
     /// before parsing, as they could exhaust a query thread's stack.
     pub max_expression_depth: usize,
+    /// A rule whose closed alerts were false positives more often than this (0–1) is
+    /// flagged in `GET /api/v1/rules/stats` and `mcpsiem rules stats`…
+    pub rule_flag_ratio: f64,
+    /// …once it has at least this many closed alerts with a verdict on its quality.
+    pub rule_flag_min_verdicts: u64,
 }
 
 impl Default for QueryConfig {
@@ -57,6 +62,8 @@ impl Default for QueryConfig {
             queue_seconds: 10,
             metadata_cache_bytes: 512 << 20,
             max_expression_depth: crate::nesting::DEFAULT_MAX_EXPRESSION_DEPTH,
+            rule_flag_ratio: 0.5,
+            rule_flag_min_verdicts: 5,
         }
     }
 }

@@ -111,9 +111,9 @@ impl From<DataFusionError> for QueryError {
                     "{e}: the query service is read-only; only SELECT, WITH and EXPLAIN run (no DDL, DML, COPY, CREATE EXTERNAL TABLE or SET)"
                 ))
             }
-            DataFusionError::Plan(e) if e.contains("table") && e.contains("not found") => {
-                Self::Plan(format!("{e}; the tables are events, alerts, deadletters and audit_log"))
-            }
+            DataFusionError::Plan(e) if e.contains("table") && e.contains("not found") => Self::Plan(format!(
+                "{e}; the tables are events, alerts, deadletters, alert_changes and audit_log (views: docs/query.md)"
+            )),
             DataFusionError::Plan(e) => Self::Plan(e.clone()),
             DataFusionError::NotImplemented(e) => Self::Plan(format!("not supported: {e}")),
             other => Self::Execution(other.to_string()),

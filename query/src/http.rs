@@ -1,4 +1,5 @@
-//! The HTTP API: `POST /api/v1/query`, health and readiness, and Prometheus metrics.
+//! The HTTP API: `POST /api/v1/query`, exports, the alert workflow (`triage::http`), health
+//! and readiness, and Prometheus metrics.
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
@@ -46,16 +47,19 @@ pub struct QueryBody {
 }
 
 pub fn router(engine: QueryEngine, metrics: Option<MetricsRender>) -> Router {
-    router_with_exports(engine, metrics, None, std::env::temp_dir())
+    router_with_exports(engine, metrics, None, std::env::temp_dir(), None)
 }
 
-/// The API with `POST /api/v1/exports`, building bundles under `work_dir`.
+/// The API with `POST /api/v1/exports`, building bundles under `work_dir`, and the alert
+/// workflow, which stores changes in `changes` (without it, alerts are read-only).
 pub fn router_with_exports(
     engine: QueryEngine,
     metrics: Option<MetricsRender>,
     exporter: Option<Exporter>,
     work_dir: std::path::PathBuf,
+    changes: Option<std::sync::Arc<dyn crate::triage::ChangeSink>>,
 ) -> Router {
+    let triage = crate::triage::Triage::new(engine.clone(), changes);
     Router::new()
         .route("/api/v1/query", post(query).get(query_get))
         .route("/api/v1/exports", post(export))
@@ -63,6 +67,7 @@ pub fn router_with_exports(
         .route("/readyz", get(ready))
         .route("/metrics", get(render_metrics))
         .with_state(AppState { engine, metrics, exporter, work_dir })
+        .merge(crate::triage::http::routes(triage))
 }
 
 fn status(error: &QueryError) -> StatusCode {
@@ -87,7 +92,7 @@ pub fn error_response(error: &QueryError) -> Response {
     response
 }
 
-fn caller(engine: &QueryEngine, headers: &HeaderMap) -> Result<Caller, QueryError> {
+pub(crate) fn caller(engine: &QueryEngine, headers: &HeaderMap) -> Result<Caller, QueryError> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -14,6 +14,7 @@ pub mod ocsf;
 pub mod pg;
 pub mod request;
 pub mod tables;
+pub mod triage;
 pub mod views;
 
 pub use config::QueryConfig;

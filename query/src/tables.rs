@@ -42,6 +42,7 @@ pub fn table_schema(table: Table) -> (SchemaRef, &'static str) {
         Table::Events => (mcpsiem_event::schema::arrow_schema(), "event_time"),
         Table::Alerts => (mcpsiem_event::alert_schema(), "alert_time"),
         Table::DeadLetters => (mcpsiem_event::schema::deadletter_schema(), "received_time"),
+        Table::AlertChanges => (mcpsiem_event::alert_change_schema(), "changed_at"),
     }
 }
 

@@ -85,6 +85,77 @@ pub const VIEWS: &[ForensicView] = &[
            FROM events WHERE mcp_server_name IS NOT NULL AND gen_ai_tool_name IS NOT NULL
            GROUP BY mcp_server_name, gen_ai_tool_name",
     },
+    ForensicView {
+        name: "alert_status",
+        description: "each alert with its triage state (new, acknowledged, closed), assignee, verdict and when it last changed, derived from alert_changes",
+        // The latest change that sets a state decides the state and the verdict, the latest
+        // assignment the assignee, ordered by (changed_at, change_id): the same rule as
+        // `AlertStatus::from_changes`, which a test keeps in agreement with this view.
+        sql: "SELECT a.*, COALESCE(s.state, 'new') AS state, s.assignee, s.verdict,
+                  s.updated_at, COALESCE(s.changes, 0) AS changes
+           FROM alerts a LEFT JOIN (
+               SELECT alert_id,
+                      max(CASE WHEN state IS NOT NULL AND state_rank = 1 THEN state END) AS state,
+                      max(CASE WHEN state IS NOT NULL AND state_rank = 1 THEN verdict END) AS verdict,
+                      max(CASE WHEN action = 'assign' AND assign_rank = 1 THEN assignee END) AS assignee,
+                      max(changed_at) AS updated_at,
+                      count(*) AS changes
+               FROM (SELECT alert_id, action, state, verdict, assignee, changed_at,
+                            row_number() OVER (PARTITION BY alert_id, state IS NULL
+                                               ORDER BY changed_at DESC, change_id DESC) AS state_rank,
+                            row_number() OVER (PARTITION BY alert_id, action = 'assign'
+                                               ORDER BY changed_at DESC, change_id DESC) AS assign_rank
+                     FROM alert_changes) ranked
+               GROUP BY alert_id) s ON s.alert_id = a.alert_id",
+    },
+    ForensicView {
+        name: "rule_stats",
+        description: "one row per rule that raised alerts: how many, when last, the verdicts its closed alerts got and its false-positive ratio",
+        // The ratio counts closed alerts with a verdict on the rule's quality: duplicates
+        // say nothing about the rule and are left out (docs/alerts.md).
+        sql: "SELECT rule_id, max(rule_title) AS rule_title, count(*) AS alerts, max(alert_time) AS last_fired,
+                  count(*) FILTER (WHERE state = 'new') AS new,
+                  count(*) FILTER (WHERE state = 'acknowledged') AS acknowledged,
+                  count(*) FILTER (WHERE state = 'closed') AS closed,
+                  count(*) FILTER (WHERE verdict = 'true_positive') AS true_positives,
+                  count(*) FILTER (WHERE verdict = 'false_positive') AS false_positives,
+                  count(*) FILTER (WHERE verdict = 'benign_positive') AS benign_positives,
+                  count(*) FILTER (WHERE verdict = 'duplicate') AS duplicates,
+                  CAST(count(*) FILTER (WHERE verdict = 'false_positive') AS DOUBLE)
+                      / CAST(NULLIF(count(*) FILTER (WHERE verdict IN ('true_positive', 'false_positive', 'benign_positive')), 0) AS DOUBLE)
+                      AS false_positive_ratio
+           FROM alert_status GROUP BY rule_id",
+    },
+    ForensicView {
+        name: "entity_risk",
+        description: "one row per user, token, client address and server named by alerts: a risk score from its alerts' levels, and the alerts",
+        // Weights by level: informational 1, low 2, medium 5, high 10, critical 20; an
+        // alert closed as false positive, benign positive or duplicate adds nothing.
+        // `NULLIF(state, '')`: DataFusion 55 plans the union of the non-null `state` as
+        // non-null but executes it as nullable, and refuses the mismatch.
+        sql: "SELECT entity_type, entity, sum(weight) AS risk, count(*) AS alerts,
+                  count(*) FILTER (WHERE weight > 0 AND state <> 'closed') AS open_alerts,
+                  max(alert_time) AS last_alert,
+                  array_agg(alert_id ORDER BY alert_time DESC) AS alert_ids
+           FROM (
+               SELECT alert_id, alert_time, state, entity_type, entity,
+                      CASE WHEN verdict IN ('false_positive', 'benign_positive', 'duplicate') THEN 0
+                           WHEN level = 'critical' THEN 20 WHEN level = 'high' THEN 10
+                           WHEN level = 'medium' THEN 5 WHEN level = 'low' THEN 2 ELSE 1 END AS weight
+               FROM (
+                   SELECT alert_id, alert_time, NULLIF(state, '') AS state, verdict, level, 'user' AS entity_type,
+                          group_values['enduser.id'] AS entity FROM alert_status
+                   UNION ALL
+                   SELECT alert_id, alert_time, NULLIF(state, ''), verdict, level, 'token', group_values['auth.token.fingerprint'] FROM alert_status
+                   UNION ALL
+                   SELECT alert_id, alert_time, NULLIF(state, ''), verdict, level, 'client_address', group_values['client.address'] FROM alert_status
+                   UNION ALL
+                   SELECT alert_id, alert_time, NULLIF(state, ''), verdict, level, 'server', group_values['mcp.server.name'] FROM alert_status
+               ) named
+               WHERE entity IS NOT NULL
+           ) weighted
+           GROUP BY entity_type, entity",
+    },
 ];
 
 /// `mcp_server_name IN (…)` for the approved inventory, or `false` when there is none.
@@ -104,8 +175,15 @@ pub async fn register_views(
     all: bool,
     approved_servers: &[String],
 ) -> Result<(), QueryError> {
-    let wanted = sql.to_ascii_lowercase();
-    for view in VIEWS.iter().filter(|v| all || wanted.contains(v.name)) {
+    // The views `sql` names and, through their own text, the views those read.
+    let mut wanted = sql.to_ascii_lowercase();
+    let mut chosen = vec![all; VIEWS.len()];
+    while let Some(i) = (0..VIEWS.len()).find(|&i| !chosen[i] && wanted.contains(VIEWS[i].name)) {
+        chosen[i] = true;
+        wanted.push_str(VIEWS[i].sql);
+    }
+    // In the list's order: a view is listed after the views it reads.
+    for (view, _) in VIEWS.iter().zip(chosen).filter(|(_, chosen)| *chosen) {
         let text = view.sql.replace("{approved}", &approved_predicate(approved_servers));
         let plan = ctx.state().create_logical_plan(&text).await?;
         let frame = datafusion::dataframe::DataFrame::new(ctx.state(), plan);

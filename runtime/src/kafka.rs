@@ -16,6 +16,9 @@ pub struct KafkaConfig {
     pub events_topic: String,
     /// The topic the detector writes alerts to.
     pub alerts_topic: String,
+    /// The topic the query service writes analysts' alert changes to (acknowledge, assign,
+    /// close…), stored by the ingester in the lake's `alert_changes` table.
+    pub alert_changes_topic: String,
     /// Partitions of the topics mcpsiem creates when they are missing: the most consumers
     /// one group (ingesters, detectors) can spread over.
     pub partitions: i32,
@@ -37,6 +40,7 @@ impl Default for KafkaConfig {
             brokers: String::new(),
             events_topic: "mcpsiem.events".into(),
             alerts_topic: "mcpsiem.alerts".into(),
+            alert_changes_topic: "mcpsiem.alert-changes".into(),
             partitions: 6,
             replication_factor: 1,
             properties: BTreeMap::new(),

@@ -98,6 +98,35 @@ impl EventProducer {
     }
 }
 
+/// Produces one record at a time and waits until the broker has it (all in-sync
+/// replicas): for records whose writer answers "accepted" to someone, such as an analyst's
+/// alert change. Keyed, so the records of one key keep their order in one partition.
+#[derive(Clone)]
+pub struct AckedProducer {
+    producer: rdkafka::producer::FutureProducer,
+    topic: String,
+}
+
+impl AckedProducer {
+    /// A producer to `topic`; a record not acknowledged within `timeout` fails.
+    pub fn new(kafka: &KafkaConfig, topic: &str, timeout: Duration) -> Result<Self, KafkaError> {
+        let producer = kafka
+            .client_config()
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "0")
+            .set("message.timeout.ms", timeout.as_millis().max(1).to_string())
+            .create()?;
+        Ok(Self { producer, topic: topic.to_string() })
+    }
+
+    /// Sends `payload` under `key`; returns once the broker acknowledged it.
+    pub async fn publish(&self, key: &str, payload: &[u8]) -> Result<(), KafkaError> {
+        let record = rdkafka::producer::FutureRecord::to(&self.topic).key(key).payload(payload);
+        self.producer.send(record, Duration::ZERO).await.map(drop).map_err(|(error, _)| error)
+    }
+}
+
 /// Creates `topic` with `partitions` partitions unless it exists. Brokers that auto-create
 /// topics would give them one partition, which caps consumer groups at one member.
 ///

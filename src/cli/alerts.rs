@@ -1,9 +1,12 @@
-//! `mcpsiem alerts …`: the delivery stage and its outbox.
+//! `mcpsiem alerts …`: the delivery stage and its outbox, and the alert workflow of a
+//! running query service (list, show, ack, assign, close, reopen, comment).
 
-use anyhow::Result;
-use clap::Subcommand;
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::json;
 
 use crate::commands::alerts as run;
+use crate::commands::triage;
 use crate::config::Config;
 use crate::output::print_json_line;
 
@@ -26,6 +29,122 @@ pub enum AlertsCommand {
         #[arg(long)]
         retry: bool,
     },
+    /// The alert queue of a running query service, newest first.
+    List {
+        /// new, acknowledged or closed (several: comma separated).
+        #[arg(long)]
+        state: Option<String>,
+        /// informational, low, medium, high or critical (several: comma separated).
+        #[arg(long)]
+        level: Option<String>,
+        /// A rule's id or title.
+        #[arg(long)]
+        rule: Option<String>,
+        #[arg(long)]
+        assignee: Option<String>,
+        /// Any value of the alert's group: a user, token fingerprint, session, address…
+        #[arg(long)]
+        entity: Option<String>,
+        /// Alerts from this time (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Alerts before this time (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long)]
+        offset: Option<usize>,
+        /// Print the service's JSON page instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// One alert with its state, history and events (JSON).
+    Show {
+        alert_id: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Acknowledge an alert: someone is on it.
+    Ack {
+        alert_id: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Assign an alert to someone (without --to: to nobody).
+    Assign {
+        alert_id: String,
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Close an alert with a verdict.
+    Close {
+        alert_id: String,
+        #[arg(long, value_enum)]
+        verdict: VerdictArg,
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Reopen a closed alert: it goes back to the queue as new.
+    Reopen {
+        alert_id: String,
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Add a comment to an alert's history.
+    Comment {
+        alert_id: String,
+        text: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+/// A running query service and the key to use.
+#[derive(Args)]
+pub struct RemoteArgs {
+    /// The query service (default: http:// and query.listen of the configuration).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// An API key (analyst or admin to change alerts; auditor reads).
+    #[arg(long, env = "MCPSIEM_API_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+}
+
+impl RemoteArgs {
+    pub fn remote(self, config: &Config) -> Result<triage::Remote> {
+        let server = self.server.unwrap_or_else(|| format!("http://{}", config.query.listen));
+        let key = self.key.context("the query service needs an API key: --key or MCPSIEM_API_KEY")?;
+        Ok(triage::Remote { server, key })
+    }
+}
+
+/// How an alert is closed.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum VerdictArg {
+    TruePositive,
+    FalsePositive,
+    BenignPositive,
+    Duplicate,
+}
+
+impl VerdictArg {
+    fn name(self) -> &'static str {
+        match self {
+            VerdictArg::TruePositive => "true_positive",
+            VerdictArg::FalsePositive => "false_positive",
+            VerdictArg::BenignPositive => "benign_positive",
+            VerdictArg::Duplicate => "duplicate",
+        }
+    }
 }
 
 impl AlertsCommand {
@@ -35,6 +154,29 @@ impl AlertsCommand {
             AlertsCommand::TestDestination { name } => run::test_destination(config, &name),
             AlertsCommand::Resolve { destination, alert_id } => run::resolve(config, &destination, &alert_id),
             AlertsCommand::Dead { retry } => run::dead_letters(config, retry),
+            AlertsCommand::List { state, level, rule, assignee, entity, from, to, limit, offset, json, remote } => {
+                let args = triage::ListArgs { state, level, rule, assignee, entity, from, to, limit, offset, json };
+                triage::list(&remote.remote(config)?, &args)
+            }
+            AlertsCommand::Show { alert_id, remote } => triage::show(&remote.remote(config)?, &alert_id),
+            AlertsCommand::Ack { alert_id, remote } => {
+                triage::change(&remote.remote(config)?, &alert_id, "ack", json!({}))
+            }
+            AlertsCommand::Assign { alert_id, to, remote } => {
+                triage::change(&remote.remote(config)?, &alert_id, "assign", json!({ "assignee": to }))
+            }
+            AlertsCommand::Close { alert_id, verdict, comment, remote } => triage::change(
+                &remote.remote(config)?,
+                &alert_id,
+                "close",
+                json!({ "verdict": verdict.name(), "comment": comment }),
+            ),
+            AlertsCommand::Reopen { alert_id, comment, remote } => {
+                triage::change(&remote.remote(config)?, &alert_id, "reopen", json!({ "comment": comment }))
+            }
+            AlertsCommand::Comment { alert_id, text, remote } => {
+                triage::change(&remote.remote(config)?, &alert_id, "comment", json!({ "comment": text }))
+            }
         }
     }
 }

@@ -75,7 +75,8 @@ pub enum Command {
     Rules(rules::RulesCommand),
     /// Serve the query API (SQL over the lake) with its metrics, until SIGINT/SIGTERM.
     Serve,
-    /// Run SQL over the lake and print the answer (tables: events, alerts, deadletters, audit_log).
+    /// Run SQL over the lake and print the answer (tables: events, alerts, deadletters,
+    /// alert_changes, audit_log).
     Query(query::QueryArgs),
     /// API keys of the query service.
     #[command(subcommand)]
@@ -83,7 +84,8 @@ pub enum Command {
     /// Collect MCP traffic into audit events on the events topic.
     #[command(subcommand)]
     Collect(collect::CollectCommand),
-    /// Deliver alerts to chat, ticketing, paging and e-mail (docs/delivery.md).
+    /// Deliver alerts to chat, ticketing, paging and e-mail (docs/delivery.md), and work the
+    /// alert queue of a running query service: list, show, ack, assign, close… (docs/alerts.md).
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
     /// Run every stage (intake, ingester, detector, alert delivery, query service) in one

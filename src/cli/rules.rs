@@ -34,6 +34,17 @@ pub enum RulesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Each rule's alerts, verdicts and false-positive ratio over the last days, from a
+    /// running query service; rules over query.rule_flag_ratio are flagged.
+    Stats {
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Print the service's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: crate::cli::alerts::RemoteArgs,
+    },
 }
 
 impl RulesCommand {
@@ -46,6 +57,9 @@ impl RulesCommand {
                 Ok(())
             }
             RulesCommand::Test { paths, json } => run::test(config, &paths, json),
+            RulesCommand::Stats { days, json, remote } => {
+                crate::commands::triage::rule_stats(&remote.remote(config)?, days, json)
+            }
         }
     }
 }

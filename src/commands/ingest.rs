@@ -21,6 +21,9 @@ pub struct IngestReport {
     /// The alerts topic's ingester, when `ingest.alerts` is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alerts: Option<IngestSummary>,
+    /// The alert-changes topic's ingester, when `ingest.alerts` is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_changes: Option<IngestSummary>,
     pub peak_rss_bytes: Option<u64>,
     pub seconds: f64,
 }
@@ -63,6 +66,7 @@ pub fn run_ingest(
     let mut topics = vec![&config.kafka.events_topic];
     if config.ingest.alerts {
         topics.push(&config.kafka.alerts_topic);
+        topics.push(&config.kafka.alert_changes_topic);
     }
     for topic in topics {
         runtime
@@ -87,27 +91,27 @@ pub fn run_ingest(
         });
     }
     tracing::info!(lake = %lake.location(), topic = %config.kafka.events_topic, group = %config.ingest.group_id, "ingesting");
-    // The alerts ingester runs beside the events one and stops after it.
+    // The alerts and alert-changes ingesters run beside the events one and stop after it.
     let alerts_stop = Arc::new(AtomicBool::new(false));
-    let alerts = if config.ingest.alerts {
-        let ingester = Ingester::for_table(
-            Table::Alerts,
-            &config.kafka,
-            &config.ingest,
-            config.decoder.max_record_bytes,
-            lake.clone(),
-            runtime.handle().clone(),
-        )?;
-        let control = IngestControl { stop: alerts_stop.clone(), stop_when_idle, stop_after_records: None };
-        Some(
-            std::thread::Builder::new()
-                .name("alerts-ingester".into())
+    let mut side = Vec::new();
+    if config.ingest.alerts {
+        for table in [Table::Alerts, Table::AlertChanges] {
+            let ingester = Ingester::for_table(
+                table,
+                &config.kafka,
+                &config.ingest,
+                config.decoder.max_record_bytes,
+                lake.clone(),
+                runtime.handle().clone(),
+            )?;
+            let control = IngestControl { stop: alerts_stop.clone(), stop_when_idle, stop_after_records: None };
+            let handle = std::thread::Builder::new()
+                .name(format!("{table}-ingester"))
                 .spawn(move || ingester.run(&control))
-                .context("starting the alerts ingester")?,
-        )
-    } else {
-        None
-    };
+                .with_context(|| format!("starting the {table} ingester"))?;
+            side.push((table, handle));
+        }
+    }
     let ingester =
         Ingester::new(&config.kafka, &config.ingest, config.decoder.max_record_bytes, lake, runtime.handle().clone())?;
     let control = IngestControl { stop, stop_when_idle, stop_after_records };
@@ -115,17 +119,20 @@ pub fn run_ingest(
     let summary = ingester.run(&control);
     mcpsiem_runtime::ops::set_ready("ingest", false);
     alerts_stop.store(true, Ordering::SeqCst);
-    let alerts = match alerts {
-        Some(handle) => Some(
-            handle.join().map_err(|_| anyhow::anyhow!("the alerts ingester panicked"))?.context("alerts ingester")?,
-        ),
-        None => None,
-    };
+    let (mut alerts, mut alert_changes) = (None, None);
+    for (table, handle) in side {
+        let summary = handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("the {table} ingester panicked"))?
+            .with_context(|| format!("{table} ingester"))?;
+        *(if table == Table::Alerts { &mut alerts } else { &mut alert_changes }) = Some(summary);
+    }
     compaction_stop.store(true, Ordering::Relaxed);
     runtime.shutdown_timeout(Duration::from_secs(5));
     Ok(IngestReport {
         summary: summary?,
         alerts,
+        alert_changes,
         peak_rss_bytes: mcpsiem_runtime::ops::peak_rss_bytes(),
         seconds: started.elapsed().as_secs_f64(),
     })

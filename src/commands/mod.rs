@@ -8,4 +8,5 @@ pub mod generate;
 pub mod ingest;
 pub mod lake;
 pub mod query;
+pub mod triage;
 pub mod up;

@@ -37,7 +37,8 @@ pub fn run_serve(config: &Config) -> Result<()> {
         } else {
             std::path::PathBuf::from(&config.evidence.work_dir)
         };
-        let app = mcpsiem_query::http::router_with_exports(engine.clone(), Some(render), exporter, work_dir);
+        let changes = alert_change_sink(config)?;
+        let app = mcpsiem_query::http::router_with_exports(engine.clone(), Some(render), exporter, work_dir, changes);
         let listener = tokio::net::TcpListener::bind(&config.query.listen).await.with_context(|| {
             format!("cannot listen on {}; is the port taken? set query.listen", config.query.listen)
         })?;
@@ -73,6 +74,22 @@ pub fn run_serve(config: &Config) -> Result<()> {
         engine.flush_audit().await;
         Ok(())
     })
+}
+
+/// Where the alert workflow stores analysts' changes: the alert-changes topic, when Kafka
+/// is configured (without it, alerts are read-only and changes are refused with why).
+fn alert_change_sink(config: &Config) -> Result<Option<Arc<dyn mcpsiem_query::triage::ChangeSink>>> {
+    if config.kafka.brokers.is_empty() {
+        tracing::warn!("kafka.brokers is empty: the alert workflow is read-only (changes are refused)");
+        return Ok(None);
+    }
+    let producer = mcpsiem_runtime::producer::AckedProducer::new(
+        &config.kafka,
+        &config.kafka.alert_changes_topic,
+        std::time::Duration::from_secs(10),
+    )
+    .context("creating the producer of the alert-changes topic")?;
+    Ok(Some(Arc::new(mcpsiem_query::triage::KafkaChangeSink(producer))))
 }
 
 /// The approved MCP servers of `[detect.lists]`, which the inventory views compare with.

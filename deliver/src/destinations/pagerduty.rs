@@ -63,6 +63,6 @@ pub fn trigger(routing_key: &str, context: &AlertContext, message: &Message, ale
                 "sql": context.sql, "first_time": context.first_time, "last_time": context.last_time,
             }
         },
-        "links": [{"href": context.link, "text": "Matched events"}]
+        "links": [{"href": context.link, "text": "Matched events"}, {"href": context.alert_link, "text": "Triage"}]
     })
 }

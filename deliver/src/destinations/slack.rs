@@ -32,8 +32,9 @@ pub fn payload(context: &AlertContext, message: &Message) -> Value {
             {"type": "section", "text": {"type": "mrkdwn", "text": cut(&message.body, 3000)}},
             {"type": "context", "elements": [{"type": "mrkdwn",
                 "text": format!("*{}* · {} · rule `{}` · alert `{}`", context.level, context.source, context.rule_id, context.id)}]},
-            {"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Matched events"},
-                "url": context.link}]}
+            {"type": "actions", "elements": [
+                {"type": "button", "text": {"type": "plain_text", "text": "Matched events"}, "url": context.link},
+                {"type": "button", "text": {"type": "plain_text", "text": "Triage"}, "url": context.alert_link}]}
         ]
     })
 }

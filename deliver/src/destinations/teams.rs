@@ -49,7 +49,10 @@ pub fn payload(context: &AlertContext, message: &Message) -> Value {
                     {"type": "TextBlock", "text": message.body, "wrap": true},
                     {"type": "FactSet", "facts": facts}
                 ],
-                "actions": [{"type": "Action.OpenUrl", "title": "Matched events", "url": context.link}]
+                "actions": [
+                    {"type": "Action.OpenUrl", "title": "Matched events", "url": context.link},
+                    {"type": "Action.OpenUrl", "title": "Triage", "url": context.alert_link}
+                ]
             }
         }]
     })

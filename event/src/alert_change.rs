@@ -1,0 +1,435 @@
+//! Alert triage: what analysts do to an alert (acknowledge, assign, close with a verdict,
+//! reopen, comment), each as one append-only [`AlertChange`] record. The query service
+//! writes them to the alert-changes topic, the ingester stores them in the lake's
+//! `alert_changes` table exactly once, and an alert's current state is derived from them
+//! ([`AlertStatus::from_changes`], and the `alert_status` view in SQL, which must agree).
+//! History is never rewritten.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow_array::builder::{StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use crate::Timestamp;
+
+/// Where an alert is in its triage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    /// Raised, nobody has looked at it (also after a reopen: it is back in the queue).
+    #[default]
+    New,
+    /// Someone is on it.
+    Acknowledged,
+    /// Decided, with a verdict.
+    Closed,
+}
+
+impl AlertState {
+    pub const ALL: [AlertState; 3] = [AlertState::New, AlertState::Acknowledged, AlertState::Closed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::New => "new",
+            AlertState::Acknowledged => "acknowledged",
+            AlertState::Closed => "closed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// What an analyst concluded when closing an alert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// A real attack or policy breach.
+    TruePositive,
+    /// The rule matched something it should not have.
+    FalsePositive,
+    /// The rule matched what it should, but the activity was allowed (a test, an admin).
+    BenignPositive,
+    /// Another alert covers it.
+    Duplicate,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 4] =
+        [Verdict::TruePositive, Verdict::FalsePositive, Verdict::BenignPositive, Verdict::Duplicate];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::TruePositive => "true_positive",
+            Verdict::FalsePositive => "false_positive",
+            Verdict::BenignPositive => "benign_positive",
+            Verdict::Duplicate => "duplicate",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == text)
+    }
+}
+
+/// What one change does.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ChangeAction {
+    Acknowledge,
+    /// Gives the alert to someone (`None` takes it away from whoever had it).
+    Assign {
+        assignee: Option<String>,
+    },
+    Close {
+        verdict: Verdict,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
+    Reopen {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
+    Comment {
+        text: String,
+    },
+}
+
+impl ChangeAction {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ChangeAction::Acknowledge => "acknowledge",
+            ChangeAction::Assign { .. } => "assign",
+            ChangeAction::Close { .. } => "close",
+            ChangeAction::Reopen { .. } => "reopen",
+            ChangeAction::Comment { .. } => "comment",
+        }
+    }
+
+    /// The state the alert is in after this change, for the changes that set one.
+    pub fn state_after(&self) -> Option<AlertState> {
+        match self {
+            ChangeAction::Acknowledge => Some(AlertState::Acknowledged),
+            ChangeAction::Close { .. } => Some(AlertState::Closed),
+            ChangeAction::Reopen { .. } => Some(AlertState::New),
+            ChangeAction::Assign { .. } | ChangeAction::Comment { .. } => None,
+        }
+    }
+
+    fn comment(&self) -> Option<&str> {
+        match self {
+            ChangeAction::Close { comment, .. } | ChangeAction::Reopen { comment } => comment.as_deref(),
+            ChangeAction::Comment { text } => Some(text),
+            ChangeAction::Acknowledge | ChangeAction::Assign { .. } => None,
+        }
+    }
+
+    fn assignee(&self) -> Option<&str> {
+        match self {
+            ChangeAction::Assign { assignee } => assignee.as_deref(),
+            _ => None,
+        }
+    }
+
+    fn verdict(&self) -> Option<Verdict> {
+        match self {
+            ChangeAction::Close { verdict, .. } => Some(*verdict),
+            _ => None,
+        }
+    }
+}
+
+/// One change of one alert, as the alert-changes topic carries it and the lake keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AlertChange {
+    /// A ULID, made when the change was accepted: with `changed_at` it orders the changes
+    /// of one alert.
+    pub change_id: String,
+    pub alert_id: String,
+    pub changed_at: Timestamp,
+    /// The name of the API key that made it.
+    pub actor: String,
+    /// Through what: `api`, `cli`, `console`.
+    pub interface: String,
+    #[serde(flatten)]
+    pub action: ChangeAction,
+}
+
+/// The longest comment, assignee or actor accepted, in bytes: a change is a small record.
+pub const MAX_COMMENT_BYTES: usize = 8 << 10;
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// Why a record of the alert-changes topic, or a change asked for, is refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AlertChangeError {
+    #[error("not an alert change: {0}")]
+    Decode(String),
+    #[error("{field} is {len} bytes; at most {max} are kept")]
+    TooLong { field: &'static str, len: usize, max: usize },
+    #[error("{field} is empty")]
+    Empty { field: &'static str },
+}
+
+impl AlertChange {
+    /// A change made now, with a new id.
+    pub fn new(alert_id: &str, actor: &str, interface: &str, action: ChangeAction) -> Self {
+        Self {
+            change_id: ulid::Ulid::new().to_string(),
+            alert_id: alert_id.to_string(),
+            changed_at: Timestamp::now(),
+            actor: actor.to_string(),
+            interface: interface.to_string(),
+            action,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a change always serializes")
+    }
+
+    /// Decodes and checks a record of the alert-changes topic.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, AlertChangeError> {
+        let change: Self = serde_json::from_slice(bytes).map_err(|e| AlertChangeError::Decode(e.to_string()))?;
+        change.check()?;
+        Ok(change)
+    }
+
+    /// The bounds every change keeps, whoever made it.
+    pub fn check(&self) -> Result<(), AlertChangeError> {
+        let names = [
+            ("change_id", self.change_id.as_str()),
+            ("alert_id", self.alert_id.as_str()),
+            ("actor", self.actor.as_str()),
+            ("interface", self.interface.as_str()),
+        ];
+        for (field, value) in names {
+            if value.is_empty() {
+                return Err(AlertChangeError::Empty { field });
+            }
+            if value.len() > MAX_NAME_BYTES {
+                return Err(AlertChangeError::TooLong { field, len: value.len(), max: MAX_NAME_BYTES });
+            }
+        }
+        if let Some(assignee) = self.action.assignee() {
+            if assignee.is_empty() {
+                return Err(AlertChangeError::Empty { field: "assignee" });
+            }
+            if assignee.len() > MAX_NAME_BYTES {
+                return Err(AlertChangeError::TooLong { field: "assignee", len: assignee.len(), max: MAX_NAME_BYTES });
+            }
+        }
+        if let Some(comment) = self.action.comment() {
+            if comment.len() > MAX_COMMENT_BYTES {
+                return Err(AlertChangeError::TooLong { field: "comment", len: comment.len(), max: MAX_COMMENT_BYTES });
+            }
+            if matches!(self.action, ChangeAction::Comment { .. }) && comment.trim().is_empty() {
+                return Err(AlertChangeError::Empty { field: "comment" });
+            }
+        }
+        Ok(())
+    }
+
+    /// The order of an alert's changes: by time, then id (two made in one microsecond).
+    fn order_key(&self) -> (Timestamp, &str) {
+        (self.changed_at, &self.change_id)
+    }
+}
+
+/// An alert's current triage state, derived from its changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AlertStatus {
+    pub state: AlertState,
+    pub assignee: Option<String>,
+    /// The verdict of the close that holds (none once reopened).
+    pub verdict: Option<Verdict>,
+    /// When the last change was made, if any.
+    pub updated_at: Option<Timestamp>,
+    pub changes: usize,
+}
+
+impl AlertStatus {
+    /// The state after `changes` (of one alert, in any order): the last change that sets a
+    /// state decides it (and the verdict), the last assignment decides the assignee.
+    /// Concurrent changes therefore end in one state, the later's, and both are kept.
+    pub fn from_changes<'a>(changes: impl IntoIterator<Item = &'a AlertChange>) -> Self {
+        let mut sorted: Vec<&AlertChange> = changes.into_iter().collect();
+        sorted.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
+        sorted.dedup_by(|a, b| a.change_id == b.change_id);
+        let mut status = AlertStatus::default();
+        for change in sorted {
+            status.changes += 1;
+            status.updated_at = Some(change.changed_at);
+            if let Some(state) = change.action.state_after() {
+                status.state = state;
+                status.verdict = change.action.verdict();
+            }
+            if let ChangeAction::Assign { assignee } = &change.action {
+                status.assignee = assignee.clone();
+            }
+        }
+        status
+    }
+
+    /// Whether `action` may be asked for now; the message says why not and what to do.
+    /// Closing a closed alert is allowed (it replaces the verdict): two analysts closing it
+    /// at once both succeed, and the later close holds.
+    pub fn allows(&self, action: &ChangeAction) -> Result<(), String> {
+        match (action, self.state) {
+            (ChangeAction::Acknowledge, AlertState::New) => Ok(()),
+            (ChangeAction::Acknowledge, AlertState::Acknowledged) => {
+                Err("the alert is acknowledged already".to_string())
+            }
+            (ChangeAction::Acknowledge, AlertState::Closed) => {
+                Err("the alert is closed; reopen it before acknowledging it".to_string())
+            }
+            (ChangeAction::Reopen { .. }, AlertState::Closed) => Ok(()),
+            (ChangeAction::Reopen { .. }, state) => {
+                Err(format!("only a closed alert can be reopened; this one is {}", state.as_str()))
+            }
+            (ChangeAction::Assign { .. } | ChangeAction::Close { .. } | ChangeAction::Comment { .. }, _) => Ok(()),
+        }
+    }
+}
+
+/// The Arrow schema of the lake's `alert_changes` table; `changed_at` partitions it.
+/// `state` is the state the change sets (empty for assignments and comments), so the
+/// `alert_status` view is a plain "latest row" query any engine can run.
+pub fn alert_change_schema() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let time = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        Arc::new(Schema::new(vec![
+            Field::new("changed_at", time, false),
+            Field::new("change_id", DataType::Utf8, false),
+            Field::new("alert_id", DataType::Utf8, false),
+            Field::new("actor", DataType::Utf8, false),
+            Field::new("interface", DataType::Utf8, false),
+            Field::new("action", DataType::Utf8, false),
+            Field::new("state", DataType::Utf8, true),
+            Field::new("assignee", DataType::Utf8, true),
+            Field::new("verdict", DataType::Utf8, true),
+            Field::new("comment", DataType::Utf8, true),
+        ]))
+    });
+    SCHEMA.clone()
+}
+
+/// Changes as one record batch of [`alert_change_schema`].
+pub fn alert_change_batch(changes: &[AlertChange]) -> RecordBatch {
+    let mut changed_at = TimestampMicrosecondBuilder::with_capacity(changes.len()).with_timezone("UTC");
+    let mut columns: [StringBuilder; 9] = std::array::from_fn(|_| StringBuilder::new());
+    for change in changes {
+        changed_at.append_value(change.changed_at.as_micros());
+        let action = &change.action;
+        let values = [
+            Some(change.change_id.as_str()),
+            Some(change.alert_id.as_str()),
+            Some(change.actor.as_str()),
+            Some(change.interface.as_str()),
+            Some(action.name()),
+            action.state_after().map(AlertState::as_str),
+            action.assignee(),
+            action.verdict().map(Verdict::as_str),
+            action.comment(),
+        ];
+        for (builder, value) in columns.iter_mut().zip(values) {
+            builder.append_option(value);
+        }
+    }
+    let mut arrays: Vec<ArrayRef> = vec![Arc::new(changed_at.finish())];
+    arrays.extend(columns.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    RecordBatch::try_new(alert_change_schema(), arrays).expect("columns match the alert change schema")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(micros: i64, id: &str, action: ChangeAction) -> AlertChange {
+        AlertChange {
+            change_id: id.into(),
+            alert_id: "A1".into(),
+            changed_at: Timestamp::from_micros(micros),
+            actor: "ana".into(),
+            interface: "api".into(),
+            action,
+        }
+    }
+
+    fn close(verdict: Verdict) -> ChangeAction {
+        ChangeAction::Close { verdict, comment: None }
+    }
+
+    #[test]
+    fn a_change_round_trips_through_json_and_fills_a_batch() {
+        let c = change(5, "C1", ChangeAction::Close { verdict: Verdict::FalsePositive, comment: Some("noise".into()) });
+        let json = c.to_json();
+        assert!(json.contains(r#""action":"close""#) && json.contains(r#""verdict":"false_positive""#), "{json}");
+        assert_eq!(AlertChange::from_json(json.as_bytes()).unwrap(), c);
+        let batch = alert_change_batch(&[c.clone(), change(6, "C2", ChangeAction::Assign { assignee: None })]);
+        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(batch.schema(), alert_change_schema());
+    }
+
+    #[test]
+    fn records_out_of_bounds_are_refused() {
+        assert!(matches!(AlertChange::from_json(b"{}"), Err(AlertChangeError::Decode(_))));
+        let long = "x".repeat(MAX_COMMENT_BYTES + 1);
+        let refused = change(1, "C1", ChangeAction::Comment { text: long }).check();
+        assert!(matches!(refused, Err(AlertChangeError::TooLong { field: "comment", .. })), "{refused:?}");
+        let empty = change(1, "C1", ChangeAction::Comment { text: "  ".into() }).check();
+        assert_eq!(empty, Err(AlertChangeError::Empty { field: "comment" }));
+        let mut no_actor = change(1, "C1", ChangeAction::Acknowledge);
+        no_actor.actor.clear();
+        assert_eq!(no_actor.check(), Err(AlertChangeError::Empty { field: "actor" }));
+    }
+
+    #[test]
+    fn the_status_is_the_latest_state_and_assignment_whatever_the_arrival_order() {
+        let changes = [
+            change(1, "C1", ChangeAction::Acknowledge),
+            change(2, "C2", ChangeAction::Assign { assignee: Some("bo".into()) }),
+            change(3, "C3", close(Verdict::FalsePositive)),
+            change(4, "C4", ChangeAction::Comment { text: "why".into() }),
+        ];
+        let status = AlertStatus::from_changes(changes.iter().rev());
+        assert_eq!(status.state, AlertState::Closed);
+        assert_eq!(status.verdict, Some(Verdict::FalsePositive));
+        assert_eq!(status.assignee.as_deref(), Some("bo"));
+        assert_eq!(status.changes, 4);
+        assert_eq!(status.updated_at, Some(Timestamp::from_micros(4)));
+        // A reopen clears the verdict and puts the alert back in the queue; a copy of a
+        // change read twice counts once.
+        let mut more = changes.to_vec();
+        more.push(change(5, "C5", ChangeAction::Reopen { comment: None }));
+        more.push(more[0].clone());
+        let status = AlertStatus::from_changes(&more);
+        assert_eq!((status.state, status.verdict, status.changes), (AlertState::New, None, 5));
+    }
+
+    #[test]
+    fn two_closes_at_once_end_in_the_later_one() {
+        // Same microsecond: the id orders them.
+        let a = change(7, "C0000000000000000000000002", close(Verdict::TruePositive));
+        let b = change(7, "C0000000000000000000000001", close(Verdict::Duplicate));
+        for order in [[&a, &b], [&b, &a]] {
+            let status = AlertStatus::from_changes(order);
+            assert_eq!(
+                (status.state, status.verdict, status.changes),
+                (AlertState::Closed, Some(Verdict::TruePositive), 2)
+            );
+        }
+    }
+
+    #[test]
+    fn transitions_say_why_they_are_refused() {
+        let mut status = AlertStatus::default();
+        assert!(status.allows(&ChangeAction::Acknowledge).is_ok());
+        assert!(status.allows(&ChangeAction::Reopen { comment: None }).unwrap_err().contains("only a closed alert"));
+        status.state = AlertState::Closed;
+        assert!(status.allows(&ChangeAction::Acknowledge).unwrap_err().contains("reopen it"));
+        assert!(status.allows(&close(Verdict::Duplicate)).is_ok(), "closing again replaces the verdict");
+        assert!(status.allows(&ChangeAction::Reopen { comment: None }).is_ok());
+    }
+}

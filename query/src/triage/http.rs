@@ -1,0 +1,244 @@
+//! The alert workflow's HTTP API (docs/alerts.md):
+//! `GET /api/v1/alerts`, `GET /api/v1/alerts/{id}` and
+//! `POST /api/v1/alerts/{id}/{ack,assign,close,reopen,comment}`, `GET /api/v1/rules/stats`
+//! and `GET /api/v1/entities/risk`.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::StreamExt;
+use mcpsiem_event::{ChangeAction, Verdict};
+use serde::Deserialize;
+
+use super::filter::AlertFilterParams;
+use super::insights::{RiskParams, RuleStatsParams};
+use super::{Triage, TriageError};
+use crate::QueryError;
+use crate::audit::AuditRecord;
+use crate::format::{Encoder, Format};
+use crate::http::{caller, error_response};
+use crate::request::QueryRequest;
+
+/// The routes, to merge into the query service's router.
+pub fn routes(triage: Triage) -> Router {
+    Router::new()
+        .route("/api/v1/alerts", get(list))
+        .route("/api/v1/alerts/{id}", get(show))
+        .route("/api/v1/alerts/{id}/{action}", post(change))
+        .route("/api/v1/rules/stats", get(rule_stats))
+        .route("/api/v1/entities/risk", get(entity_risk))
+        .with_state(triage)
+}
+
+fn triage_error_response(error: &TriageError) -> Response {
+    let status = match error {
+        TriageError::Query(e) => return error_response(e),
+        TriageError::NotFound(_) => StatusCode::NOT_FOUND,
+        TriageError::Conflict(_) => StatusCode::CONFLICT,
+        TriageError::Forbidden(_) => StatusCode::FORBIDDEN,
+        TriageError::Invalid(_) => StatusCode::BAD_REQUEST,
+        TriageError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let body = serde_json::json!({ "error": error.code(), "message": error.to_string() });
+    (status, Json(body)).into_response()
+}
+
+async fn list(
+    State(triage): State<Triage>,
+    headers: HeaderMap,
+    params: Result<Query<AlertFilterParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let caller = match caller(triage.engine(), &headers) {
+        Ok(caller) => caller,
+        Err(e) => return error_response(&e),
+    };
+    let params = match params {
+        Ok(Query(params)) => params,
+        Err(e) => {
+            return error_response(&QueryError::Plan(format!(
+                "the query string takes state, level, rule, assignee, entity, from, to, limit, offset and format: {e}"
+            )));
+        }
+    };
+    let format = params.format.clone();
+    let filter = match params.check() {
+        Ok(filter) => filter,
+        Err(e) => return error_response(&e),
+    };
+    match format.as_deref() {
+        None | Some("json") => match triage.list(&caller, &filter).await {
+            Ok(page) => Json(page).into_response(),
+            Err(e) => error_response(&e),
+        },
+        Some("ocsf") => {
+            let answer = match triage.list_answer(&caller, &filter).await {
+                Ok(answer) => answer,
+                Err(e) => return error_response(&e),
+            };
+            let mut encoder = match Encoder::new(Format::Ocsf, &answer.schema) {
+                Ok(encoder) => encoder,
+                Err(e) => return error_response(&QueryError::Execution(e.to_string())),
+            };
+            // A page is at most `MAX_PAGE` alerts: encoded whole, then sent.
+            let mut body = Vec::new();
+            let mut stream = answer.stream;
+            while let Some(batch) = stream.next().await {
+                let encoded = batch.and_then(|b| encoder.batch(&b).map_err(|e| QueryError::Execution(e.to_string())));
+                match encoded {
+                    Ok(bytes) => body.extend_from_slice(&bytes),
+                    Err(e) => return error_response(&e),
+                }
+            }
+            ([(header::CONTENT_TYPE, Format::Ocsf.content_type())], Body::from(body)).into_response()
+        }
+        Some(other) => {
+            error_response(&QueryError::Plan(format!("format `{other}` is not offered here; use json or ocsf")))
+        }
+    }
+}
+
+async fn rule_stats(
+    State(triage): State<Triage>,
+    headers: HeaderMap,
+    params: Result<Query<RuleStatsParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let caller = match caller(triage.engine(), &headers) {
+        Ok(caller) => caller,
+        Err(e) => return error_response(&e),
+    };
+    let Ok(Query(params)) = params else {
+        return error_response(&QueryError::Plan("the query string takes `days` (1 to 3650)".into()));
+    };
+    match triage.rule_stats(&caller, &params).await {
+        Ok(rules) => Json(serde_json::json!({ "rules": rules })).into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn entity_risk(
+    State(triage): State<Triage>,
+    headers: HeaderMap,
+    params: Result<Query<RiskParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let caller = match caller(triage.engine(), &headers) {
+        Ok(caller) => caller,
+        Err(e) => return error_response(&e),
+    };
+    let Ok(Query(params)) = params else {
+        return error_response(&QueryError::Plan("the query string takes `days`, `type` and `limit`".into()));
+    };
+    match triage.entity_risk(&caller, &params).await {
+        Ok(entities) => Json(serde_json::json!({ "entities": entities })).into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn show(State(triage): State<Triage>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let caller = match caller(triage.engine(), &headers) {
+        Ok(caller) => caller,
+        Err(e) => return error_response(&e),
+    };
+    match triage.show(&caller, &id).await {
+        Ok(detail) => Json(detail).into_response(),
+        Err(e) => triage_error_response(&e),
+    }
+}
+
+/// The body of a change; which members count depends on the action.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeBody {
+    /// `assign`: who (absent or null: nobody).
+    pub assignee: Option<String>,
+    /// `close`: true_positive, false_positive, benign_positive or duplicate.
+    pub verdict: Option<String>,
+    /// `close`, `reopen`: why; `comment`: the comment.
+    pub comment: Option<String>,
+}
+
+/// The action a path and body ask for.
+pub fn action_of(name: &str, body: ChangeBody) -> Result<ChangeAction, String> {
+    let verdicts = "true_positive, false_positive, benign_positive or duplicate";
+    match name {
+        "ack" | "acknowledge" => Ok(ChangeAction::Acknowledge),
+        "assign" => Ok(ChangeAction::Assign { assignee: body.assignee.filter(|a| !a.is_empty()) }),
+        "close" => {
+            let verdict = body.verdict.ok_or_else(|| format!("closing needs a `verdict`: {verdicts}"))?;
+            let verdict =
+                Verdict::parse(&verdict).ok_or_else(|| format!("`{verdict}` is not a verdict; use {verdicts}"))?;
+            Ok(ChangeAction::Close { verdict, comment: body.comment })
+        }
+        "reopen" => Ok(ChangeAction::Reopen { comment: body.comment }),
+        "comment" => Ok(ChangeAction::Comment {
+            text: body.comment.ok_or_else(|| "a comment needs its text in `comment`".to_string())?,
+        }),
+        other => Err(format!("`{other}` is not an alert action; use ack, assign, close, reopen or comment")),
+    }
+}
+
+/// The interface a change came through: the CLI and the console say so in a header.
+fn interface(headers: &HeaderMap) -> &'static str {
+    match headers.get("x-mcpsiem-interface").and_then(|v| v.to_str().ok()) {
+        Some("cli") => "cli",
+        Some("console") => "console",
+        _ => "api",
+    }
+}
+
+async fn change(
+    State(triage): State<Triage>,
+    headers: HeaderMap,
+    Path((id, name)): Path<(String, String)>,
+    body: Option<Json<ChangeBody>>,
+) -> Response {
+    let caller = match caller(triage.engine(), &headers) {
+        Ok(caller) => caller,
+        Err(e) => return error_response(&e),
+    };
+    let what = format!("{name} alert {}", id.chars().take(80).collect::<String>());
+    let mut record = AuditRecord::start(&caller, &QueryRequest { sql: what, ..QueryRequest::default() });
+    record.action = "alert_change".into();
+    let outcome = match action_of(&name, body.map(|Json(b)| b).unwrap_or_default()) {
+        Ok(action) => triage.change(&caller, &id, action, interface(&headers)).await,
+        Err(message) => Err(TriageError::Invalid(message)),
+    };
+    match outcome {
+        Ok(outcome) => {
+            record.outcome = "ok".into();
+            record.rows = 1;
+            record.detail = Some(outcome.change.to_json());
+            triage.engine().audit(record).await;
+            Json(outcome).into_response()
+        }
+        Err(e) => {
+            record.outcome = e.code().into();
+            record.error = Some(e.to_string());
+            triage.engine().audit(record).await;
+            triage_error_response(&e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_come_from_the_path_and_body() {
+        assert_eq!(action_of("ack", ChangeBody::default()), Ok(ChangeAction::Acknowledge));
+        let close =
+            ChangeBody { verdict: Some("false_positive".into()), comment: Some("noise".into()), ..Default::default() };
+        assert_eq!(
+            action_of("close", close),
+            Ok(ChangeAction::Close { verdict: Verdict::FalsePositive, comment: Some("noise".into()) })
+        );
+        assert!(action_of("close", ChangeBody::default()).unwrap_err().contains("needs a `verdict`"));
+        let wrong = ChangeBody { verdict: Some("maybe".into()), ..Default::default() };
+        assert!(action_of("close", wrong).unwrap_err().contains("`maybe` is not a verdict"));
+        assert!(action_of("delete", ChangeBody::default()).unwrap_err().contains("use ack, assign"));
+        assert_eq!(action_of("assign", ChangeBody::default()), Ok(ChangeAction::Assign { assignee: None }));
+    }
+}

@@ -1,0 +1,268 @@
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use mcpsiem_event::{Alert, AlertSource, AlertState, Level, Verdict, alert_batch, alert_change_batch};
+use mcpsiem_lake::{HourPartition, Lake, Table};
+
+use super::filter::AlertFilterParams;
+use super::*;
+use crate::QueryConfig;
+
+/// Records what it is given; fails while `down` is set.
+#[derive(Default)]
+struct MemorySink {
+    published: Mutex<Vec<AlertChange>>,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl ChangeSink for MemorySink {
+    async fn publish(&self, change: &AlertChange) -> Result<(), String> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("broker unreachable".into());
+        }
+        self.published.lock().unwrap().push(change.clone());
+        Ok(())
+    }
+}
+
+fn alert(id: &str, hour: i64, level: Level, user: &str) -> Alert {
+    let time = Timestamp::from_micros(1_790_000_000_000_000 + hour * 3_600_000_000);
+    Alert {
+        id: id.into(),
+        rule_id: format!("rule-{}", level.as_str()),
+        rule_title: format!("A {} rule", level.as_str()),
+        level,
+        tags: vec!["attack.t1550".into()],
+        source: AlertSource::Detection,
+        first_time: time,
+        last_time: time,
+        group: BTreeMap::from([("enduser.id".to_string(), user.to_string())]),
+        count: 1,
+        event_ids: vec![],
+        sql: "SELECT 1".into(),
+    }
+}
+
+fn change(alert_id: &str, micros: i64, id: &str, action: ChangeAction) -> AlertChange {
+    AlertChange {
+        change_id: id.into(),
+        alert_id: alert_id.into(),
+        changed_at: Timestamp::from_micros(1_790_000_000_000_000 + micros),
+        actor: "ana".into(),
+        interface: "api".into(),
+        action,
+    }
+}
+
+async fn put(
+    lake: &Lake,
+    table: Table,
+    time: Timestamp,
+    name: &str,
+    batch: datafusion::arrow::record_batch::RecordBatch,
+) {
+    let mut bytes = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut bytes, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let path = object_store::path::Path::from(format!("{}/{name}.parquet", HourPartition::of(time).path(table)));
+    lake.put(&path, bytes.into()).await.unwrap();
+}
+
+const ANA: fn() -> Caller = || Caller { name: "ana".into(), role: Role::Analyst };
+
+async fn lake_with(alerts: &[Alert], changes: &[AlertChange]) -> (tempfile::TempDir, Lake) {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    for (i, a) in alerts.iter().enumerate() {
+        put(&lake, Table::Alerts, a.last_time, &format!("a{i}"), alert_batch(std::slice::from_ref(a))).await;
+    }
+    for (i, c) in changes.iter().enumerate() {
+        put(&lake, Table::AlertChanges, c.changed_at, &format!("c{i}"), alert_change_batch(std::slice::from_ref(c)))
+            .await;
+    }
+    (dir, lake)
+}
+
+fn triage(lake: Lake, sink: Option<Arc<dyn ChangeSink>>) -> Triage {
+    Triage::new(QueryEngine::new(lake, QueryConfig::default()), sink)
+}
+
+fn field<'a>(row: &'a Value, name: &str) -> Option<&'a str> {
+    row.get(name).and_then(Value::as_str)
+}
+
+#[tokio::test]
+async fn the_alert_status_view_agrees_with_the_changes_fold() {
+    let alerts =
+        [alert("A1", 0, Level::High, "u1"), alert("A2", 1, Level::Low, "u2"), alert("A3", 2, Level::Medium, "u3")];
+    let a1 = [
+        change("A1", 10, "C01", ChangeAction::Acknowledge),
+        change("A1", 20, "C02", ChangeAction::Assign { assignee: Some("bo".into()) }),
+        change("A1", 30, "C03", ChangeAction::Close { verdict: Verdict::FalsePositive, comment: None }),
+        change("A1", 40, "C04", ChangeAction::Comment { text: "ok".into() }),
+        // Same microsecond as a close: the id decides.
+        change("A1", 30, "C05", ChangeAction::Close { verdict: Verdict::Duplicate, comment: None }),
+    ];
+    let a2 = [
+        change("A2", 10, "C11", ChangeAction::Assign { assignee: Some("bo".into()) }),
+        change("A2", 20, "C12", ChangeAction::Close { verdict: Verdict::TruePositive, comment: None }),
+        change("A2", 30, "C13", ChangeAction::Reopen { comment: None }),
+        change("A2", 40, "C14", ChangeAction::Assign { assignee: None }),
+    ];
+    let all: Vec<AlertChange> = a1.iter().chain(&a2).cloned().collect();
+    let (_dir, lake) = lake_with(&alerts, &all).await;
+    let t = triage(lake, None);
+    let page = t.list(&ANA(), &AlertFilterParams::default().check().unwrap()).await.unwrap();
+    let rows: HashMap<&str, &Value> = page.alerts.iter().map(|r| (field(r, "alert_id").unwrap(), r)).collect();
+    for (id, changes) in [("A1", &a1[..]), ("A2", &a2[..]), ("A3", &[][..])] {
+        let expected = AlertStatus::from_changes(changes);
+        let row = rows[id];
+        assert_eq!(field(row, "state"), Some(expected.state.as_str()), "{id}: {row}");
+        assert_eq!(field(row, "assignee"), expected.assignee.as_deref(), "{id}: {row}");
+        assert_eq!(field(row, "verdict"), expected.verdict.map(|v| v.as_str()), "{id}: {row}");
+        assert_eq!(row.get("changes").and_then(Value::as_u64), Some(expected.changes as u64), "{id}: {row}");
+    }
+    assert_eq!(AlertStatus::from_changes(&a1).verdict, Some(Verdict::Duplicate));
+    // Newest first.
+    let order: Vec<&str> = page.alerts.iter().map(|r| field(r, "alert_id").unwrap()).collect();
+    assert_eq!(order, ["A3", "A2", "A1"]);
+}
+
+#[tokio::test]
+async fn the_queue_filters_and_pages() {
+    let alerts: Vec<Alert> =
+        (0..7).map(|i| alert(&format!("A{i}"), i, if i % 2 == 0 { Level::High } else { Level::Low }, "u")).collect();
+    let closed =
+        [change("A6", 10 * 3_600_000_000, "C1", ChangeAction::Close { verdict: Verdict::TruePositive, comment: None })];
+    let (_dir, lake) = lake_with(&alerts, &closed).await;
+    let t = triage(lake, None);
+    let ids =
+        |page: &AlertPage| page.alerts.iter().map(|r| field(r, "alert_id").unwrap().to_string()).collect::<Vec<_>>();
+    let filter = |params: AlertFilterParams| params.check().unwrap();
+    let high_new = filter(AlertFilterParams {
+        state: Some("new".into()),
+        level: Some("high".into()),
+        limit: Some(2),
+        ..Default::default()
+    });
+    let page = t.list(&ANA(), &high_new).await.unwrap();
+    assert_eq!(ids(&page), ["A4", "A2"]);
+    assert_eq!(page.next_offset, Some(2));
+    let rest = t.list(&ANA(), &AlertFilter { offset: 2, ..high_new }).await.unwrap();
+    assert_eq!((ids(&rest), rest.next_offset), (vec!["A0".to_string()], None));
+    let closed =
+        t.list(&ANA(), &filter(AlertFilterParams { state: Some("closed".into()), ..Default::default() })).await;
+    assert_eq!(ids(&closed.unwrap()), ["A6"]);
+    let by_entity = filter(AlertFilterParams { entity: Some("nobody".into()), ..Default::default() });
+    assert!(t.list(&ANA(), &by_entity).await.unwrap().alerts.is_empty());
+    let by_time = filter(AlertFilterParams {
+        from: Some(Timestamp::from_micros(1_790_000_000_000_000 + 3_600_000_000).to_string()),
+        to: Some(Timestamp::from_micros(1_790_000_000_000_000 + 3 * 3_600_000_000).to_string()),
+        ..Default::default()
+    });
+    assert_eq!(ids(&t.list(&ANA(), &by_time).await.unwrap()), ["A2", "A1"]);
+}
+
+#[tokio::test]
+async fn changes_are_checked_stored_and_seen_at_once() {
+    let (_dir, lake) = lake_with(&[alert("A1", 0, Level::High, "u1")], &[]).await;
+    let sink = Arc::new(MemorySink::default());
+    let t = triage(lake, Some(sink.clone()));
+    let ana = ANA();
+    let acked = t.change(&ana, "A1", ChangeAction::Acknowledge, "api").await.unwrap();
+    assert_eq!(acked.status.state, AlertState::Acknowledged);
+    let again = t.change(&ana, "A1", ChangeAction::Acknowledge, "api").await.unwrap_err();
+    assert!(matches!(again, TriageError::Conflict(_)), "{again}");
+    // Two closes at once: both stored, the later holds.
+    let close = |v| ChangeAction::Close { verdict: v, comment: Some("seen".into()) };
+    let (a, b) = tokio::join!(
+        t.change(&ana, "A1", close(Verdict::FalsePositive), "api"),
+        t.change(&ana, "A1", close(Verdict::Duplicate), "cli")
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let later =
+        if (a.change.changed_at, &a.change.change_id) > (b.change.changed_at, &b.change.change_id) { a } else { b };
+    let detail = t.show(&ana, "A1").await.unwrap();
+    assert_eq!(detail.history.len(), 3);
+    assert_eq!(detail.status.state, AlertState::Closed);
+    assert_eq!(detail.status.verdict, later.status.verdict);
+    assert_eq!(sink.published.lock().unwrap().len(), 3);
+    // The queue shows the change before the lake does.
+    let closed = AlertFilterParams { state: Some("new,acknowledged".into()), ..Default::default() }.check().unwrap();
+    assert!(t.list(&ana, &closed).await.unwrap().alerts.is_empty());
+    let closed = AlertFilterParams { state: Some("closed".into()), ..Default::default() }.check().unwrap();
+    let listed = t.list(&ana, &closed).await.unwrap().alerts;
+    assert_eq!(listed.len(), 1, "the lake still says new, this service knows it is closed");
+    assert_eq!(field(&listed[0], "state"), Some("closed"));
+
+    let auditor = Caller { name: "aud".into(), role: Role::Auditor };
+    assert!(matches!(t.change(&auditor, "A1", ChangeAction::Acknowledge, "api").await, Err(TriageError::Forbidden(_))));
+    assert!(matches!(t.change(&ana, "A9", ChangeAction::Acknowledge, "api").await, Err(TriageError::NotFound(_))));
+    assert!(matches!(t.change(&ana, "A1'--", ChangeAction::Acknowledge, "api").await, Err(TriageError::Invalid(_))));
+    sink.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let down = t.change(&ana, "A1", ChangeAction::Reopen { comment: None }, "api").await.unwrap_err();
+    assert!(matches!(down, TriageError::Unavailable(_)), "{down}");
+    assert_eq!(t.show(&ana, "A1").await.unwrap().history.len(), 3, "a change not stored is not shown");
+    let read_only = triage(t.engine().lake().clone(), None);
+    assert!(matches!(
+        read_only.change(&ana, "A1", ChangeAction::Acknowledge, "api").await,
+        Err(TriageError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn rule_stats_flag_noisy_rules_and_entity_risk_ranks_by_open_alert_levels() {
+    let now = Timestamp::now().as_micros();
+    let recent = |id: &str, level: Level, user: &str, hours_ago: i64| {
+        let mut a = alert(id, 0, level, user);
+        a.first_time = Timestamp::from_micros(now - hours_ago * 3_600_000_000);
+        a.last_time = a.first_time;
+        a
+    };
+    // Rule "high": five closed with a verdict on its quality (four false), one open.
+    let mut alerts: Vec<Alert> = (0..6).map(|i| recent(&format!("H{i}"), Level::High, "u1", 2 + i)).collect();
+    alerts.push(recent("L0", Level::Low, "u1", 1));
+    alerts.push(recent("C0", Level::Critical, "u2", 1));
+    let close = |id: &str, n: i64, verdict| AlertChange {
+        changed_at: Timestamp::from_micros(now - 60_000_000 + n),
+        ..change(id, 0, &format!("K{n}"), ChangeAction::Close { verdict, comment: None })
+    };
+    let changes = [
+        close("H0", 0, Verdict::FalsePositive),
+        close("H1", 1, Verdict::FalsePositive),
+        close("H2", 2, Verdict::FalsePositive),
+        close("H3", 3, Verdict::FalsePositive),
+        close("H4", 4, Verdict::TruePositive),
+        close("C0", 5, Verdict::BenignPositive),
+    ];
+    let (_dir, lake) = lake_with(&alerts, &changes).await;
+    let t = triage(lake, None);
+    let stats = t.rule_stats(&ANA(), &insights::RuleStatsParams::default()).await.unwrap();
+    let high = stats.iter().find(|r| field(r, "rule_id") == Some("rule-high")).unwrap();
+    assert_eq!(high["alerts"], 6, "{high}");
+    assert_eq!((&high["false_positives"], &high["true_positives"], &high["new"]), (&json(4), &json(1), &json(1)));
+    assert_eq!(high["false_positive_ratio"].as_f64(), Some(0.8));
+    assert_eq!(high["flagged"], true);
+    let critical = stats.iter().find(|r| field(r, "rule_id") == Some("rule-critical")).unwrap();
+    assert_eq!((critical["false_positive_ratio"].as_f64(), &critical["flagged"]), (Some(0.0), &Value::Bool(false)));
+    let low = stats.iter().find(|r| field(r, "rule_id") == Some("rule-low")).unwrap();
+    assert!(low["false_positive_ratio"].is_null() && low["flagged"] == false, "{low}");
+
+    let risk = t.entity_risk(&ANA(), &insights::RiskParams::default()).await.unwrap();
+    // u1: two open highs' weight... every high not closed as false/benign/duplicate counts.
+    let u1 = risk.iter().find(|r| field(r, "entity") == Some("u1")).unwrap();
+    assert_eq!(u1["entity_type"], "user");
+    // H4 (true positive) and H5 (new) are high: 10 each; L0 low: 2.
+    assert_eq!(u1["risk"], 22, "{u1}");
+    assert_eq!(u1["alert_ids"].as_array().unwrap()[0], "L0", "newest first: {u1}");
+    assert!(risk.iter().all(|r| field(r, "entity") != Some("u2")), "an alert closed as benign adds no risk: {risk:?}");
+    let host = insights::RiskParams { entity_type: Some("host".into()), ..Default::default() };
+    let wrong = t.entity_risk(&ANA(), &host).await.unwrap_err().to_string();
+    assert!(wrong.contains("use one of user, token"), "{wrong}");
+}
+
+fn json(n: u64) -> Value {
+    Value::from(n)
+}
