@@ -51,6 +51,16 @@ impl ClientContext for DetectContext {
             }
         }
     }
+
+    /// A partition's end is news for the watermark (`enable.partition.eof`), not an error:
+    /// librdkafka reports it here too, and the default would log each one as an error.
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF) {
+            tracing::trace!(reason, "partition end reached");
+        } else {
+            tracing::error!(error = %error, reason, "librdkafka error");
+        }
+    }
 }
 
 impl ConsumerContext for DetectContext {

@@ -126,36 +126,6 @@ pub const VIEWS: &[ForensicView] = &[
                       AS false_positive_ratio
            FROM alert_status GROUP BY rule_id",
     },
-    ForensicView {
-        name: "entity_risk",
-        description: "one row per user, token, client address and server named by alerts: a risk score from its alerts' levels, and the alerts",
-        // Weights by level: informational 1, low 2, medium 5, high 10, critical 20; an
-        // alert closed as false positive, benign positive or duplicate adds nothing.
-        // `NULLIF(state, '')`: DataFusion 55 plans the union of the non-null `state` as
-        // non-null but executes it as nullable, and refuses the mismatch.
-        sql: "SELECT entity_type, entity, sum(weight) AS risk, count(*) AS alerts,
-                  count(*) FILTER (WHERE weight > 0 AND state <> 'closed') AS open_alerts,
-                  max(alert_time) AS last_alert,
-                  array_agg(alert_id ORDER BY alert_time DESC) AS alert_ids
-           FROM (
-               SELECT alert_id, alert_time, state, entity_type, entity,
-                      CASE WHEN verdict IN ('false_positive', 'benign_positive', 'duplicate') THEN 0
-                           WHEN level = 'critical' THEN 20 WHEN level = 'high' THEN 10
-                           WHEN level = 'medium' THEN 5 WHEN level = 'low' THEN 2 ELSE 1 END AS weight
-               FROM (
-                   SELECT alert_id, alert_time, NULLIF(state, '') AS state, verdict, level, 'user' AS entity_type,
-                          group_values['enduser.id'] AS entity FROM alert_status
-                   UNION ALL
-                   SELECT alert_id, alert_time, NULLIF(state, ''), verdict, level, 'token', group_values['auth.token.fingerprint'] FROM alert_status
-                   UNION ALL
-                   SELECT alert_id, alert_time, NULLIF(state, ''), verdict, level, 'client_address', group_values['client.address'] FROM alert_status
-                   UNION ALL
-                   SELECT alert_id, alert_time, NULLIF(state, ''), verdict, level, 'server', group_values['mcp.server.name'] FROM alert_status
-               ) named
-               WHERE entity IS NOT NULL
-           ) weighted
-           GROUP BY entity_type, entity",
-    },
 ];
 
 /// `mcp_server_name IN (…)` for the approved inventory, or `false` when there is none.

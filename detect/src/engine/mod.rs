@@ -128,12 +128,17 @@ struct PendingObservation {
     value: Vec<String>,
 }
 
-/// A source that is not known to be caught up but delivered nothing for this long (wall
-/// clock) no longer holds the watermark: its partition is stalled (a broker down), and
-/// windows must still close. Long, because a detector reading a backlog serves one
-/// partition's fetch at a time, and on a slow machine that took more than 30 s while the
-/// others waited (their earlier events then counted as late and a rug pull was missed).
-const IDLE_SOURCE: std::time::Duration = std::time::Duration::from_secs(300);
+/// A caught-up source (its partition's end reached) that delivered nothing for this long
+/// (wall clock) no longer holds the watermark: it is quiet, and windows must close. Until
+/// then it does, since a producer may be writing hours of event time per second (a backfill,
+/// a test) and its next event can be older than another partition's newest.
+const IDLE_SOURCE: std::time::Duration = std::time::Duration::from_secs(30);
+/// A source that has not reached its partition's end but delivered nothing for this long
+/// holds the watermark no more: its partition is stalled (a broker down). Long, because a
+/// detector reading a backlog serves one partition's fetch at a time, and on a slow machine
+/// one partition waited more than 30 s while another was read (its earlier events then
+/// counted as late, and a rug pull alerted on the wrong definition).
+const STALLED_SOURCE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// One source of events (a Kafka partition) as the watermark sees it.
 #[derive(Clone, Copy, Debug)]
@@ -142,8 +147,7 @@ struct Source {
     newest: Option<Timestamp>,
     /// When it last delivered (or was announced).
     last_delivery: std::time::Instant,
-    /// It delivered everything the broker holds (partition end reached) and nothing since:
-    /// it has nothing late on its way, so it does not hold the watermark back.
+    /// It delivered everything the broker holds (partition end reached) and nothing since.
     caught_up: bool,
 }
 
@@ -153,7 +157,7 @@ impl Source {
     }
 
     fn holds_watermark(&self) -> bool {
-        !self.caught_up && self.last_delivery.elapsed() < IDLE_SOURCE
+        self.last_delivery.elapsed() < if self.caught_up { IDLE_SOURCE } else { STALLED_SOURCE }
     }
 }
 
@@ -389,9 +393,10 @@ impl Engine {
 
     /// The newest event time less the allowed lateness. With several sources (partitions
     /// read in parallel, or a backlog read one partition ahead of another) it is the minimum
-    /// over the sources that may still deliver: not caught up (see
-    /// [`Engine::source_caught_up`]) and not stalled for [`IDLE_SOURCE`]. A partition that is
-    /// behind does not find its events "too late"; caught-up partitions do not hold it back.
+    /// over the sources that may still deliver something earlier: those that delivered within
+    /// [`IDLE_SOURCE`], and those with a backlog (not caught up, see
+    /// [`Engine::source_caught_up`]) within [`STALLED_SOURCE`]. A partition that is behind
+    /// does not find its events "too late"; quiet partitions do not hold it back.
     fn watermark(&self) -> Timestamp {
         let lateness = (self.config.allowed_lateness_seconds as i64).saturating_mul(1_000_000);
         let mut oldest_active: Option<Timestamp> = None;
@@ -410,14 +415,14 @@ impl Engine {
     }
 
     /// Announces a source (a partition just assigned) so the watermark waits for its first
-    /// event or its end, for at most [`IDLE_SOURCE`].
+    /// event or its end (see [`Engine::source_caught_up`]).
     pub fn expect_source(&mut self, source: i32) {
         self.sources.entry(source).or_insert_with(Source::announced);
     }
 
     /// Tells the engine that `source` delivered everything its broker holds (Kafka's
-    /// partition end): until it delivers again, nothing earlier can come from it, so the
-    /// watermark no longer waits for it.
+    /// partition end): once it has been quiet for [`IDLE_SOURCE`] the watermark no longer
+    /// waits for it. Until then, or while it has a backlog, it does.
     pub fn source_caught_up(&mut self, source: i32) {
         self.sources.entry(source).or_insert_with(Source::announced).caught_up = true;
     }

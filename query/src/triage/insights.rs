@@ -1,6 +1,9 @@
 //! What the verdicts and alerts add up to: each rule's false-positive ratio
-//! (`GET /api/v1/rules/stats`) and each entity's risk (`GET /api/v1/entities/risk`), read
-//! from the `rule_stats` and `entity_risk` views over a window of days.
+//! (`GET /api/v1/rules/stats`, the `rule_stats` view) and each entity's risk
+//! (`GET /api/v1/entities/risk`, weighed here from the window's `alert_status` rows), over a
+//! window of days.
+
+use std::collections::HashMap;
 
 use mcpsiem_event::Timestamp;
 use mcpsiem_runtime::auth::Caller;
@@ -8,13 +11,39 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::Triage;
-use super::filter::quote;
 use crate::QueryError;
 use crate::tables::TimeRange;
 
 const DAY_MICROS: i64 = 86_400_000_000;
 const MAX_DAYS: u32 = 3_650;
 const ENTITY_TYPES: [&str; 4] = ["user", "token", "client_address", "server"];
+/// The group field each entity type is read from, in `ENTITY_TYPES` order.
+const ENTITY_FIELDS: [&str; 4] = ["enduser.id", "auth.token.fingerprint", "client.address", "mcp.server.name"];
+
+/// An alert's weight in its entities' risk: by level, nothing once closed as not a threat.
+pub fn risk_weight(level: &str, verdict: Option<&str>) -> u64 {
+    if matches!(verdict, Some("false_positive" | "benign_positive" | "duplicate")) {
+        return 0;
+    }
+    match level {
+        "critical" => 20,
+        "high" => 10,
+        "medium" => 5,
+        "low" => 2,
+        _ => 1,
+    }
+}
+
+/// One entity's risk as it is summed.
+#[derive(Default)]
+struct Risk {
+    risk: u64,
+    alerts: u64,
+    open_alerts: u64,
+    last_alert: Option<Timestamp>,
+    /// (alert time, id), sorted newest first at the end.
+    alert_ids: Vec<(Timestamp, String)>,
+}
 
 /// `?days=` of the rule statistics (default 30).
 #[derive(Debug, Default, Deserialize)]
@@ -65,24 +94,58 @@ impl Triage {
             .collect())
     }
 
-    /// The riskiest entities of the window, highest first, with their alerts.
+    /// The riskiest entities of the window, highest first, with their alerts: each alert
+    /// weighs by its level (`risk_weight`) in every user, token, client address and server
+    /// its group names.
     pub async fn entity_risk(&self, caller: &Caller, params: &RiskParams) -> Result<Vec<Value>, QueryError> {
         let range = window(params.days, 7)?;
         let limit = params.limit.unwrap_or(20);
         if limit == 0 || limit > 1_000 {
             return Err(QueryError::Plan(format!("`limit` is {limit}; use 1 to 1000")));
         }
-        let of_type = match params.entity_type.as_deref() {
-            None | Some("") => String::new(),
-            Some(t) if ENTITY_TYPES.contains(&t) => format!(" AND entity_type = {}", quote(t)),
-            Some(t) => {
-                return Err(QueryError::Plan(format!("`type` is `{t}`; use one of {}", ENTITY_TYPES.join(", "))));
-            }
+        let types: Vec<usize> = match params.entity_type.as_deref() {
+            None | Some("") => (0..ENTITY_TYPES.len()).collect(),
+            Some(t) => match ENTITY_TYPES.iter().position(|known| *known == t) {
+                Some(i) => vec![i],
+                None => {
+                    return Err(QueryError::Plan(format!("`type` is `{t}`; use one of {}", ENTITY_TYPES.join(", "))));
+                }
+            },
         };
-        let sql = format!(
-            "SELECT entity_type, entity, risk, alerts, open_alerts, last_alert, alert_ids FROM entity_risk \
-             WHERE risk > 0{of_type} ORDER BY risk DESC, entity_type, entity LIMIT {limit}"
-        );
-        Ok(self.rows(caller, sql, range).await?.into_iter().map(Value::Object).collect())
+        let sql = "SELECT alert_id, alert_time, level, state, verdict, group_values FROM alert_status".to_string();
+        let mut risks: HashMap<(usize, String), Risk> = HashMap::new();
+        for row in self.rows(caller, sql, range).await? {
+            let text = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
+            let weight = risk_weight(&text("level"), row.get("verdict").and_then(Value::as_str));
+            let Some(group) = row.get("group_values").and_then(Value::as_object) else { continue };
+            for &t in &types {
+                let Some(entity) = group.get(ENTITY_FIELDS[t]).and_then(Value::as_str) else { continue };
+                let risk = risks.entry((t, entity.to_string())).or_default();
+                let time = Timestamp::parse(&text("alert_time")).map_err(|e| QueryError::Execution(e.to_string()))?;
+                risk.risk += weight;
+                risk.alerts += 1;
+                risk.open_alerts += u64::from(weight > 0 && text("state") != "closed");
+                risk.last_alert = risk.last_alert.max(Some(time));
+                risk.alert_ids.push((time, text("alert_id")));
+            }
+        }
+        let mut ranked: Vec<((usize, String), Risk)> = risks.into_iter().filter(|(_, r)| r.risk > 0).collect();
+        ranked.sort_by(|(ka, a), (kb, b)| b.risk.cmp(&a.risk).then_with(|| ka.cmp(kb)));
+        ranked.truncate(limit);
+        Ok(ranked
+            .into_iter()
+            .map(|((t, entity), mut risk)| {
+                risk.alert_ids.sort_by(|a, b| b.cmp(a));
+                serde_json::json!({
+                    "entity_type": ENTITY_TYPES[t],
+                    "entity": entity,
+                    "risk": risk.risk,
+                    "alerts": risk.alerts,
+                    "open_alerts": risk.open_alerts,
+                    "last_alert": risk.last_alert.map(|t| t.to_string()),
+                    "alert_ids": risk.alert_ids.into_iter().map(|(_, id)| id).collect::<Vec<_>>(),
+                })
+            })
+            .collect())
     }
 }

@@ -256,6 +256,7 @@ async fn rule_stats_flag_noisy_rules_and_entity_risk_ranks_by_open_alert_levels(
     assert_eq!(u1["entity_type"], "user");
     // H4 (true positive) and H5 (new) are high: 10 each; L0 low: 2.
     assert_eq!(u1["risk"], 22, "{u1}");
+    assert_eq!(u1["open_alerts"], 2, "H5 and L0: {u1}");
     assert_eq!(u1["alert_ids"].as_array().unwrap()[0], "L0", "newest first: {u1}");
     assert!(risk.iter().all(|r| field(r, "entity") != Some("u2")), "an alert closed as benign adds no risk: {risk:?}");
     let host = insights::RiskParams { entity_type: Some("host".into()), ..Default::default() };

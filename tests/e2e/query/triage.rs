@@ -24,6 +24,9 @@ fn spawn_up(data: &Path, log: &Path, broker: u16, port: u16, intake: u16, demo: 
         .args(["--set", &format!("query.listen=127.0.0.1:{port}"), "--set", "query.pg_listen="])
         .args(["--set", &format!("collect.intake.listen=127.0.0.1:{intake}")])
         .args(["--set", "ingest.metrics_addr=", "--set", "detect.metrics_addr=", "--set", "ingest.roll_seconds=1"])
+        // After the SIGKILL the group still lists the dead members: rejoin soon rather than
+        // after the default minute (docs/scaling.md#consumer-groups).
+        .args(["--set", "kafka.stuck_group_seconds=10"])
         .args(["up", "--data-dir", data.to_str().unwrap(), "--broker-port", &broker.to_string()]);
     if demo {
         command.arg("--demo");
@@ -195,7 +198,7 @@ fn the_demo_alerts_are_triaged_and_their_history_survives_a_kill_and_a_restart()
         assert_eq!((&of(&second)["state"], &of(&second)["verdict"]), (&json!("closed"), &later), "{status:?}");
     };
     let mut up = spawn_up(&data, &log, broker, port, intake, false);
-    wait_until(Duration::from_secs(120), "the seven changes are in the lake after the kill", &log, || {
+    wait_until(Duration::from_secs(180), "the seven changes are in the lake after the kill", &log, || {
         call(port, &key, "POST", "/api/v1/query", Some(json!({"sql": "SELECT count(*) AS n FROM alert_changes"})))
             .1["rows"][0]["n"]
             .as_u64()
@@ -211,7 +214,20 @@ fn the_demo_alerts_are_triaged_and_their_history_survives_a_kill_and_a_restart()
     assert!(rule["closed"].as_u64() >= Some(1) && rule["flagged"].is_boolean(), "{rule}");
     let (status, risk) = call(port, &key, "GET", "/api/v1/entities/risk?days=30", None);
     assert_eq!(status, 200, "{risk}");
-    assert!(risk["entities"].as_array().is_some_and(|e| !e.is_empty() && e[0]["risk"].as_u64() > Some(0)), "{risk}");
+    let why = || {
+        let rows = sql(
+            port,
+            &key,
+            "SELECT alert_time, level, group_values, group_values['mcp.server.name'] AS server FROM alert_status LIMIT 5",
+        );
+        let view = sql(port, &key, "SELECT * FROM entity_risk LIMIT 5");
+        format!("{rows:?}\n{view:?}")
+    };
+    assert!(
+        risk["entities"].as_array().is_some_and(|e| !e.is_empty() && e[0]["risk"].as_u64() > Some(0)),
+        "{risk}: {}",
+        why()
+    );
 
     // A clean stop and start: nothing is added or lost.
     Command::new("kill").args(["-INT", &up.child.id().to_string()]).status().unwrap();
