@@ -163,6 +163,26 @@ pub fn attack_scenarios<'a>(
     alert.event_ids.iter().filter_map(|id| scenario_of.get(id).map(String::as_str)).filter(|s| *s != "benign").collect()
 }
 
+/// Whether consumer group `group` has committed the end of every partition of `topic`:
+/// it has processed everything produced so far (the detectors commit what they processed).
+pub fn group_caught_up(kafka: &KafkaConfig, group: &str, topic: &str, partitions: i32) -> bool {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    // Never subscribes: asking for a group's committed offsets does not join it.
+    let Ok(consumer) = kafka.client_config().set("group.id", group).create::<BaseConsumer>() else { return false };
+    let mut list = TopicPartitionList::new();
+    for p in 0..partitions {
+        list.add_partition(topic, p);
+    }
+    let timeout = std::time::Duration::from_secs(10);
+    let Ok(committed) = consumer.committed_offsets(list, timeout) else { return false };
+    (0..partitions).all(|p| {
+        let Ok((_, high)) = consumer.fetch_watermarks(topic, p, timeout) else { return false };
+        let done = committed.find_partition(topic, p).map(|e| e.offset());
+        high == 0 || matches!(done, Some(Offset::Offset(next)) if next >= high)
+    })
+}
+
 /// Every message of `topic` from the start, as JSON, read until `expected` arrived and
 /// nothing more came for `settle` (or `timeout` passed).
 pub fn read_topic_json(

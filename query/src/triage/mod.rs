@@ -147,7 +147,24 @@ impl Triage {
     }
 
     /// Runs service-made SQL as `caller` (audited like their own queries) into JSON rows.
+    /// A file that vanished under the query (compaction replaced it after the query listed
+    /// the table) makes one more try, on the table's new snapshot.
     async fn rows(
+        &self,
+        caller: &Caller,
+        sql: String,
+        range: TimeRange,
+    ) -> Result<Vec<Map<String, Value>>, QueryError> {
+        match self.rows_once(caller, sql.clone(), range).await {
+            Err(QueryError::Execution(message)) if message.contains("not found") => {
+                tracing::debug!(%message, "a lake file was replaced under the query; asking again");
+                self.rows_once(caller, sql, range).await
+            }
+            other => other,
+        }
+    }
+
+    async fn rows_once(
         &self,
         caller: &Caller,
         sql: String,

@@ -61,7 +61,13 @@ fn call(port: u16, key: &str, method: &str, path: &str, body: Option<Value>) -> 
 }
 
 fn sql(port: u16, key: &str, sql: &str) -> Vec<Value> {
-    let (status, body) = call(port, key, "POST", "/api/v1/query", Some(json!({ "sql": sql })));
+    let ask = || call(port, key, "POST", "/api/v1/query", Some(json!({ "sql": sql })));
+    let (mut status, mut body) = ask();
+    // `up` compacts the demo's closed hours at start: a query that listed a file the
+    // compaction then deleted fails naming it (docs/query.md), and is asked again.
+    if status == 500 && body["message"].as_str().is_some_and(|m| m.contains("not found")) {
+        (status, body) = ask();
+    }
     assert_eq!(status, 200, "{sql}: {body}");
     body["rows"].as_array().cloned().unwrap_or_default()
 }
