@@ -435,7 +435,7 @@ fn new_address_after_a_backlog(partition_1_caught_up: bool) -> Vec<Alert> {
 
 #[test]
 fn a_partition_that_has_not_caught_up_holds_the_watermark_for_its_earlier_events() {
-    // Not at its end (however long it waits, up to STALLED_SOURCE): its earlier address is
+    // Not at its end (for up to STALLED_SOURCE without delivering): its earlier address is
     // the token's first, the backlog's is new.
     let alerts = new_address_after_a_backlog(false);
     assert_eq!(alerts.len(), 1);
