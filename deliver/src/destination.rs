@@ -52,6 +52,35 @@ impl ConfiguredDestination {
         self.config.kind.destination().deliver(&attempt).await
     }
 
+    /// Most alerts one attempt may carry (see [`Self::deliver_batch`]).
+    pub fn batch_limit(&self) -> usize {
+        self.config.kind.destination().batch_limit()
+    }
+
+    /// One attempt at several alerts, `(alert, delivery key, attempts before)` each, in one
+    /// request where the type batches; one alert goes through [`Self::deliver`].
+    pub async fn deliver_batch(&self, deliveries: &[(&Alert, &str, u32)]) -> Outcome {
+        if let [(alert, key, attempts)] = deliveries {
+            return self.deliver(alert, key, *attempts).await;
+        }
+        let rendered: Vec<(AlertContext, Message)> =
+            deliveries.iter().map(|(alert, _, _)| self.render(alert)).collect();
+        let attempts: Vec<Attempt<'_>> = deliveries
+            .iter()
+            .zip(&rendered)
+            .map(|((alert, key, attempts), (context, message))| Attempt {
+                alert,
+                message,
+                context,
+                key,
+                attempts: *attempts,
+                http: &self.http,
+                timeout_seconds: self.config.timeout_seconds,
+            })
+            .collect();
+        self.config.kind.destination().deliver_batch(&attempts).await
+    }
+
     /// Ends what the alert started, where the type has something to end (PagerDuty).
     pub async fn resolve(&self, alert_id: &str) -> Outcome {
         match self.config.kind.destination().resolve(&self.http, alert_id) {

@@ -67,7 +67,8 @@ pub struct Worker {
     pub log: Option<DeliveryLog>,
 }
 
-type Attempt = (Delivery, Outcome, Duration);
+/// The deliveries one request carried (one, or a batch), how it ended and how long it took.
+type Attempt = (Vec<Delivery>, Outcome, Duration);
 
 impl Worker {
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) -> Result<(), OutboxError> {
@@ -82,37 +83,9 @@ impl Worker {
         loop {
             let stopping = *stop.borrow();
             if !stopping {
-                let room = self.config.concurrency.max(1).saturating_sub(in_flight.len());
-                if room > 0 {
-                    for delivery in self.outbox.due(Timestamp::now(), room + in_flight.len())? {
-                        if in_flight.len() >= self.config.concurrency.max(1) {
-                            break;
-                        }
-                        if in_flight.contains(&delivery.key) {
-                            continue;
-                        }
-                        let Some(destination) = self.destinations.get(&delivery.destination).cloned() else {
-                            // The destination was removed from the configuration.
-                            let outcome = Outcome::Failed {
-                                reason: format!("destination `{}` is no longer configured", delivery.destination),
-                                status: None,
-                            };
-                            self.outbox.apply(&[self.record(delivery, outcome, Duration::ZERO)])?;
-                            continue;
-                        };
-                        if let Some(limit) = limits.get_mut(&delivery.destination)
-                            && !limit.try_take()
-                        {
-                            metrics::counter!("mcpsiem_delivery_rate_limited_total", "destination" => delivery.destination.clone()).increment(1);
-                            continue;
-                        }
-                        in_flight.insert(delivery.key.clone());
-                        tasks.spawn(async move {
-                            let started = Instant::now();
-                            let outcome = destination.deliver(&delivery.alert, &delivery.key, delivery.attempts).await;
-                            (delivery, outcome, started.elapsed())
-                        });
-                    }
+                let slots = self.config.concurrency.max(1).saturating_sub(tasks.len());
+                if slots > 0 {
+                    self.start_attempts(slots, &mut limits, &mut in_flight, &mut tasks)?;
                 }
             } else if tasks.is_empty() {
                 break;
@@ -134,9 +107,12 @@ impl Worker {
                     let mut next = Some(done);
                     while let Some(done) = next {
                         match done {
-                            Ok((delivery, outcome, took)) => {
-                                in_flight.remove(&delivery.key);
-                                updates.push(self.record(delivery, outcome, took));
+                            Ok((batch, outcome, took)) => {
+                                let outcome = self.one_wait_for(&batch, outcome);
+                                for delivery in batch {
+                                    in_flight.remove(&delivery.key);
+                                    updates.push(self.record(delivery, outcome.clone(), took));
+                                }
                             }
                             Err(e) => tracing::error!(error = %e, "a delivery task failed"),
                         }
@@ -165,6 +141,90 @@ impl Worker {
             log.flush().await;
         }
         Ok(())
+    }
+
+    /// Starts up to `slots` attempts from what is due. Deliveries to a destination that
+    /// batches join its attempt started in this round while it has room, taking neither a
+    /// slot nor a rate-limit token of their own: a burst of alerts to an OCSF collector is
+    /// one request, not one each.
+    fn start_attempts(
+        &self,
+        slots: usize,
+        limits: &mut BTreeMap<String, RateLimit>,
+        in_flight: &mut HashSet<String>,
+        tasks: &mut JoinSet<Attempt>,
+    ) -> Result<(), OutboxError> {
+        let widest = self.destinations.values().map(|d| d.batch_limit()).max().unwrap_or(1).max(1);
+        let due = self.outbox.due(Timestamp::now(), (slots + in_flight.len()).saturating_mul(widest))?;
+        let mut batches: Vec<(Arc<ConfiguredDestination>, Vec<Delivery>)> = Vec::new();
+        let mut open: BTreeMap<String, usize> = BTreeMap::new();
+        for delivery in due {
+            if in_flight.contains(&delivery.key) {
+                continue;
+            }
+            let Some(destination) = self.destinations.get(&delivery.destination).cloned() else {
+                // The destination was removed from the configuration.
+                let outcome = Outcome::Failed {
+                    reason: format!("destination `{}` is no longer configured", delivery.destination),
+                    status: None,
+                };
+                self.outbox.apply(&[self.record(delivery, outcome, Duration::ZERO)])?;
+                continue;
+            };
+            if let Some(&at) = open.get(&delivery.destination) {
+                let batch = &mut batches[at].1;
+                in_flight.insert(delivery.key.clone());
+                batch.push(delivery);
+                if batch.len() >= destination.batch_limit() {
+                    open.remove(&destination.name);
+                }
+                continue;
+            }
+            if batches.len() >= slots {
+                // No slot for a new attempt; later deliveries may still join an open batch.
+                continue;
+            }
+            if let Some(limit) = limits.get_mut(&delivery.destination)
+                && !limit.try_take()
+            {
+                metrics::counter!("mcpsiem_delivery_rate_limited_total", "destination" => delivery.destination.clone())
+                    .increment(1);
+                continue;
+            }
+            in_flight.insert(delivery.key.clone());
+            if destination.batch_limit() > 1 {
+                open.insert(delivery.destination.clone(), batches.len());
+            }
+            batches.push((destination, vec![delivery]));
+        }
+        for (destination, batch) in batches {
+            if batch.len() > 1 {
+                metrics::histogram!("mcpsiem_delivery_batch_size", "destination" => destination.name.clone())
+                    .record(batch.len() as f64);
+            }
+            tasks.spawn(async move {
+                let started = Instant::now();
+                let deliveries: Vec<(&mcpsiem_event::Alert, &str, u32)> =
+                    batch.iter().map(|d| (&d.alert, d.key.as_str(), d.attempts)).collect();
+                let outcome = destination.deliver_batch(&deliveries).await;
+                drop(deliveries);
+                (batch, outcome, started.elapsed())
+            });
+        }
+        Ok(())
+    }
+
+    /// A batch that is to be retried waits as one (the same jittered backoff for all its
+    /// deliveries), so that it is sent again as one request, not as scattered pieces.
+    fn one_wait_for(&self, batch: &[Delivery], outcome: Outcome) -> Outcome {
+        match outcome {
+            Outcome::Retry { reason, status, after } if batch.len() > 1 => {
+                let attempts = batch.iter().map(|d| d.attempts).max().unwrap_or(0);
+                let wait = next_attempt(&self.config.retry, attempts, after, &mut rand::rng());
+                Outcome::Retry { reason, status, after: Some(wait) }
+            }
+            outcome => outcome,
+        }
     }
 
     /// What an attempt came to, to be saved.

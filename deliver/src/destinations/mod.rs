@@ -42,6 +42,28 @@ pub trait Destination: Send + Sync {
     /// One attempt; what the answer means for a retry is in the [`Outcome`].
     fn deliver<'a>(&'a self, attempt: &'a Attempt<'a>) -> BoxFuture<'a, Outcome>;
 
+    /// Most alerts one request may carry; 1 (most types): each alert is sent on its own.
+    fn batch_limit(&self) -> usize {
+        1
+    }
+
+    /// One attempt at several alerts in one request, whose outcome is every alert's. The
+    /// worker calls it with more than one alert only where [`Self::batch_limit`] allows;
+    /// by default the alerts go one after another and the first that is not delivered
+    /// decides (what went before it is sent again on a retry, under the same keys).
+    fn deliver_batch<'a>(&'a self, attempts: &'a [Attempt<'a>]) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let mut last = Outcome::Delivered { status: None, reference: None };
+            for attempt in attempts {
+                last = self.deliver(attempt).await;
+                if !matches!(last, Outcome::Delivered { .. }) {
+                    break;
+                }
+            }
+            last
+        })
+    }
+
     /// Ends what an alert started (PagerDuty resolves its incident); `None`: this type has
     /// nothing to resolve, as most have.
     fn resolve<'a>(&'a self, _http: &'a HttpClient, _alert_id: &'a str) -> Option<BoxFuture<'a, Outcome>> {

@@ -76,6 +76,17 @@ async fn serve_receiver(receiver: Receiver) -> String {
             }),
         )
         .route(
+            "/ocsf-batch",
+            post(|State(r): State<Receiver>, h: HeaderMap, b: Bytes| async move {
+                // The first batch is refused as by an overloaded collector.
+                if r.record("/ocsf-batch", h, b) == 1 {
+                    (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response()
+                } else {
+                    (StatusCode::OK, "").into_response()
+                }
+            }),
+        )
+        .route(
             "/hook",
             post(|State(r): State<Receiver>, h: HeaderMap, b: Bytes| async move {
                 // First a 429 with Retry-After: 1, then success.
@@ -212,10 +223,7 @@ async fn every_destination_gets_its_request_and_retries_follow_the_answers() {
     destinations.insert("teams".into(), destination(DestinationKind::Teams(Teams { url: format!("{base}/teams") }), 5));
     destinations.insert(
         "lake".into(),
-        destination(
-            DestinationKind::Ocsf(Ocsf { url: format!("{base}/ocsf"), authorization_token: "Bearer hec-token".into() }),
-            5,
-        ),
+        destination(DestinationKind::Ocsf(Ocsf::new(format!("{base}/ocsf"), "Bearer hec-token")), 5),
     );
     destinations.insert(
         "hook".into(),
@@ -418,4 +426,79 @@ async fn a_jira_retry_finds_the_issue_an_earlier_attempt_created() {
     let outcome = jira.deliver(&alert(), "k", 1).await;
     assert_eq!(outcome, mcpsiem_deliver::Outcome::Delivered { status: None, reference: Some("SEC-42".into()) });
     assert_eq!(receiver.count("/jira/issue"), 0, "no second issue for the same alert");
+}
+
+/// Alerts due at the same moment reach an OCSF collector as batches of at most `max_batch`
+/// findings; a refused batch is retried whole, under the same idempotency key, and every
+/// alert ends delivered exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ocsf_findings_go_in_batches_and_a_refused_batch_is_retried_whole() {
+    let receiver = Receiver::default();
+    let base = serve_receiver(receiver.clone()).await;
+    let lake = Ocsf { max_batch: 100, ..Ocsf::new(format!("{base}/ocsf-batch"), "") };
+    let config = DeliveryConfig {
+        destinations: [("lake".to_string(), destination(DestinationKind::Ocsf(lake), 5))].into(),
+        // One request at a time, so that the first is a full batch of the oldest alerts.
+        concurrency: 1,
+        retry: RetryConfig {
+            max_attempts: 5,
+            initial_backoff_ms: 200,
+            max_backoff_ms: 1000,
+            give_up_after_seconds: 600,
+        },
+        ..DeliveryConfig::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Arc::new(Outbox::open(&dir.path().join("outbox.redb")).unwrap());
+    let names = vec!["lake".to_string()];
+    let ids: Vec<String> = (0..250).map(|i| format!("01JD3K7W9Z8Y7X6V5T4S3R{i:04}")).collect();
+    for id in &ids {
+        let alert = Alert { id: id.clone(), ..alert() };
+        assert_eq!(outbox.enqueue(&alert, &names, Timestamp::now()).unwrap(), 1);
+    }
+    let worker = Worker {
+        outbox: outbox.clone(),
+        destinations: mcpsiem_deliver::destinations(&config).unwrap(),
+        config: config.clone(),
+        wake: Arc::default(),
+        log: None,
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(worker.run(stop_rx));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while outbox.counts().unwrap().pending > 0 {
+        assert!(Instant::now() < deadline, "deliveries still pending: {:?}", outbox.counts().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop_tx.send(true).unwrap();
+    running.await.unwrap().unwrap();
+    let counts = outbox.counts().unwrap();
+    assert_eq!((counts.finished, counts.dead), (250, 0), "{counts:?}");
+
+    let uids = |seen: &Seen| -> Vec<String> {
+        let findings: Value = serde_json::from_slice(&seen.body).unwrap();
+        findings.as_array().unwrap().iter().map(|f| f["finding_info"]["uid"].as_str().unwrap().to_owned()).collect()
+    };
+    let requests = receiver.of("/ocsf-batch");
+    let refused = uids(&requests[0]);
+    assert_eq!(refused.len(), 100, "the first request is a full batch");
+    let mut delivered: Vec<String> = Vec::new();
+    for request in &requests[1..] {
+        let batch = uids(request);
+        assert!(!batch.is_empty() && batch.len() <= 100, "a batch of {}", batch.len());
+        if batch.len() > 1 {
+            assert!(request.headers["idempotency-key"].to_str().unwrap().starts_with("batch-"));
+        }
+        // The refused batch comes back whole, under the key it had.
+        if batch == refused {
+            assert_eq!(request.headers["idempotency-key"], requests[0].headers["idempotency-key"]);
+        }
+        delivered.extend(batch);
+    }
+    // 250 alerts in at most four accepted requests (three full ones would do; the retried
+    // batch may be joined by, or join, the last alerts).
+    assert!(requests.len() - 1 <= 4, "{} accepted requests", requests.len() - 1);
+    delivered.sort();
+    assert_eq!(delivered, ids, "every alert delivered exactly once");
+    assert!(refused.iter().all(|uid| delivered.binary_search(uid).is_ok()));
 }
