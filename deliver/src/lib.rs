@@ -5,7 +5,8 @@
 //! is stored only after that, so a crash re-reads at most what the outbox already holds
 //! (and skips it by key). The [`worker`] sends due deliveries ([`destination`]) with
 //! retries, backoff, `Retry-After` and rate limits, and records how each ended in the
-//! outbox and the lake ([`record`]).
+//! outbox and the lake ([`record`]). Alerts a silence holds back ([`silences`]) are not
+//! delivered but recorded as silenced on the alert-changes topic.
 
 pub mod config;
 pub mod destination;
@@ -15,13 +16,14 @@ pub mod outbox;
 pub mod outcome;
 pub mod record;
 pub mod routing;
+pub mod silences;
 pub mod worker;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::FutureExt;
-use mcpsiem_event::{Alert, Timestamp};
+use mcpsiem_event::{Alert, AlertChange, Timestamp};
 use mcpsiem_lake::Lake;
 use mcpsiem_runtime::kafka::KafkaConfig;
 use rdkafka::Message as _;
@@ -68,6 +70,8 @@ pub struct DeliverySummary {
     pub alerts_read: u64,
     pub bad_records: u64,
     pub deliveries_queued: u64,
+    /// Alerts a silence held back.
+    pub silenced: u64,
     pub pending: u64,
     pub dead: u64,
 }
@@ -94,6 +98,16 @@ pub async fn run(
         log: lake.map(record::DeliveryLog::new),
     };
     let worker = tokio::spawn(worker.run(stop.clone()));
+    for topic in [&kafka.silences_topic, &kafka.alert_changes_topic] {
+        mcpsiem_runtime::producer::ensure_topic(kafka, topic, kafka.partitions).await?;
+    }
+    // Every silence made so far, before the first alert is routed.
+    let (silences, follower) = silences::follow(kafka, &config.group_id, stop.clone()).await?;
+    let silenced_changes = mcpsiem_runtime::producer::AckedProducer::new(
+        kafka,
+        &kafka.alert_changes_topic,
+        std::time::Duration::from_secs(10),
+    )?;
 
     let make_consumer = || -> Result<StreamConsumer, DeliveryError> {
         let consumer: StreamConsumer = kafka
@@ -146,11 +160,23 @@ pub async fn run(
                 }
                 let now = Timestamp::now();
                 let mut batch = Vec::with_capacity(messages.len());
+                let mut silenced = Vec::new();
                 for message in &messages {
                     match Alert::from_json(message.payload().unwrap_or_default()) {
                         Ok(alert) => {
                             summary.alerts_read += 1;
                             metrics::counter!("mcpsiem_delivery_alerts_total").increment(1);
+                            if let Some(silence) = silences.silencing(&alert, now) {
+                                // Its arrival time, not now: read again, it gives the same record.
+                                let arrived = message
+                                    .timestamp()
+                                    .to_millis()
+                                    .map(|ms| Timestamp::from_micros(ms.saturating_mul(1000)))
+                                    .unwrap_or(alert.last_time);
+                                tracing::info!(alert = %alert.id, rule = %alert.rule_id, silence = %silence.silence_id, "alert silenced: not delivered");
+                                silenced.push(AlertChange::silenced(&alert.id, &silence.silence_id, arrived));
+                                continue;
+                            }
                             let targets = router.destinations(&alert, now);
                             if targets.is_empty() {
                                 tracing::debug!(alert = %alert.id, rule = %alert.rule_id, "no route matches this alert");
@@ -164,6 +190,13 @@ pub async fn run(
                         }
                     }
                 }
+                // Recorded before the offsets are stored: a crash in between reads the alerts
+                // again and records the same changes (same ids), which count once.
+                if !publish_silenced(&silenced_changes, &silenced, &mut stop).await {
+                    break;
+                }
+                summary.silenced += silenced.len() as u64;
+                metrics::counter!("mcpsiem_delivery_silenced_total").increment(silenced.len() as u64);
                 let added = outbox.enqueue_many(&batch, now)?;
                 // In the outbox, offsets not stored: the alerts are read again and skipped by key.
                 fail::fail_point!("deliver::after_enqueue", |_| mcpsiem_runtime::failpoint::crash("deliver::after_enqueue"));
@@ -182,6 +215,7 @@ pub async fn run(
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         tracing::warn!(error = %e, "committing the alerts topic's offsets at stop failed; alerts will be read again (and skipped by the outbox)");
     }
+    let _ = follower.await;
     match worker.await {
         Ok(result) => result?,
         Err(e) => tracing::error!(error = %e, "the delivery worker failed"),
@@ -190,4 +224,28 @@ pub async fn run(
     summary.pending = counts.pending;
     summary.dead = counts.dead;
     Ok(summary)
+}
+
+/// Records silenced alerts on the alert-changes topic, trying again while the broker cannot
+/// take them; false when asked to stop first (nothing of the batch counts as done then).
+async fn publish_silenced(
+    producer: &mcpsiem_runtime::producer::AckedProducer,
+    changes: &[AlertChange],
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    for change in changes {
+        loop {
+            match producer.publish(&change.alert_id, change.to_json().as_bytes()).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, alert = %change.alert_id, "recording a silenced alert failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                        _ = stop.changed() => return false,
+                    }
+                }
+            }
+        }
+    }
+    true
 }

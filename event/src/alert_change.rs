@@ -24,16 +24,20 @@ pub enum AlertState {
     Acknowledged,
     /// Decided, with a verdict.
     Closed,
+    /// A silence held back its delivery; nobody has looked at it yet.
+    Silenced,
 }
 
 impl AlertState {
-    pub const ALL: [AlertState; 3] = [AlertState::New, AlertState::Acknowledged, AlertState::Closed];
+    pub const ALL: [AlertState; 4] =
+        [AlertState::New, AlertState::Acknowledged, AlertState::Closed, AlertState::Silenced];
 
     pub fn as_str(self) -> &'static str {
         match self {
             AlertState::New => "new",
             AlertState::Acknowledged => "acknowledged",
             AlertState::Closed => "closed",
+            AlertState::Silenced => "silenced",
         }
     }
 
@@ -95,6 +99,11 @@ pub enum ChangeAction {
     Comment {
         text: String,
     },
+    /// A silence held the alert back from delivery: recorded by the delivery stage, never
+    /// asked for.
+    Silence {
+        silence_id: String,
+    },
 }
 
 impl ChangeAction {
@@ -105,6 +114,7 @@ impl ChangeAction {
             ChangeAction::Close { .. } => "close",
             ChangeAction::Reopen { .. } => "reopen",
             ChangeAction::Comment { .. } => "comment",
+            ChangeAction::Silence { .. } => "silence",
         }
     }
 
@@ -114,6 +124,7 @@ impl ChangeAction {
             ChangeAction::Acknowledge => Some(AlertState::Acknowledged),
             ChangeAction::Close { .. } => Some(AlertState::Closed),
             ChangeAction::Reopen { .. } => Some(AlertState::New),
+            ChangeAction::Silence { .. } => Some(AlertState::Silenced),
             ChangeAction::Assign { .. } | ChangeAction::Comment { .. } => None,
         }
     }
@@ -122,7 +133,14 @@ impl ChangeAction {
         match self {
             ChangeAction::Close { comment, .. } | ChangeAction::Reopen { comment } => comment.as_deref(),
             ChangeAction::Comment { text } => Some(text),
-            ChangeAction::Acknowledge | ChangeAction::Assign { .. } => None,
+            ChangeAction::Acknowledge | ChangeAction::Assign { .. } | ChangeAction::Silence { .. } => None,
+        }
+    }
+
+    fn silence_id(&self) -> Option<&str> {
+        match self {
+            ChangeAction::Silence { silence_id } => Some(silence_id),
+            _ => None,
         }
     }
 
@@ -157,6 +175,9 @@ pub struct AlertChange {
     pub action: ChangeAction,
 }
 
+/// The actor of the changes the delivery stage records for silenced alerts.
+pub const SILENCING_ACTOR: &str = "mcpsiem-delivery";
+
 /// The longest comment, assignee or actor accepted, in bytes: a change is a small record.
 pub const MAX_COMMENT_BYTES: usize = 8 << 10;
 pub const MAX_NAME_BYTES: usize = 256;
@@ -182,6 +203,25 @@ impl AlertChange {
             actor: actor.to_string(),
             interface: interface.to_string(),
             action,
+        }
+    }
+
+    /// The record that `silence_id` held `alert_id` back from delivery, made by the delivery
+    /// stage. Its id derives from the alert and the silence, and its time is when the alert
+    /// `arrived` on the alerts topic, so the same alert read again gives the same record.
+    pub fn silenced(alert_id: &str, silence_id: &str, arrived: Timestamp) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new().chain_update(alert_id).chain_update([0]).chain_update(silence_id).finalize();
+        let mut random = [0u8; 16];
+        random[6..].copy_from_slice(&digest[..10]);
+        let millis = u64::try_from(arrived.as_micros() / 1000).unwrap_or(0);
+        Self {
+            change_id: ulid::Ulid::from_parts(millis, u128::from_be_bytes(random)).to_string(),
+            alert_id: alert_id.to_string(),
+            changed_at: arrived,
+            actor: SILENCING_ACTOR.to_string(),
+            interface: "delivery".to_string(),
+            action: ChangeAction::Silence { silence_id: silence_id.to_string() },
         }
     }
 
@@ -219,6 +259,11 @@ impl AlertChange {
             if assignee.len() > MAX_NAME_BYTES {
                 return Err(AlertChangeError::TooLong { field: "assignee", len: assignee.len(), max: MAX_NAME_BYTES });
             }
+        }
+        if let Some(silence_id) = self.action.silence_id()
+            && (silence_id.is_empty() || silence_id.len() > MAX_NAME_BYTES)
+        {
+            return Err(AlertChangeError::TooLong { field: "silence_id", len: silence_id.len(), max: MAX_NAME_BYTES });
         }
         if let Some(comment) = self.action.comment() {
             if comment.len() > MAX_COMMENT_BYTES {
@@ -277,7 +322,10 @@ impl AlertStatus {
     /// at once both succeed, and the later close holds.
     pub fn allows(&self, action: &ChangeAction) -> Result<(), String> {
         match (action, self.state) {
-            (ChangeAction::Acknowledge, AlertState::New) => Ok(()),
+            (ChangeAction::Silence { .. }, _) => {
+                Err("silences are applied by the delivery stage; make a silence instead".to_string())
+            }
+            (ChangeAction::Acknowledge, AlertState::New | AlertState::Silenced) => Ok(()),
             (ChangeAction::Acknowledge, AlertState::Acknowledged) => {
                 Err("the alert is acknowledged already".to_string())
             }
@@ -310,6 +358,7 @@ pub fn alert_change_schema() -> SchemaRef {
             Field::new("assignee", DataType::Utf8, true),
             Field::new("verdict", DataType::Utf8, true),
             Field::new("comment", DataType::Utf8, true),
+            Field::new("silence_id", DataType::Utf8, true),
         ]))
     });
     SCHEMA.clone()
@@ -318,7 +367,7 @@ pub fn alert_change_schema() -> SchemaRef {
 /// Changes as one record batch of [`alert_change_schema`].
 pub fn alert_change_batch(changes: &[AlertChange]) -> RecordBatch {
     let mut changed_at = TimestampMicrosecondBuilder::with_capacity(changes.len()).with_timezone("UTC");
-    let mut columns: [StringBuilder; 9] = std::array::from_fn(|_| StringBuilder::new());
+    let mut columns: [StringBuilder; 10] = std::array::from_fn(|_| StringBuilder::new());
     for change in changes {
         changed_at.append_value(change.changed_at.as_micros());
         let action = &change.action;
@@ -332,6 +381,7 @@ pub fn alert_change_batch(changes: &[AlertChange]) -> RecordBatch {
             action.assignee(),
             action.verdict().map(Verdict::as_str),
             action.comment(),
+            action.silence_id(),
         ];
         for (builder, value) in columns.iter_mut().zip(values) {
             builder.append_option(value);
@@ -431,5 +481,27 @@ mod tests {
         assert!(status.allows(&ChangeAction::Acknowledge).unwrap_err().contains("reopen it"));
         assert!(status.allows(&close(Verdict::Duplicate)).is_ok(), "closing again replaces the verdict");
         assert!(status.allows(&ChangeAction::Reopen { comment: None }).is_ok());
+    }
+
+    #[test]
+    fn a_silenced_alert_is_recorded_the_same_way_every_time_it_is_read() {
+        let arrived = Timestamp::parse("2026-12-06T10:00:00Z").unwrap();
+        let first = AlertChange::silenced("A1", "S1", arrived);
+        assert_eq!(first, AlertChange::silenced("A1", "S1", arrived));
+        assert_ne!(first.change_id, AlertChange::silenced("A1", "S2", arrived).change_id);
+        assert_ne!(first.change_id, AlertChange::silenced("A2", "S1", arrived).change_id);
+        assert!(first.change_id.parse::<ulid::Ulid>().is_ok());
+        assert_eq!(first.check(), Ok(()));
+        assert_eq!(AlertChange::from_json(first.to_json().as_bytes()).unwrap(), first);
+        // Read twice, it counts once; an analyst can acknowledge a silenced alert.
+        let status = AlertStatus::from_changes([&first, &first]);
+        assert_eq!((status.state, status.changes), (AlertState::Silenced, 1));
+        assert!(status.allows(&ChangeAction::Acknowledge).is_ok());
+        assert!(
+            status.allows(&ChangeAction::Silence { silence_id: "S1".into() }).unwrap_err().contains("delivery stage")
+        );
+        let batch = alert_change_batch(&[first]);
+        let silence_ids = batch.column_by_name("silence_id").unwrap();
+        assert_eq!(silence_ids.as_any().downcast_ref::<arrow_array::StringArray>().unwrap().value(0), "S1");
     }
 }

@@ -12,6 +12,7 @@ pub mod event;
 pub mod hash;
 pub mod ocsf;
 pub mod schema;
+pub mod silence;
 pub mod time;
 pub mod token;
 pub mod value;

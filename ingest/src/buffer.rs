@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use mcpsiem_event::silence::{Silence, silence_batch};
 use mcpsiem_event::{Alert, AlertChange, EventColumns, McpEvent, alert_batch, alert_change_batch};
 use mcpsiem_lake::{CommitRecord, Table};
 
@@ -15,6 +16,7 @@ enum Rows {
     Events(Box<EventColumns>),
     Alerts(Vec<Alert>),
     AlertChanges(Vec<AlertChange>),
+    Silences(Vec<Silence>),
 }
 
 /// Decoded rows (events or alerts) and dead letters of one partition over `[start, next)`.
@@ -53,6 +55,7 @@ impl PartitionBuffer {
             rows: match table {
                 Table::Alerts => Rows::Alerts(Vec::new()),
                 Table::AlertChanges => Rows::AlertChanges(Vec::new()),
+                Table::Silences => Rows::Silences(Vec::new()),
                 _ => Rows::Events(Box::new(EventColumns::with_capacity(1024))),
             },
             dead_letters: Vec::new(),
@@ -97,7 +100,7 @@ impl PartitionBuffer {
         self.take_offset(offset, size);
         match &mut self.rows {
             Rows::Events(events) => events.append(event),
-            Rows::Alerts(_) | Rows::AlertChanges(_) => unreachable!("an events buffer is only given events"),
+            _ => unreachable!("an events buffer is only given events"),
         }
     }
 
@@ -117,6 +120,14 @@ impl PartitionBuffer {
         }
     }
 
+    pub fn add_silence(&mut self, offset: i64, size: usize, silence: Silence) {
+        self.take_offset(offset, size);
+        match &mut self.rows {
+            Rows::Silences(silences) => silences.push(silence),
+            _ => unreachable!("a silences buffer is only given silences"),
+        }
+    }
+
     pub fn add_dead_letter(&mut self, letter: DeadLetter) {
         self.take_offset(letter.offset, letter.size());
         self.dead_letters.push(letter);
@@ -127,6 +138,7 @@ impl PartitionBuffer {
             Rows::Events(_) => Table::Events,
             Rows::Alerts(_) => Table::Alerts,
             Rows::AlertChanges(_) => Table::AlertChanges,
+            Rows::Silences(_) => Table::Silences,
         }
     }
 
@@ -162,6 +174,7 @@ impl PartitionBuffer {
                 Rows::Events(events) => events.finish(),
                 Rows::Alerts(alerts) => alert_batch(&std::mem::take(alerts)),
                 Rows::AlertChanges(changes) => alert_change_batch(&std::mem::take(changes)),
+                Rows::Silences(silences) => silence_batch(&std::mem::take(silences)),
             },
             dead_letters: std::mem::take(&mut self.dead_letters),
         };

@@ -39,9 +39,10 @@ pub struct IngestConfig {
     pub dedup_window_records: usize,
     /// Address of the Prometheus `/metrics` endpoint; empty disables it.
     pub metrics_addr: String,
-    /// Also store the alerts topic in the lake's `alerts` table and the alert-changes topic
-    /// in `alert_changes`, with the same exactly-once commit log, in the consumer groups
-    /// `<group_id>.alerts` and `<group_id>.alert-changes`.
+    /// Also store the alerts topic in the lake's `alerts` table, the alert-changes topic in
+    /// `alert_changes` and the silences topic in `silences`, with the same exactly-once
+    /// commit log, in the consumer groups `<group_id>.alerts`, `<group_id>.alert-changes`
+    /// and `<group_id>.silences`.
     pub alerts: bool,
     pub compaction: CompactionConfig,
 }

@@ -7,6 +7,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mcpsiem_event::silence::Silence;
 use mcpsiem_event::{Alert, AlertChange, Timestamp, parse_event};
 use mcpsiem_lake::{CommitLog, CommitRecord, Lake, Ledger, Table};
 use mcpsiem_runtime::group_watch::GroupWatch;
@@ -255,10 +256,11 @@ impl Ingester {
         let (topic, group_id) = match table {
             Table::Alerts => (kafka.alerts_topic.clone(), format!("{}.alerts", config.group_id)),
             Table::AlertChanges => (kafka.alert_changes_topic.clone(), format!("{}.alert-changes", config.group_id)),
+            Table::Silences => (kafka.silences_topic.clone(), format!("{}.silences", config.group_id)),
             _ => (kafka.events_topic.clone(), config.group_id.clone()),
         };
         let mut config = config.clone();
-        if matches!(table, Table::Alerts | Table::AlertChanges) {
+        if matches!(table, Table::Alerts | Table::AlertChanges | Table::Silences) {
             // An alert's id is its own (the detector's), a change's the query service's;
             // events are what collectors resend.
             config.dedup_window_records = 0;
@@ -502,6 +504,14 @@ impl IngestState {
                     return;
                 }
                 Err(e) => DeadLetterReason::NotAnAlertChange(e.to_string()),
+            },
+            Some(bytes) if self.table == Table::Silences => match Silence::from_json(bytes) {
+                Ok(silence) => {
+                    buffer.add_silence(offset, bytes.len(), silence);
+                    self.summary.events += 1;
+                    return;
+                }
+                Err(e) => DeadLetterReason::NotASilence(e.to_string()),
             },
             Some(bytes) => match parse_event(bytes, self.max_record_bytes) {
                 Ok(mut event) => {

@@ -22,6 +22,8 @@ pub enum DeadLetterReason {
     NotAnAlert(String),
     /// A record of the alert-changes topic that is not an alert change.
     NotAnAlertChange(String),
+    /// A record of the silences topic that is not a silence.
+    NotASilence(String),
 }
 
 impl DeadLetterReason {
@@ -33,6 +35,7 @@ impl DeadLetterReason {
             Self::EmptyMessage => "empty_message",
             Self::NotAnAlert(_) => "not_an_alert",
             Self::NotAnAlertChange(_) => "not_an_alert_change",
+            Self::NotASilence(_) => "not_a_silence",
         }
     }
 
@@ -48,8 +51,11 @@ impl DeadLetterReason {
             Self::EmptyMessage => "the Kafka message has no value".into(),
             Self::NotAnAlert(reason) => format!("{reason}; only the detector should write to the alerts topic"),
             Self::NotAnAlertChange(reason) => {
-                format!("{reason}; only the query service should write to the alert-changes topic")
+                format!(
+                    "{reason}; only the query service and the delivery stage should write to the alert-changes topic"
+                )
             }
+            Self::NotASilence(reason) => format!("{reason}; only the query service should write to the silences topic"),
         }
     }
 
@@ -57,7 +63,7 @@ impl DeadLetterReason {
         match self {
             Self::Decode(e) => e.field(),
             Self::TooOld { .. } | Self::InFuture { .. } => Some("event.time"),
-            Self::EmptyMessage | Self::NotAnAlert(_) | Self::NotAnAlertChange(_) => None,
+            Self::EmptyMessage | Self::NotAnAlert(_) | Self::NotAnAlertChange(_) | Self::NotASilence(_) => None,
         }
     }
 }

@@ -30,6 +30,7 @@ fn bloom_columns(table: Table) -> &'static [&'static str] {
         }
         Table::DeadLetters => &[],
         Table::Alerts | Table::AlertChanges => &["alert_id"],
+        Table::Silences => &[],
     }
 }
 
@@ -47,6 +48,7 @@ fn plain_columns(table: Table) -> &'static [&'static str] {
         Table::DeadLetters => &["raw", "error"],
         Table::Alerts => &[],
         Table::AlertChanges => &["change_id", "comment"],
+        Table::Silences => &["silence_id", "reason"],
     }
 }
 
@@ -57,6 +59,7 @@ pub fn time_column(table: Table) -> &'static str {
         Table::DeadLetters => "received_time",
         Table::Alerts => "alert_time",
         Table::AlertChanges => "changed_at",
+        Table::Silences => "version_at",
     }
 }
 

@@ -18,10 +18,13 @@ pub enum Table {
     Alerts,
     /// Analysts' changes of alerts (acknowledge, assign, close…), partitioned by change time.
     AlertChanges,
+    /// Every version of every silence (made, expired), partitioned by version time.
+    Silences,
 }
 
 impl Table {
-    pub const ALL: [Table; 4] = [Table::Events, Table::DeadLetters, Table::Alerts, Table::AlertChanges];
+    pub const ALL: [Table; 5] =
+        [Table::Events, Table::DeadLetters, Table::Alerts, Table::AlertChanges, Table::Silences];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -29,6 +32,7 @@ impl Table {
             Self::DeadLetters => "deadletters",
             Self::Alerts => "alerts",
             Self::AlertChanges => "alert_changes",
+            Self::Silences => "silences",
         }
     }
 

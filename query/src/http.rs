@@ -47,19 +47,19 @@ pub struct QueryBody {
 }
 
 pub fn router(engine: QueryEngine, metrics: Option<MetricsRender>) -> Router {
-    router_with_exports(engine, metrics, None, std::env::temp_dir(), None)
+    router_with_exports(engine, metrics, None, std::env::temp_dir(), Default::default())
 }
 
 /// The API with `POST /api/v1/exports`, building bundles under `work_dir`, and the alert
-/// workflow, which stores changes in `changes` (without it, alerts are read-only).
+/// workflow, which stores changes and silences in `sinks` (without them, read-only).
 pub fn router_with_exports(
     engine: QueryEngine,
     metrics: Option<MetricsRender>,
     exporter: Option<Exporter>,
     work_dir: std::path::PathBuf,
-    changes: Option<std::sync::Arc<dyn crate::triage::ChangeSink>>,
+    sinks: crate::triage::WorkflowSinks,
 ) -> Router {
-    let triage = crate::triage::Triage::new(engine.clone(), changes);
+    let triage = crate::triage::Triage::new(engine.clone(), sinks);
     Router::new()
         .route("/api/v1/query", post(query).get(query_get))
         .route("/api/v1/exports", post(export))

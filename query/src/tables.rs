@@ -43,6 +43,7 @@ pub fn table_schema(table: Table) -> (SchemaRef, &'static str) {
         Table::Alerts => (mcpsiem_event::alert_schema(), "alert_time"),
         Table::DeadLetters => (mcpsiem_event::schema::deadletter_schema(), "received_time"),
         Table::AlertChanges => (mcpsiem_event::alert_change_schema(), "changed_at"),
+        Table::Silences => (mcpsiem_event::silence::silence_schema(), "version_at"),
     }
 }
 

@@ -87,10 +87,12 @@ pub const VIEWS: &[ForensicView] = &[
     },
     ForensicView {
         name: "alert_status",
-        description: "each alert with its triage state (new, acknowledged, closed), assignee, verdict and when it last changed, derived from alert_changes",
+        description: "each alert with its triage state (new, acknowledged, closed, silenced), assignee, verdict and when it last changed, derived from alert_changes",
         // The latest change that sets a state decides the state and the verdict, the latest
         // assignment the assignee, ordered by (changed_at, change_id): the same rule as
-        // `AlertStatus::from_changes`, which a test keeps in agreement with this view.
+        // `AlertStatus::from_changes`, which a test keeps in agreement with this view. A
+        // change stored twice (the delivery stage's record of a silenced alert, read again
+        // after a crash) is one row twice: it ranks the same and counts once.
         sql: "SELECT a.*, COALESCE(s.state, 'new') AS state, s.assignee, s.verdict,
                   s.updated_at, COALESCE(s.changes, 0) AS changes
            FROM alerts a LEFT JOIN (
@@ -99,14 +101,23 @@ pub const VIEWS: &[ForensicView] = &[
                       max(CASE WHEN state IS NOT NULL AND state_rank = 1 THEN verdict END) AS verdict,
                       max(CASE WHEN action = 'assign' AND assign_rank = 1 THEN assignee END) AS assignee,
                       max(changed_at) AS updated_at,
-                      count(*) AS changes
-               FROM (SELECT alert_id, action, state, verdict, assignee, changed_at,
+                      count(DISTINCT change_id) AS changes
+               FROM (SELECT alert_id, change_id, action, state, verdict, assignee, changed_at,
                             row_number() OVER (PARTITION BY alert_id, state IS NULL
                                                ORDER BY changed_at DESC, change_id DESC) AS state_rank,
                             row_number() OVER (PARTITION BY alert_id, action = 'assign'
                                                ORDER BY changed_at DESC, change_id DESC) AS assign_rank
                      FROM alert_changes) ranked
                GROUP BY alert_id) s ON s.alert_id = a.alert_id",
+    },
+    ForensicView {
+        name: "silence_status",
+        description: "the latest version of each silence (made, or expired early) with its state now: pending, active or expired",
+        sql: "SELECT silence_id, actor, interface, action, starts_at, ends_at, reason, matchers, version_at,
+                  CASE WHEN now() < starts_at THEN 'pending' WHEN now() < ends_at THEN 'active' ELSE 'expired' END AS state
+           FROM (SELECT *, row_number() OVER (PARTITION BY silence_id ORDER BY version_at DESC, action DESC) AS version_rank
+                 FROM silences) versions
+           WHERE version_rank = 1",
     },
     ForensicView {
         name: "rule_stats",

@@ -19,6 +19,9 @@ pub struct KafkaConfig {
     /// The topic the query service writes analysts' alert changes to (acknowledge, assign,
     /// close…), stored by the ingester in the lake's `alert_changes` table.
     pub alert_changes_topic: String,
+    /// The topic the query service writes silences to; the delivery stage follows it and
+    /// the ingester stores it in the lake's `silences` table.
+    pub silences_topic: String,
     /// Partitions of the topics mcpsiem creates when they are missing: the most consumers
     /// one group (ingesters, detectors) can spread over.
     pub partitions: i32,
@@ -41,6 +44,7 @@ impl Default for KafkaConfig {
             events_topic: "mcpsiem.events".into(),
             alerts_topic: "mcpsiem.alerts".into(),
             alert_changes_topic: "mcpsiem.alert-changes".into(),
+            silences_topic: "mcpsiem.silences".into(),
             partitions: 6,
             replication_factor: 1,
             properties: BTreeMap::new(),

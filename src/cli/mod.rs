@@ -6,6 +6,7 @@ pub mod evidence;
 pub mod generate;
 pub mod query;
 pub mod rules;
+pub mod silence;
 
 use std::path::PathBuf;
 
@@ -76,7 +77,7 @@ pub enum Command {
     /// Serve the query API (SQL over the lake) with its metrics, until SIGINT/SIGTERM.
     Serve,
     /// Run SQL over the lake and print the answer (tables: events, alerts, deadletters,
-    /// alert_changes, audit_log).
+    /// alert_changes, silences, audit_log).
     Query(query::QueryArgs),
     /// API keys of the query service.
     #[command(subcommand)]
@@ -88,6 +89,10 @@ pub enum Command {
     /// alert queue of a running query service: list, show, ack, assign, close… (docs/alerts.md).
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
+    /// Silences of a running query service: hold back the delivery of matching alerts for a
+    /// while (docs/alerts.md#silences).
+    #[command(subcommand)]
+    Silence(silence::SilenceCommand),
     /// Run every stage (intake, ingester, detector, alert delivery, query service) in one
     /// process, with an embedded Kafka broker unless kafka.brokers is set. Ctrl-C stops all.
     Up(UpArgs),

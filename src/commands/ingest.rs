@@ -24,6 +24,9 @@ pub struct IngestReport {
     /// The alert-changes topic's ingester, when `ingest.alerts` is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alert_changes: Option<IngestSummary>,
+    /// The silences topic's ingester, when `ingest.alerts` is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub silences: Option<IngestSummary>,
     pub peak_rss_bytes: Option<u64>,
     pub seconds: f64,
 }
@@ -67,6 +70,7 @@ pub fn run_ingest(
     if config.ingest.alerts {
         topics.push(&config.kafka.alerts_topic);
         topics.push(&config.kafka.alert_changes_topic);
+        topics.push(&config.kafka.silences_topic);
     }
     for topic in topics {
         runtime
@@ -95,7 +99,7 @@ pub fn run_ingest(
     let alerts_stop = Arc::new(AtomicBool::new(false));
     let mut side = Vec::new();
     if config.ingest.alerts {
-        for table in [Table::Alerts, Table::AlertChanges] {
+        for table in [Table::Alerts, Table::AlertChanges, Table::Silences] {
             let ingester = Ingester::for_table(
                 table,
                 &config.kafka,
@@ -119,13 +123,18 @@ pub fn run_ingest(
     let summary = ingester.run(&control);
     mcpsiem_runtime::ops::set_ready("ingest", false);
     alerts_stop.store(true, Ordering::SeqCst);
-    let (mut alerts, mut alert_changes) = (None, None);
+    let (mut alerts, mut alert_changes, mut silences) = (None, None, None);
     for (table, handle) in side {
         let summary = handle
             .join()
             .map_err(|_| anyhow::anyhow!("the {table} ingester panicked"))?
             .with_context(|| format!("{table} ingester"))?;
-        *(if table == Table::Alerts { &mut alerts } else { &mut alert_changes }) = Some(summary);
+        let slot = match table {
+            Table::Alerts => &mut alerts,
+            Table::AlertChanges => &mut alert_changes,
+            _ => &mut silences,
+        };
+        *slot = Some(summary);
     }
     compaction_stop.store(true, Ordering::Relaxed);
     runtime.shutdown_timeout(Duration::from_secs(5));
@@ -133,6 +142,7 @@ pub fn run_ingest(
         summary: summary?,
         alerts,
         alert_changes,
+        silences,
         peak_rss_bytes: mcpsiem_runtime::ops::peak_rss_bytes(),
         seconds: started.elapsed().as_secs_f64(),
     })

@@ -37,8 +37,8 @@ pub fn run_serve(config: &Config) -> Result<()> {
         } else {
             std::path::PathBuf::from(&config.evidence.work_dir)
         };
-        let changes = alert_change_sink(config)?;
-        let app = mcpsiem_query::http::router_with_exports(engine.clone(), Some(render), exporter, work_dir, changes);
+        let sinks = workflow_sinks(config)?;
+        let app = mcpsiem_query::http::router_with_exports(engine.clone(), Some(render), exporter, work_dir, sinks);
         let listener = tokio::net::TcpListener::bind(&config.query.listen).await.with_context(|| {
             format!("cannot listen on {}; is the port taken? set query.listen", config.query.listen)
         })?;
@@ -76,20 +76,23 @@ pub fn run_serve(config: &Config) -> Result<()> {
     })
 }
 
-/// Where the alert workflow stores analysts' changes: the alert-changes topic, when Kafka
-/// is configured (without it, alerts are read-only and changes are refused with why).
-fn alert_change_sink(config: &Config) -> Result<Option<Arc<dyn mcpsiem_query::triage::ChangeSink>>> {
+/// Where the alert workflow stores analysts' changes and silences: the alert-changes and
+/// silences topics, when Kafka is configured (without it, alerts and silences are read-only
+/// and changes are refused with why).
+fn workflow_sinks(config: &Config) -> Result<mcpsiem_query::triage::WorkflowSinks> {
+    use mcpsiem_query::triage::{KafkaChangeSink, WorkflowSinks, silences::KafkaSilenceSink};
     if config.kafka.brokers.is_empty() {
-        tracing::warn!("kafka.brokers is empty: the alert workflow is read-only (changes are refused)");
-        return Ok(None);
+        tracing::warn!("kafka.brokers is empty: the alert workflow is read-only (changes and silences are refused)");
+        return Ok(WorkflowSinks::default());
     }
-    let producer = mcpsiem_runtime::producer::AckedProducer::new(
-        &config.kafka,
-        &config.kafka.alert_changes_topic,
-        std::time::Duration::from_secs(10),
-    )
-    .context("creating the producer of the alert-changes topic")?;
-    Ok(Some(Arc::new(mcpsiem_query::triage::KafkaChangeSink(producer))))
+    let producer = |topic: &str| {
+        mcpsiem_runtime::producer::AckedProducer::new(&config.kafka, topic, std::time::Duration::from_secs(10))
+            .with_context(|| format!("creating the producer of topic {topic}"))
+    };
+    Ok(WorkflowSinks {
+        changes: Some(Arc::new(KafkaChangeSink(producer(&config.kafka.alert_changes_topic)?))),
+        silences: Some(Arc::new(KafkaSilenceSink(producer(&config.kafka.silences_topic)?))),
+    })
 }
 
 /// The approved MCP servers of `[detect.lists]`, which the inventory views compare with.

@@ -22,7 +22,7 @@ impl Remote {
     }
 
     /// Sends one request and returns the JSON answer, or the service's own message.
-    fn call(
+    pub(crate) fn call(
         &self,
         method: reqwest::Method,
         path: &str,

@@ -135,7 +135,13 @@ pub fn run_up(config: &Config, options: &UpOptions) -> Result<()> {
         broker = Some(started);
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    for topic in [&config.kafka.events_topic, &config.kafka.alerts_topic, &config.kafka.alert_changes_topic] {
+    let topics = [
+        &config.kafka.events_topic,
+        &config.kafka.alerts_topic,
+        &config.kafka.alert_changes_topic,
+        &config.kafka.silences_topic,
+    ];
+    for topic in topics {
         runtime
             .block_on(mcpsiem_runtime::producer::ensure_topic(&config.kafka, topic, config.kafka.partitions))
             .with_context(|| format!("creating topic {topic} on {}", config.kafka.brokers))?;

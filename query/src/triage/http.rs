@@ -1,7 +1,8 @@
 //! The alert workflow's HTTP API (docs/alerts.md):
 //! `GET /api/v1/alerts`, `GET /api/v1/alerts/{id}` and
 //! `POST /api/v1/alerts/{id}/{ack,assign,close,reopen,comment}`, `GET /api/v1/rules/stats`
-//! and `GET /api/v1/entities/risk`.
+//! `GET /api/v1/entities/risk`, and `GET|POST /api/v1/silences`,
+//! `POST /api/v1/silences/{id}/expire`.
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -10,11 +11,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::StreamExt;
+use mcpsiem_event::silence::SilenceState;
 use mcpsiem_event::{ChangeAction, Verdict};
 use serde::Deserialize;
 
 use super::filter::AlertFilterParams;
 use super::insights::{RiskParams, RuleStatsParams};
+use super::silences::NewSilence;
 use super::{Triage, TriageError};
 use crate::QueryError;
 use crate::audit::AuditRecord;
@@ -30,6 +33,8 @@ pub fn routes(triage: Triage) -> Router {
         .route("/api/v1/alerts/{id}/{action}", post(change))
         .route("/api/v1/rules/stats", get(rule_stats))
         .route("/api/v1/entities/risk", get(entity_risk))
+        .route("/api/v1/silences", get(list_silences).post(add_silence))
+        .route("/api/v1/silences/{id}/expire", post(expire_silence))
         .with_state(triage)
 }
 
@@ -220,6 +225,95 @@ async fn change(
             triage_error_response(&e)
         }
     }
+}
+
+/// `GET /api/v1/silences?state=`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceListParams {
+    pub state: Option<String>,
+}
+
+async fn list_silences(
+    State(triage): State<Triage>,
+    headers: HeaderMap,
+    params: Result<Query<SilenceListParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let caller = match caller(triage.engine(), &headers) {
+        Ok(caller) => caller,
+        Err(e) => return error_response(&e),
+    };
+    let Ok(Query(params)) = params else {
+        return error_response(&QueryError::Plan("the query string takes `state` (pending, active or expired)".into()));
+    };
+    let state = match params.state.as_deref().map(|s| (s, SilenceState::parse(s))) {
+        None => None,
+        Some((_, Some(state))) => Some(state),
+        Some((other, None)) => {
+            return error_response(&QueryError::Plan(format!(
+                "`{other}` is not a silence state; use pending, active or expired"
+            )));
+        }
+    };
+    match triage.silences(&caller, state).await {
+        Ok(silences) => Json(serde_json::json!({ "silences": silences })).into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// Audits one silence change and answers it.
+async fn silence_answer(
+    triage: &Triage,
+    mut record: AuditRecord,
+    outcome: Result<mcpsiem_event::silence::Silence, TriageError>,
+) -> Response {
+    record.action = "silence_change".into();
+    match outcome {
+        Ok(silence) => {
+            record.outcome = "ok".into();
+            record.rows = 1;
+            record.detail = Some(silence.to_json());
+            triage.engine().audit(record).await;
+            let state = silence.state(mcpsiem_event::Timestamp::now());
+            Json(super::silences::SilenceView { state, silence }).into_response()
+        }
+        Err(e) => {
+            record.outcome = e.code().into();
+            record.error = Some(e.to_string());
+            triage.engine().audit(record).await;
+            triage_error_response(&e)
+        }
+    }
+}
+
+async fn add_silence(
+    State(triage): State<Triage>,
+    headers: HeaderMap,
+    body: Result<Json<NewSilence>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let caller = match caller(triage.engine(), &headers) {
+        Ok(caller) => caller,
+        Err(e) => return error_response(&e),
+    };
+    let record = AuditRecord::start(&caller, &QueryRequest { sql: "add silence".into(), ..QueryRequest::default() });
+    let outcome = match body {
+        Ok(Json(asked)) => triage.add_silence(&caller, asked, interface(&headers)).await,
+        Err(e) => Err(TriageError::Invalid(format!(
+            "the body must be JSON with `matchers`, `reason` and `ends_at` or `duration_minutes` (and optional `starts_at`): {e}"
+        ))),
+    };
+    silence_answer(&triage, record, outcome).await
+}
+
+async fn expire_silence(State(triage): State<Triage>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let caller = match caller(triage.engine(), &headers) {
+        Ok(caller) => caller,
+        Err(e) => return error_response(&e),
+    };
+    let what = format!("expire silence {}", id.chars().take(80).collect::<String>());
+    let record = AuditRecord::start(&caller, &QueryRequest { sql: what, ..QueryRequest::default() });
+    let outcome = triage.expire_silence(&caller, &id, interface(&headers)).await;
+    silence_answer(&triage, record, outcome).await
 }
 
 #[cfg(test)]

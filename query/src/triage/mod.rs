@@ -13,6 +13,7 @@
 pub mod filter;
 pub mod http;
 pub mod insights;
+pub mod silences;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -44,6 +45,14 @@ impl ChangeSink for KafkaChangeSink {
         // Keyed by alert: one alert's changes keep their order in one partition.
         self.0.publish(&change.alert_id, change.to_json().as_bytes()).await.map_err(|e| e.to_string())
     }
+}
+
+/// Where the workflow stores what analysts do: alert changes and silences. Without them (no
+/// Kafka configured) alerts and silences are read, not changed.
+#[derive(Clone, Default)]
+pub struct WorkflowSinks {
+    pub changes: Option<Arc<dyn ChangeSink>>,
+    pub silences: Option<Arc<dyn silences::SilenceSink>>,
 }
 
 /// Why a change was not made.
@@ -127,17 +136,22 @@ pub struct ChangeOutcome {
 pub struct Triage {
     engine: QueryEngine,
     sink: Option<Arc<dyn ChangeSink>>,
+    silence_sink: Option<Arc<dyn silences::SilenceSink>>,
     recent: Arc<Mutex<Recent>>,
+    /// Silence versions accepted here, and when.
+    recent_silences: Arc<Mutex<Vec<(mcpsiem_event::silence::Silence, Instant)>>>,
     locks: Arc<Vec<tokio::sync::Mutex<()>>>,
 }
 
 impl Triage {
-    /// The workflow; without a `sink` (no Kafka configured) alerts are read, not changed.
-    pub fn new(engine: QueryEngine, sink: Option<Arc<dyn ChangeSink>>) -> Self {
+    /// The workflow, storing what analysts do in `sinks`.
+    pub fn new(engine: QueryEngine, sinks: WorkflowSinks) -> Self {
         Self {
             engine,
-            sink,
+            sink: sinks.changes,
+            silence_sink: sinks.silences,
             recent: Arc::default(),
+            recent_silences: Arc::default(),
             locks: Arc::new((0..LOCKS).map(|_| tokio::sync::Mutex::new(())).collect()),
         }
     }
@@ -324,15 +338,20 @@ impl Triage {
 }
 
 fn check_id(alert_id: &str) -> Result<(), TriageError> {
-    let fits = !alert_id.is_empty()
-        && alert_id.len() <= MAX_ALERT_ID
-        && alert_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    check_id_of(alert_id, "an alert id")
+}
+
+/// An id as this service's ids are (ULIDs): `what` names it in the message.
+fn check_id_of(id: &str, what: &str) -> Result<(), TriageError> {
+    let fits = !id.is_empty()
+        && id.len() <= MAX_ALERT_ID
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if fits {
         Ok(())
     } else {
         Err(TriageError::Invalid(format!(
-            "`{}` is not an alert id (letters, digits, - and _, at most {MAX_ALERT_ID})",
-            alert_id.chars().take(80).collect::<String>()
+            "`{}` is not {what} (letters, digits, - and _, at most {MAX_ALERT_ID})",
+            id.chars().take(80).collect::<String>()
         )))
     }
 }
@@ -368,6 +387,7 @@ pub fn change_of_row(row: &Map<String, Value>) -> Result<AlertChange, String> {
         }
         "reopen" => ChangeAction::Reopen { comment: text("comment") },
         "comment" => ChangeAction::Comment { text: text("comment").unwrap_or_default() },
+        "silence" => ChangeAction::Silence { silence_id: required("silence_id")? },
         other => return Err(format!("unknown alert change action {other}")),
     };
     Ok(AlertChange {

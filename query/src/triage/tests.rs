@@ -86,7 +86,7 @@ async fn lake_with(alerts: &[Alert], changes: &[AlertChange]) -> (tempfile::Temp
 }
 
 fn triage(lake: Lake, sink: Option<Arc<dyn ChangeSink>>) -> Triage {
-    Triage::new(QueryEngine::new(lake, QueryConfig::default()), sink)
+    Triage::new(QueryEngine::new(lake, QueryConfig::default()), WorkflowSinks { changes: sink, silences: None })
 }
 
 fn field<'a>(row: &'a Value, name: &str) -> Option<&'a str> {
@@ -111,12 +111,17 @@ async fn the_alert_status_view_agrees_with_the_changes_fold() {
         change("A2", 30, "C13", ChangeAction::Reopen { comment: None }),
         change("A2", 40, "C14", ChangeAction::Assign { assignee: None }),
     ];
-    let all: Vec<AlertChange> = a1.iter().chain(&a2).cloned().collect();
+    // The delivery stage's record of a silenced alert, stored twice (read again after a
+    // crash): one change.
+    let silenced = AlertChange::silenced("A3", "S1", Timestamp::from_micros(1_790_000_000_000_000 + 50));
+    let a3 = [silenced.clone(), silenced];
+    let all: Vec<AlertChange> = a1.iter().chain(&a2).chain(&a3).cloned().collect();
     let (_dir, lake) = lake_with(&alerts, &all).await;
     let t = triage(lake, None);
     let page = t.list(&ANA(), &AlertFilterParams::default().check().unwrap()).await.unwrap();
     let rows: HashMap<&str, &Value> = page.alerts.iter().map(|r| (field(r, "alert_id").unwrap(), r)).collect();
-    for (id, changes) in [("A1", &a1[..]), ("A2", &a2[..]), ("A3", &[][..])] {
+    assert_eq!(AlertStatus::from_changes(&a3).state, AlertState::Silenced);
+    for (id, changes) in [("A1", &a1[..]), ("A2", &a2[..]), ("A3", &a3[..])] {
         let expected = AlertStatus::from_changes(changes);
         let row = rows[id];
         assert_eq!(field(row, "state"), Some(expected.state.as_str()), "{id}: {row}");
@@ -266,4 +271,135 @@ async fn rule_stats_flag_noisy_rules_and_entity_risk_ranks_by_open_alert_levels(
 
 fn json(n: u64) -> Value {
     Value::from(n)
+}
+
+/// Records the silence versions it is given.
+#[derive(Default)]
+struct MemorySilenceSink {
+    published: Mutex<Vec<mcpsiem_event::silence::Silence>>,
+}
+
+#[async_trait::async_trait]
+impl silences::SilenceSink for MemorySilenceSink {
+    async fn publish(&self, silence: &mcpsiem_event::silence::Silence) -> Result<(), String> {
+        self.published.lock().unwrap().push(silence.clone());
+        Ok(())
+    }
+}
+
+fn asked(matchers: &[&str], minutes: Option<u64>) -> silences::NewSilence {
+    silences::NewSilence {
+        matchers: matchers.iter().map(|m| m.to_string()).collect(),
+        duration_minutes: minutes,
+        reason: "maintenance".into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn silences_are_made_listed_and_expired_and_refused_with_why() {
+    use mcpsiem_event::silence::{SilenceAction, SilenceState};
+    let (_dir, lake) = lake_with(&[], &[]).await;
+    let sink = Arc::new(MemorySilenceSink::default());
+    let t = Triage::new(
+        QueryEngine::new(lake.clone(), QueryConfig::default()),
+        WorkflowSinks { changes: None, silences: Some(sink.clone()) },
+    );
+    let ana = ANA();
+    let made =
+        t.add_silence(&ana, asked(&["rule_id=rule-high", "group.enduser.id=u1"], Some(60)), "cli").await.unwrap();
+    assert_eq!((made.actor.as_str(), made.interface.as_str()), ("ana", "cli"));
+    let minutes = (made.ends_at.as_micros() - made.starts_at.as_micros()) / 60_000_000;
+    assert_eq!(minutes, 60);
+    let listed = t.silences(&ana, Some(SilenceState::Active)).await.unwrap();
+    assert_eq!(listed.len(), 1, "seen here before the lake has it");
+    assert!(t.silences(&ana, Some(SilenceState::Expired)).await.unwrap().is_empty());
+
+    let ended = t.expire_silence(&ana, &made.silence_id, "api").await.unwrap();
+    assert_eq!(ended.action, SilenceAction::Expire);
+    assert_eq!(t.silences(&ana, Some(SilenceState::Expired)).await.unwrap().len(), 1);
+    let again = t.expire_silence(&ana, &made.silence_id, "api").await.unwrap_err();
+    assert!(matches!(again, TriageError::Conflict(_)), "{again}");
+    let unknown = t.expire_silence(&ana, "01KBS0000000000000000000", "api").await.unwrap_err();
+    assert!(matches!(unknown, TriageError::NotFound(_)), "{unknown}");
+    assert_eq!(sink.published.lock().unwrap().len(), 2);
+
+    let refused = |e: TriageError| e.to_string();
+    let auditor = Caller { name: "aud".into(), role: Role::Auditor };
+    assert!(matches!(
+        t.add_silence(&auditor, asked(&["level=high"], Some(5)), "api").await,
+        Err(TriageError::Forbidden(_))
+    ));
+    assert!(
+        refused(t.add_silence(&ana, asked(&["host=x"], Some(5)), "api").await.unwrap_err()).contains("unknown field")
+    );
+    assert!(
+        refused(t.add_silence(&ana, asked(&[], Some(5)), "api").await.unwrap_err()).contains("at least one matcher")
+    );
+    assert!(
+        refused(t.add_silence(&ana, asked(&["level=high"], None), "api").await.unwrap_err())
+            .contains("`ends_at` or `duration_minutes`")
+    );
+    let past = silences::NewSilence { ends_at: Some("2020-01-01T00:00:00Z".into()), ..asked(&["level=high"], None) };
+    assert!(refused(t.add_silence(&ana, past, "api").await.unwrap_err()).contains("in the past"));
+    let forever = asked(&["level=high"], Some(u64::MAX));
+    let capped = t.add_silence(&ana, forever, "api").await.unwrap();
+    assert_eq!(
+        (capped.ends_at.as_micros() - capped.starts_at.as_micros()) / 86_400_000_000,
+        silences::MAX_SILENCE_DAYS
+    );
+    let read_only = triage(lake, None);
+    assert!(matches!(
+        read_only.add_silence(&ana, asked(&["level=high"], Some(5)), "api").await,
+        Err(TriageError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn silences_in_the_lake_are_listed_as_the_silence_status_view_says() {
+    use mcpsiem_event::silence::{Matcher, Silence, silence_batch};
+    let now = Timestamp::now();
+    let hour = 3_600_000_000;
+    let make = |from: i64, to: i64| {
+        Silence::new(
+            "ana",
+            "api",
+            vec![Matcher::parse("level=high").unwrap()],
+            now.plus_micros(from),
+            now.plus_micros(to),
+            "r",
+        )
+        .unwrap()
+    };
+    let (active, pending, ended) = (make(-hour, hour), make(hour, 2 * hour), make(-hour, 5 * hour));
+    let expired = ended.expired("bo", "cli", now.plus_micros(-60_000_000));
+    let (_dir, lake) = lake_with(&[], &[]).await;
+    for (i, version) in [&active, &pending, &ended, &expired].into_iter().enumerate() {
+        put(&lake, Table::Silences, version.version_at, &format!("s{i}"), silence_batch(std::slice::from_ref(version)))
+            .await;
+    }
+    let t = triage(lake, None);
+    let listed: HashMap<String, String> = t
+        .silences(&ANA(), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| (v.silence.silence_id.clone(), v.state.as_str().to_string()))
+        .collect();
+    let expected: HashMap<String, String> = [
+        (active.silence_id.clone(), "active".to_string()),
+        (pending.silence_id.clone(), "pending".to_string()),
+        (ended.silence_id.clone(), "expired".to_string()),
+    ]
+    .into();
+    assert_eq!(listed, expected);
+    let sql = "SELECT silence_id, state FROM silence_status".to_string();
+    let viewed: HashMap<String, String> = t
+        .rows(&ANA(), sql, TimeRange::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r["silence_id"].as_str().unwrap().to_string(), r["state"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(viewed, expected, "the view and the service agree");
 }

@@ -5,3 +5,4 @@ mod crash;
 mod destinations;
 mod ocsf_schema;
 mod outage;
+mod silences;

@@ -66,7 +66,7 @@ fn psql_logs_in_with_a_key_and_queries_read_only_with_helpful_errors() {
         assert!(out.status.success(), "{sql}: {}", text(&out.stderr));
         text(&out.stdout).split('|').map(str::to_string).collect()
     };
-    let tables = ["events", "alerts", "deadletters", "alert_changes", "alert_deliveries"];
+    let tables = ["events", "alerts", "deadletters", "alert_changes", "silences", "alert_deliveries"];
     let views = mcpsiem_query::views::VIEWS.iter().map(|v| v.name);
     for table in tables.into_iter().chain(views) {
         let columns = columns_of(ANALYST, table);

@@ -74,15 +74,20 @@ fn sql(port: u16, key: &str, sql: &str) -> Vec<Value> {
 
 /// `mcpsiem alerts …` against the service; its stdout.
 fn cli(port: u16, key: &str, args: &[&str]) -> String {
+    command(port, key, "alerts", args)
+}
+
+/// `mcpsiem <group> …` against the service; its stdout.
+fn command(port: u16, key: &str, group: &str, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_mcpsiem"))
         .env_remove("MCPSIEM_CONFIG")
         .env("MCPSIEM_API_KEY", key)
-        .arg("alerts")
+        .arg(group)
         .args(args)
         .args(["--server", &format!("http://127.0.0.1:{port}")])
         .output()
         .unwrap();
-    assert!(out.status.success(), "alerts {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{group} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -174,6 +179,41 @@ fn the_demo_alerts_are_triaged_and_their_history_survives_a_kill_and_a_restart()
     assert_eq!(detail["history"].as_array().map(Vec::len), Some(5), "{detail}");
     assert_eq!((&detail["status"]["state"], &detail["status"]["assignee"]), (&json!("new"), &json!("bo")));
 
+    // A silence made through the CLI, listed at once.
+    let rule = alerts[0]["rule_id"].as_str().unwrap().to_string();
+    let silence: Value = serde_json::from_str(&command(
+        port,
+        &key,
+        "silence",
+        &[
+            "add",
+            "--match",
+            &format!("rule_id={rule}"),
+            "--match",
+            "level=~high|critical",
+            "--for",
+            "2h",
+            "--reason",
+            "demo noise",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        (&silence["state"], &silence["actor"], &silence["interface"]),
+        (&json!("active"), &json!("up"), &json!("cli")),
+        "{silence}"
+    );
+    let silence_id = silence["silence_id"].as_str().unwrap().to_string();
+    assert!(command(port, &key, "silence", &["list", "--state", "active"]).contains(&silence_id));
+    let (status, refused) = call(
+        port,
+        &key,
+        "POST",
+        "/api/v1/silences",
+        Some(json!({"matchers": ["host=a"], "reason": "r", "duration_minutes": 5})),
+    );
+    assert_eq!(status, 400, "{refused}");
+
     // SIGKILL right after the last answer: what was accepted is in the lake after a restart, once.
     up.child.kill().unwrap();
     up.child.wait().unwrap();
@@ -211,6 +251,19 @@ fn the_demo_alerts_are_triaged_and_their_history_survives_a_kill_and_a_restart()
             .is_some_and(|n| n >= 7)
     });
     check_lake(up.port);
+    // The silence outlived the kill (in the lake now, not in the service's memory), and is expired.
+    wait_until(Duration::from_secs(120), "the silence is in the lake", &log, || {
+        !sql(port, &key, "SELECT silence_id FROM silences").is_empty()
+    });
+    let active = command(port, &key, "silence", &["list", "--state", "active", "--json"]);
+    assert!(active.contains(&silence_id), "{active}");
+    let expired: Value = serde_json::from_str(&command(port, &key, "silence", &["expire", &silence_id])).unwrap();
+    assert_eq!((&expired["state"], &expired["action"]), (&json!("expired"), &json!("expire")), "{expired}");
+    let (status, again) = call(port, &key, "POST", &format!("/api/v1/silences/{silence_id}/expire"), None);
+    assert_eq!(status, 409, "{again}");
+    wait_until(Duration::from_secs(120), "both versions of the silence are in the lake", &log, || {
+        sql(port, &key, "SELECT state FROM silence_status").iter().any(|r| r["state"] == "expired")
+    });
 
     // The verdicts count in the rule's statistics; the demo's alerts rank its entities.
     let second_rule = alerts[1]["rule_id"].as_str().unwrap();
