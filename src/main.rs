@@ -75,6 +75,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Collect(command) => command.run(&config),
         Command::Alerts(command) => command.run(&config),
         Command::Silence(command) => command.run(&config),
+        Command::Incidents(command) => command.run(&config),
         Command::Up(args) => commands::up::run_up(
             &config,
             &commands::up::UpOptions {

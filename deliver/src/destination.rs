@@ -81,6 +81,11 @@ impl ConfiguredDestination {
         self.config.kind.destination().deliver_batch(&attempts).await
     }
 
+    /// Whether closing an alert resolves what its delivery here started.
+    pub fn can_resolve(&self) -> bool {
+        self.config.kind.destination().can_resolve()
+    }
+
     /// Ends what the alert started, where the type has something to end (PagerDuty).
     pub async fn resolve(&self, alert_id: &str) -> Outcome {
         match self.config.kind.destination().resolve(&self.http, alert_id) {

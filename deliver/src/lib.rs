@@ -108,6 +108,11 @@ pub async fn run(
         &kafka.alert_changes_topic,
         std::time::Duration::from_secs(10),
     )?;
+    let closes = if destinations_resolve(config)? {
+        Some(tokio::spawn(follow_closes(config.clone(), kafka.clone(), outbox.clone(), wake.clone(), stop.clone())))
+    } else {
+        None
+    };
 
     let make_consumer = || -> Result<StreamConsumer, DeliveryError> {
         let consumer: StreamConsumer = kafka
@@ -216,6 +221,13 @@ pub async fn run(
         tracing::warn!(error = %e, "committing the alerts topic's offsets at stop failed; alerts will be read again (and skipped by the outbox)");
     }
     let _ = follower.await;
+    if let Some(closes) = closes {
+        match closes.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "following closed alerts failed"),
+            Err(e) => tracing::error!(error = %e, "following closed alerts failed"),
+            Ok(Ok(())) => {}
+        }
+    }
     match worker.await {
         Ok(result) => result?,
         Err(e) => tracing::error!(error = %e, "the delivery worker failed"),
@@ -248,4 +260,60 @@ async fn publish_silenced(
         }
     }
     true
+}
+
+/// Whether a configured destination resolves what an alert started when it is closed.
+fn destinations_resolve(config: &DeliveryConfig) -> Result<bool, DeliveryError> {
+    Ok(destinations(config)?.values().any(|d| d.can_resolve()))
+}
+
+/// Follows the alert-changes topic (its own consumer group, `<group_id>.alert-changes`):
+/// an alert closed there has the PagerDuty incidents it triggered resolved, through the
+/// outbox, so a resolve survives crashes and outages like a delivery. Offsets are stored
+/// once the resolves are queued.
+async fn follow_closes(
+    config: DeliveryConfig,
+    kafka: KafkaConfig,
+    outbox: Arc<Outbox>,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), DeliveryError> {
+    let consumer: StreamConsumer = kafka
+        .client_config()
+        .set("group.id", format!("{}.alert-changes", config.group_id))
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    consumer.subscribe(&[&kafka.alert_changes_topic])?;
+    loop {
+        tokio::select! {
+            message = consumer.recv() => {
+                let message = match message {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the alert-changes topic failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                if let Ok(change) = AlertChange::from_json(message.payload().unwrap_or_default())
+                    && matches!(change.action, mcpsiem_event::ChangeAction::Close { .. })
+                {
+                    let queued = outbox.enqueue_resolves(&change.alert_id, Timestamp::now())?;
+                    if queued > 0 {
+                        tracing::info!(alert = %change.alert_id, resolves = queued, "alert closed: resolving what it triggered");
+                        metrics::counter!("mcpsiem_delivery_resolves_queued_total").increment(queued as u64);
+                        wake.notify_one();
+                    }
+                }
+                consumer.store_offset_from_message(&message)?;
+            }
+            _ = stop.changed() => if *stop.borrow() { break },
+        }
+    }
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::warn!(error = %e, "committing the alert-changes topic's offsets at stop failed; closes will be read again (and skipped by the outbox)");
+    }
+    Ok(())
 }

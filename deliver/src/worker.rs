@@ -171,7 +171,7 @@ impl Worker {
                 self.outbox.apply(&[self.record(delivery, outcome, Duration::ZERO)])?;
                 continue;
             };
-            if let Some(&at) = open.get(&delivery.destination) {
+            if let Some(&at) = open.get(&delivery.destination).filter(|_| !delivery.resolve) {
                 let batch = &mut batches[at].1;
                 in_flight.insert(delivery.key.clone());
                 batch.push(delivery);
@@ -192,7 +192,7 @@ impl Worker {
                 continue;
             }
             in_flight.insert(delivery.key.clone());
-            if destination.batch_limit() > 1 {
+            if destination.batch_limit() > 1 && !delivery.resolve {
                 open.insert(delivery.destination.clone(), batches.len());
             }
             batches.push((destination, vec![delivery]));
@@ -204,10 +204,14 @@ impl Worker {
             }
             tasks.spawn(async move {
                 let started = Instant::now();
-                let deliveries: Vec<(&mcpsiem_event::Alert, &str, u32)> =
-                    batch.iter().map(|d| (&d.alert, d.key.as_str(), d.attempts)).collect();
-                let outcome = destination.deliver_batch(&deliveries).await;
-                drop(deliveries);
+                let outcome = match batch.as_slice() {
+                    [one] if one.resolve => destination.resolve(&one.alert.id).await,
+                    _ => {
+                        let deliveries: Vec<(&mcpsiem_event::Alert, &str, u32)> =
+                            batch.iter().map(|d| (&d.alert, d.key.as_str(), d.attempts)).collect();
+                        destination.deliver_batch(&deliveries).await
+                    }
+                };
                 (batch, outcome, started.elapsed())
             });
         }
@@ -231,7 +235,9 @@ impl Worker {
     fn record(&self, mut delivery: Delivery, outcome: Outcome, took: Duration) -> Update {
         let now = Timestamp::now();
         let destination = delivery.destination.clone();
-        let kind = self.destinations.get(&destination).map(|d| d.config.kind.type_name()).unwrap_or("unknown");
+        let configured = self.destinations.get(&destination);
+        let kind = configured.map(|d| d.config.kind.type_name()).unwrap_or("unknown");
+        let resolvable = !delivery.resolve && configured.is_some_and(|d| d.can_resolve());
         metrics::histogram!("mcpsiem_delivery_attempt_seconds", "destination" => destination.clone())
             .record(took.as_secs_f64());
         delivery.attempts += 1;
@@ -249,6 +255,7 @@ impl Worker {
                     reference,
                     last_error: error,
                     last_status: http,
+                    resolvable: resolvable && status == "delivered",
                 }
             };
         let record = match outcome {
@@ -257,8 +264,9 @@ impl Worker {
                 metrics::histogram!("mcpsiem_delivery_latency_seconds", "destination" => destination.clone())
                     .record(latency);
                 metrics::counter!("mcpsiem_delivery_sent_total", "destination" => destination.clone(), "type" => kind, "outcome" => "delivered").increment(1);
-                tracing::info!(destination, alert = %delivery.alert.id, attempts = delivery.attempts, "alert delivered");
-                Some(finish("delivered", reference, delivery.last_error.clone(), status, &delivery))
+                let done = if delivery.resolve { "resolved" } else { "delivered" };
+                tracing::info!(destination, alert = %delivery.alert.id, attempts = delivery.attempts, "alert {done}");
+                Some(finish(done, reference, delivery.last_error.clone(), status, &delivery))
             }
             Outcome::Failed { reason, status } => {
                 metrics::counter!("mcpsiem_delivery_sent_total", "destination" => destination.clone(), "type" => kind, "outcome" => "dead").increment(1);

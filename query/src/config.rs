@@ -45,6 +45,11 @@ pub struct QueryConfig {
     pub rule_flag_ratio: f64,
     /// …once it has at least this many closed alerts with a verdict on its quality.
     pub rule_flag_min_verdicts: u64,
+    /// The alert group fields whose shared values put alerts into one incident.
+    pub incident_entities: Vec<String>,
+    /// Alerts sharing an entity value this close in time (minutes) are in one incident;
+    /// chains of such alerts too.
+    pub incident_window_minutes: u64,
 }
 
 impl Default for QueryConfig {
@@ -64,6 +69,14 @@ impl Default for QueryConfig {
             max_expression_depth: crate::nesting::DEFAULT_MAX_EXPRESSION_DEPTH,
             rule_flag_ratio: 0.5,
             rule_flag_min_verdicts: 5,
+            incident_entities: vec![
+                "enduser.id".into(),
+                "auth.token.identity".into(),
+                "auth.token.fingerprint".into(),
+                "mcp.session.id".into(),
+                "client.address".into(),
+            ],
+            incident_window_minutes: 60,
         }
     }
 }

@@ -137,7 +137,7 @@ pub enum VerdictArg {
 }
 
 impl VerdictArg {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             VerdictArg::TruePositive => "true_positive",
             VerdictArg::FalsePositive => "false_positive",

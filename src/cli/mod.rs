@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod collect;
 pub mod evidence;
 pub mod generate;
+pub mod incidents;
 pub mod query;
 pub mod rules;
 pub mod silence;
@@ -89,6 +90,10 @@ pub enum Command {
     /// alert queue of a running query service: list, show, ack, assign, close… (docs/alerts.md).
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
+    /// Incidents of a running query service: alerts sharing a user, token, session or address,
+    /// worked as one (docs/alerts.md#incidents).
+    #[command(subcommand)]
+    Incidents(incidents::IncidentsCommand),
     /// Silences of a running query service: hold back the delivery of matching alerts for a
     /// while (docs/alerts.md#silences).
     #[command(subcommand)]

@@ -64,6 +64,12 @@ pub trait Destination: Send + Sync {
         })
     }
 
+    /// Whether [`Self::resolve`] does something: closing an alert then resolves what its
+    /// delivery started.
+    fn can_resolve(&self) -> bool {
+        false
+    }
+
     /// Ends what an alert started (PagerDuty resolves its incident); `None`: this type has
     /// nothing to resolve, as most have.
     fn resolve<'a>(&'a self, _http: &'a HttpClient, _alert_id: &'a str) -> Option<BoxFuture<'a, Outcome>> {

@@ -29,6 +29,10 @@ impl Destination for Pagerduty {
         Box::pin(async move { attempt.http.post_json(&self.url, &payload, &[]).await })
     }
 
+    fn can_resolve(&self) -> bool {
+        true
+    }
+
     fn resolve<'a>(&'a self, http: &'a HttpClient, alert_id: &'a str) -> Option<BoxFuture<'a, Outcome>> {
         let payload = json!({"routing_key": self.routing_key, "event_action": "resolve", "dedup_key": alert_id});
         Some(Box::pin(async move { http.post_json(&self.url, &payload, &[]).await }))

@@ -1,7 +1,8 @@
 //! The alert workflow's HTTP API (docs/alerts.md):
 //! `GET /api/v1/alerts`, `GET /api/v1/alerts/{id}` and
 //! `POST /api/v1/alerts/{id}/{ack,assign,close,reopen,comment}`, `GET /api/v1/rules/stats`
-//! `GET /api/v1/entities/risk`, and `GET|POST /api/v1/silences`,
+//! `GET /api/v1/entities/risk`, `GET /api/v1/incidents`, `GET /api/v1/incidents/{id}`,
+//! `POST /api/v1/incidents/{id}/{action}`, and `GET|POST /api/v1/silences`,
 //! `POST /api/v1/silences/{id}/expire`.
 
 use axum::body::Body;
@@ -16,6 +17,7 @@ use mcpsiem_event::{ChangeAction, Verdict};
 use serde::Deserialize;
 
 use super::filter::AlertFilterParams;
+use super::incidents::IncidentParams;
 use super::insights::{RiskParams, RuleStatsParams};
 use super::silences::NewSilence;
 use super::{Triage, TriageError};
@@ -33,6 +35,9 @@ pub fn routes(triage: Triage) -> Router {
         .route("/api/v1/alerts/{id}/{action}", post(change))
         .route("/api/v1/rules/stats", get(rule_stats))
         .route("/api/v1/entities/risk", get(entity_risk))
+        .route("/api/v1/incidents", get(list_incidents))
+        .route("/api/v1/incidents/{id}", get(show_incident))
+        .route("/api/v1/incidents/{id}/{action}", post(change_incident))
         .route("/api/v1/silences", get(list_silences).post(add_silence))
         .route("/api/v1/silences/{id}/expire", post(expire_silence))
         .with_state(triage)
@@ -199,14 +204,37 @@ async fn change(
     Path((id, name)): Path<(String, String)>,
     body: Option<Json<ChangeBody>>,
 ) -> Response {
+    change_answer(triage, headers, id, name, body, false).await
+}
+
+async fn change_incident(
+    State(triage): State<Triage>,
+    headers: HeaderMap,
+    Path((id, name)): Path<(String, String)>,
+    body: Option<Json<ChangeBody>>,
+) -> Response {
+    change_answer(triage, headers, id, name, body, true).await
+}
+
+/// Makes, audits and answers one change of an alert or an incident.
+async fn change_answer(
+    triage: Triage,
+    headers: HeaderMap,
+    id: String,
+    name: String,
+    body: Option<Json<ChangeBody>>,
+    incident: bool,
+) -> Response {
     let caller = match caller(triage.engine(), &headers) {
         Ok(caller) => caller,
         Err(e) => return error_response(&e),
     };
-    let what = format!("{name} alert {}", id.chars().take(80).collect::<String>());
+    let what = if incident { "incident" } else { "alert" };
+    let what = format!("{name} {what} {}", id.chars().take(80).collect::<String>());
     let mut record = AuditRecord::start(&caller, &QueryRequest { sql: what, ..QueryRequest::default() });
     record.action = "alert_change".into();
     let outcome = match action_of(&name, body.map(|Json(b)| b).unwrap_or_default()) {
+        Ok(action) if incident => triage.change_incident(&caller, &id, action, interface(&headers)).await,
         Ok(action) => triage.change(&caller, &id, action, interface(&headers)).await,
         Err(message) => Err(TriageError::Invalid(message)),
     };
@@ -224,6 +252,35 @@ async fn change(
             triage.engine().audit(record).await;
             triage_error_response(&e)
         }
+    }
+}
+
+async fn list_incidents(
+    State(triage): State<Triage>,
+    headers: HeaderMap,
+    params: Result<Query<IncidentParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let caller = match caller(triage.engine(), &headers) {
+        Ok(caller) => caller,
+        Err(e) => return error_response(&e),
+    };
+    let Ok(Query(params)) = params else {
+        return error_response(&QueryError::Plan("the query string takes state, days, limit and offset".into()));
+    };
+    match triage.incidents(&caller, &params).await {
+        Ok(page) => Json(page).into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn show_incident(State(triage): State<Triage>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let caller = match caller(triage.engine(), &headers) {
+        Ok(caller) => caller,
+        Err(e) => return error_response(&e),
+    };
+    match triage.incident(&caller, &id).await {
+        Ok(detail) => Json(detail).into_response(),
+        Err(e) => triage_error_response(&e),
     }
 }
 

@@ -119,7 +119,15 @@ impl Triage {
             let weight = risk_weight(&text("level"), row.get("verdict").and_then(Value::as_str));
             let Some(group) = row.get("group_values").and_then(Value::as_object) else { continue };
             for &t in &types {
-                let Some(entity) = group.get(ENTITY_FIELDS[t]).and_then(Value::as_str) else { continue };
+                // The token rules group by the token's identity (its fingerprint where the
+                // collector saw the token, else its claims); older alerts by the fingerprint.
+                let value = match ENTITY_FIELDS[t] {
+                    "auth.token.fingerprint" => {
+                        group.get("auth.token.identity").or_else(|| group.get(ENTITY_FIELDS[t]))
+                    }
+                    field => group.get(field),
+                };
+                let Some(entity) = value.and_then(Value::as_str) else { continue };
                 let risk = risks.entry((t, entity.to_string())).or_default();
                 let time = Timestamp::parse(&text("alert_time")).map_err(|e| QueryError::Execution(e.to_string()))?;
                 risk.risk += weight;

@@ -12,6 +12,7 @@
 
 pub mod filter;
 pub mod http;
+pub mod incidents;
 pub mod insights;
 pub mod silences;
 
@@ -58,7 +59,8 @@ pub struct WorkflowSinks {
 /// Why a change was not made.
 #[derive(Debug, thiserror::Error)]
 pub enum TriageError {
-    #[error("no alert {0} in the lake; check the id (GET /api/v1/alerts lists them)")]
+    /// What was not found, and where to look.
+    #[error("{0}")]
     NotFound(String),
     /// The change does not fit the alert's state.
     #[error("{0}")]
@@ -262,7 +264,9 @@ impl Triage {
     pub async fn show(&self, caller: &Caller, alert_id: &str) -> Result<AlertDetail, TriageError> {
         check_id(alert_id)?;
         let Some(alert) = self.alert_row(caller, alert_id).await? else {
-            return Err(TriageError::NotFound(alert_id.to_string()));
+            return Err(TriageError::NotFound(format!(
+                "no alert {alert_id} in the lake; check the id (GET /api/v1/alerts lists them)"
+            )));
         };
         let mut history = self.lake_changes(caller, alert_id).await?;
         let known: std::collections::HashSet<String> = history.iter().map(|c| c.change_id.clone()).collect();
@@ -301,6 +305,31 @@ impl Triage {
         action: ChangeAction,
         interface: &str,
     ) -> Result<ChangeOutcome, TriageError> {
+        self.change_of(caller, alert_id, action, interface, false).await
+    }
+
+    /// The same for an incident (`INC-…`): its changes are alert changes under its id.
+    pub async fn change_incident(
+        &self,
+        caller: &Caller,
+        incident_id: &str,
+        action: ChangeAction,
+        interface: &str,
+    ) -> Result<ChangeOutcome, TriageError> {
+        if matches!(action, ChangeAction::Silence { .. }) {
+            return Err(TriageError::Invalid("incidents are not silenced; silence their alerts' rules".into()));
+        }
+        self.change_of(caller, incident_id, action, interface, true).await
+    }
+
+    async fn change_of(
+        &self,
+        caller: &Caller,
+        alert_id: &str,
+        action: ChangeAction,
+        interface: &str,
+        incident: bool,
+    ) -> Result<ChangeOutcome, TriageError> {
         if caller.role == Role::Auditor {
             return Err(TriageError::Forbidden(
                 "auditor keys read alerts; an analyst or admin key changes them".to_string(),
@@ -316,8 +345,12 @@ impl Triage {
         change.check().map_err(|e| TriageError::Invalid(e.to_string()))?;
         let lock = &self.locks[stable_index(alert_id)];
         let _one_at_a_time = lock.lock().await;
-        if self.alert_row(caller, alert_id).await?.is_none() {
-            return Err(TriageError::NotFound(alert_id.to_string()));
+        if incident {
+            self.find_incident(caller, alert_id, None).await?;
+        } else if self.alert_row(caller, alert_id).await?.is_none() {
+            return Err(TriageError::NotFound(format!(
+                "no alert {alert_id} in the lake; check the id (GET /api/v1/alerts lists them)"
+            )));
         }
         let mut changes = self.lake_changes(caller, alert_id).await?;
         changes.extend(self.recent_changes(alert_id));

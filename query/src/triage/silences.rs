@@ -151,7 +151,7 @@ impl Triage {
         let _one_at_a_time = self.locks[super::stable_index(silence_id)].lock().await;
         let set = self.silence_set(caller).await?;
         let Some(held) = set.get(silence_id) else {
-            return Err(TriageError::NotFound(format!("silence {silence_id}; GET /api/v1/silences lists them")));
+            return Err(TriageError::NotFound(format!("no silence {silence_id}; GET /api/v1/silences lists them")));
         };
         let now = Timestamp::now();
         if held.state(now) == SilenceState::Expired {

@@ -403,3 +403,70 @@ async fn silences_in_the_lake_are_listed_as_the_silence_status_view_says() {
         .collect();
     assert_eq!(viewed, expected, "the view and the service agree");
 }
+
+#[tokio::test]
+async fn alerts_sharing_an_entity_are_worked_as_one_incident() {
+    use super::incidents::IncidentParams;
+    let minute = 60_000_000;
+    let start = Timestamp::now().plus_micros(-600 * minute);
+    let at = |minutes: i64, id: &str, user: &str| Alert {
+        first_time: start.plus_micros(minutes * minute),
+        last_time: start.plus_micros(minutes * minute),
+        ..alert(id, 0, Level::Medium, user)
+    };
+    // Ana's alerts within the hour of each other; Bo's apart; Ana again hours later.
+    let alerts =
+        [at(0, "A1", "ana"), at(30, "A2", "ana"), at(85, "A3", "ana"), at(10, "B1", "bo"), at(400, "C1", "ana")];
+    // A4 comes after the first incident was closed (at minute 100): a new incident.
+    let closed = AlertChange {
+        changed_at: start.plus_micros(100 * minute),
+        ..change("INC-A1", 0, "C0", ChangeAction::Close { verdict: Verdict::TruePositive, comment: None })
+    };
+    let mut all_alerts = alerts.to_vec();
+    all_alerts.push(at(120, "A4", "ana"));
+    let (_dir, lake) = lake_with(&all_alerts, std::slice::from_ref(&closed)).await;
+    let sink = Arc::new(MemorySink::default());
+    let t = triage(lake, Some(sink.clone()));
+    let ana = ANA();
+    let page = t.incidents(&ana, &IncidentParams::default()).await.unwrap();
+    let found: Vec<(String, Vec<String>, AlertState)> =
+        page.incidents.iter().map(|i| (i.incident_id.clone(), i.alert_ids.clone(), i.status.state)).collect();
+    let expected =
+        |id: &str, alerts: &[&str], state| (id.to_string(), alerts.iter().map(|a| a.to_string()).collect(), state);
+    assert_eq!(
+        found,
+        vec![
+            expected("INC-C1", &["C1"], AlertState::New),
+            expected("INC-A4", &["A4"], AlertState::New),
+            expected("INC-A1", &["A3", "A2", "A1"], AlertState::Closed),
+            expected("INC-B1", &["B1"], AlertState::New),
+        ],
+        "newest first, each with its alerts newest first"
+    );
+    assert_eq!(page.incidents[2].entities["enduser.id"], ["ana".to_string()].into());
+
+    // Worked as one: acknowledged and assigned, seen at once; refused where it does not fit.
+    let acked = t.change_incident(&ana, "INC-A4", ChangeAction::Acknowledge, "api").await.unwrap();
+    assert_eq!(acked.status.state, AlertState::Acknowledged);
+    assert_eq!(sink.published.lock().unwrap()[0].alert_id, "INC-A4");
+    let again = t.change_incident(&ana, "INC-A4", ChangeAction::Acknowledge, "api").await.unwrap_err();
+    assert!(matches!(again, TriageError::Conflict(_)), "{again}");
+    let acknowledged = IncidentParams { state: Some("acknowledged".into()), ..Default::default() };
+    let listed = t.incidents(&ana, &acknowledged).await.unwrap().incidents;
+    assert_eq!(listed.iter().map(|i| i.incident_id.as_str()).collect::<Vec<_>>(), ["INC-A4"]);
+    let missing = t.change_incident(&ana, "INC-NOPE", ChangeAction::Acknowledge, "api").await.unwrap_err();
+    assert!(matches!(missing, TriageError::NotFound(_)), "{missing}");
+    let not_incident = t.change_incident(&ana, "A1", ChangeAction::Acknowledge, "api").await.unwrap_err();
+    assert!(not_incident.to_string().contains("start with INC-"), "{not_incident}");
+
+    // The detail: its alerts oldest first, its history.
+    let detail = t.incident(&ana, "INC-A1").await.unwrap();
+    let ids: Vec<&str> = detail.alerts.iter().map(|a| field(a, "alert_id").unwrap()).collect();
+    assert_eq!(ids, ["A1", "A2", "A3"]);
+    assert_eq!(detail.history.len(), 1);
+    let paged = IncidentParams { limit: Some(3), offset: Some(2), ..Default::default() };
+    let page = t.incidents(&ana, &paged).await.unwrap();
+    assert_eq!((page.incidents.len(), page.next_offset), (2, None));
+    let bad = IncidentParams { state: Some("silenced".into()), ..Default::default() };
+    assert!(t.incidents(&ana, &bad).await.unwrap_err().to_string().contains("not an incident state"));
+}

@@ -1,15 +1,17 @@
 //! Silences against the real broker: a silence made before the delivery stage starts holds
 //! back a matching alert from a local webhook receiver while other alerts go through; the
 //! silenced alert is recorded on the alert-changes topic (once, with the silence's id); once
-//! the silence is expired, matching alerts are delivered again.
+//! the silence is expired, matching alerts are delivered again. Closing a delivered alert
+//! resolves the PagerDuty incident it triggered.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mcpsiem_deliver::config::{DeliveryConfig, DestinationConfig, DestinationKind, RetryConfig};
+use mcpsiem_deliver::destinations::pagerduty::Pagerduty;
 use mcpsiem_deliver::destinations::webhook::Webhook;
 use mcpsiem_event::silence::{Matcher, Silence};
-use mcpsiem_event::{AlertChange, ChangeAction, Timestamp};
+use mcpsiem_event::{AlertChange, ChangeAction, Timestamp, Verdict};
 use mcpsiem_runtime::producer::AckedProducer;
 
 use super::outage::{Received, SECRET, alert, start_receiver};
@@ -28,6 +30,25 @@ fn a_silence_holds_back_matching_alerts_until_it_is_expired() {
     let received: Received = Arc::new(Mutex::new(Vec::new()));
     let port = support::free_port();
     let _receiver = start_receiver(&runtime, port, received.clone());
+    // A PagerDuty Events API: keeps each event's action and dedup key.
+    let paged: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let pd_port = support::free_port();
+    {
+        let paged = paged.clone();
+        let app = axum::Router::new().route(
+            "/v2/enqueue",
+            axum::routing::post(move |body: axum::body::Bytes| async move {
+                let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                let text = |name: &str| event[name].as_str().unwrap_or_default().to_string();
+                paged.lock().unwrap().push((text("event_action"), text("dedup_key")));
+                (axum::http::StatusCode::ACCEPTED, r#"{"status":"success"}"#)
+            }),
+        );
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", pd_port)).await.unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    }
 
     // Made before the stage starts: it reads the topic to its end before the first alert.
     let matchers = vec![Matcher::parse("rule_id=rule-1").unwrap(), Matcher::parse("level=~high|critical").unwrap()];
@@ -38,22 +59,22 @@ fn a_silence_holds_back_matching_alerts_until_it_is_expired() {
     runtime.block_on(silences.publish(&silence.silence_id, silence.to_json().as_bytes())).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
+    let destination = |kind| DestinationConfig {
+        kind,
+        rate_per_minute: 0,
+        timeout_seconds: 5,
+        title_template: None,
+        body_template: None,
+    };
+    let hook = Webhook { url: format!("http://127.0.0.1:{port}/hook"), secret: SECRET.into() };
+    let pager = Pagerduty { routing_key: "R0UT1NG".into(), url: format!("http://127.0.0.1:{pd_port}/v2/enqueue") };
     let config = DeliveryConfig {
         outbox_path: dir.path().join("outbox.redb"),
         group_id: "silences-delivery".into(),
-        destinations: [(
-            "hook".to_string(),
-            DestinationConfig {
-                kind: DestinationKind::Webhook(Webhook {
-                    url: format!("http://127.0.0.1:{port}/hook"),
-                    secret: SECRET.into(),
-                }),
-                rate_per_minute: 0,
-                timeout_seconds: 5,
-                title_template: None,
-                body_template: None,
-            },
-        )]
+        destinations: [
+            ("hook".to_string(), destination(DestinationKind::Webhook(hook))),
+            ("pager".to_string(), destination(DestinationKind::Pagerduty(pager))),
+        ]
         .into(),
         retry: RetryConfig { initial_backoff_ms: 200, max_backoff_ms: 1000, ..RetryConfig::default() },
         ..DeliveryConfig::default()
@@ -98,6 +119,20 @@ fn a_silence_holds_back_matching_alerts_until_it_is_expired() {
     std::thread::sleep(Duration::from_secs(2));
     send(&after);
     support::wait_until(Duration::from_secs(60), "the alert after the silence delivered", || delivered(&after.id));
+
+    // An analyst closes a delivered alert: the PagerDuty incident it triggered is resolved, once.
+    let changes_topic = AckedProducer::new(&kafka, &kafka.alert_changes_topic, Duration::from_secs(10)).unwrap();
+    let close = AlertChange::new(
+        &other.id,
+        "ana",
+        "api",
+        ChangeAction::Close { verdict: Verdict::TruePositive, comment: None },
+    );
+    runtime.block_on(changes_topic.publish(&close.alert_id, close.to_json().as_bytes())).unwrap();
+    let resolved = |id: &str| paged.lock().unwrap().iter().filter(|(a, d)| a == "resolve" && d == id).count();
+    support::wait_until(Duration::from_secs(60), "the closed alert's incident resolved", || resolved(&other.id) == 1);
+    let triggered = |id: &str| paged.lock().unwrap().iter().any(|(a, d)| a == "trigger" && d == id);
+    assert!(triggered(&other.id) && triggered(&after.id) && !triggered(&silenced.id), "{:?}", paged.lock().unwrap());
     stop_tx.send(true).unwrap();
     let summary = runtime.block_on(stage).unwrap().unwrap();
     assert_eq!(summary.alerts_read, 3);
@@ -106,9 +141,11 @@ fn a_silence_holds_back_matching_alerts_until_it_is_expired() {
     let changes = support::read_topic_json(
         &kafka,
         &kafka.alert_changes_topic,
-        1,
+        2,
         Duration::from_secs(1),
         Duration::from_secs(10),
     );
-    assert_eq!(changes.len(), 1, "only the silenced alert is recorded: {changes:?}");
+    assert_eq!(changes.len(), 2, "the silenced alert is recorded once, beside the close: {changes:?}");
+    let resolves = paged.lock().unwrap().iter().filter(|(a, _)| a == "resolve").count();
+    assert_eq!(resolves, 1, "only the closed alert is resolved, once");
 }

@@ -1,6 +1,8 @@
 //! The detector end to end on a real broker: generated traffic with every attack goes
 //! through Kafka into `mcpsiem detect`, each scenario raises an alert on the alerts topic,
 //! and `mcpsiem detect --replay` over the lake the ingester wrote gives the same alerts.
+//! Grouped into incidents as the query service groups them, each injected token replay and
+//! exfiltration chain ends as one incident.
 
 use crate::support;
 
@@ -66,8 +68,13 @@ fn live_detection_alerts_every_scenario_and_replay_agrees() {
     };
     let producer = EventProducer::new(&kafka).unwrap();
     let mut scenario_of = HashMap::new();
+    let mut instance_of: HashMap<String, (String, u64)> = HashMap::new();
     for event in Generator::new(options) {
         let scenario = mcpsiem_gen::scenario_of(&event).to_string();
+        if let Some(instance) = event.attributes.get(mcpsiem_gen::session::SCENARIO_INSTANCE_KEY) {
+            let instance = serde_json::from_str::<u64>(instance.get()).unwrap();
+            instance_of.insert(event.id.to_string(), (scenario.clone(), instance));
+        }
         scenario_of.insert(event.id.to_string(), scenario);
         producer.send(mcpsiem_runtime::kafka::event_key(&event), event.to_json().as_bytes()).unwrap();
     }
@@ -108,6 +115,7 @@ approved_servers = ["filesystem", "github", "slack", "postgres", "fetch", "email
     eprintln!("{} alerts, {benign} on benign events only", live.len());
     let missed: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).filter(|s| !detected.contains(s)).collect();
     assert!(missed.is_empty(), "scenarios without a live alert: {missed:?}");
+    every_instance_is_one_incident(&live, &instance_of, &["token_replay", "exfiltration_chain"]);
 
     // The ingester stores the alerts topic in the lake's `alerts` table, each alert once.
     let ingest = fixture.command(&["ingest", "--stop-when-idle", "3"]).stdout(Stdio::null()).status().unwrap();
@@ -135,4 +143,45 @@ approved_servers = ["filesystem", "github", "slack", "postgres", "fetch", "email
     let only_live: Vec<_> = live_set.difference(&replay_set).collect();
     let only_replay: Vec<_> = replay_set.difference(&live_set).collect();
     assert!(only_live.is_empty() && only_replay.is_empty(), "only live: {only_live:#?}\nonly replay: {only_replay:#?}");
+}
+
+/// Groups every alert into incidents with the query service's defaults and checks that the
+/// alerts of each injected instance of `scenarios` are in one incident.
+fn every_instance_is_one_incident(alerts: &[Alert], instance_of: &HashMap<String, (String, u64)>, scenarios: &[&str]) {
+    use mcpsiem_query::triage::incidents::{AlertFacts, cluster};
+    let config = mcpsiem_query::QueryConfig::default();
+    let facts: Vec<AlertFacts> = alerts
+        .iter()
+        .map(|a| AlertFacts {
+            alert_id: a.id.clone(),
+            time: a.last_time,
+            group: a.group.clone(),
+            event_ids: a.event_ids.clone(),
+        })
+        .collect();
+    let window = config.incident_window_minutes as i64 * 60_000_000;
+    let mut incident_of = vec![0; alerts.len()];
+    for (n, members) in cluster(&facts, &config.incident_entities, window).into_iter().enumerate() {
+        for m in members {
+            incident_of[m] = n;
+        }
+    }
+    let mut incidents_of_instance: HashMap<(String, u64), BTreeSet<usize>> = HashMap::new();
+    for (i, alert) in alerts.iter().enumerate() {
+        let instances: BTreeSet<&(String, u64)> = alert.event_ids.iter().filter_map(|id| instance_of.get(id)).collect();
+        for instance in instances.into_iter().filter(|(s, _)| scenarios.contains(&s.as_str())) {
+            incidents_of_instance.entry(instance.clone()).or_default().insert(incident_of[i]);
+        }
+    }
+    for scenario in scenarios {
+        assert!(incidents_of_instance.keys().any(|(s, _)| s == scenario), "no alert of {scenario}");
+    }
+    for (instance, incidents) in &incidents_of_instance {
+        let titles: Vec<String> = alerts
+            .iter()
+            .filter(|a| a.event_ids.iter().any(|id| instance_of.get(id) == Some(instance)))
+            .map(|a| format!("{} {:?}", a.rule_title, a.group))
+            .collect();
+        assert_eq!(incidents.len(), 1, "{instance:?} is in {} incidents: {titles:#?}", incidents.len());
+    }
 }

@@ -214,11 +214,31 @@ fn the_demo_alerts_are_triaged_and_their_history_survives_a_kill_and_a_restart()
     );
     assert_eq!(status, 400, "{refused}");
 
+    // The demo's alerts grouped into incidents, each alert in one; one worked through the CLI.
+    let (status, page) = call(port, &key, "GET", "/api/v1/incidents?days=30&limit=500", None);
+    assert_eq!(status, 200, "{page}");
+    let incidents = page["incidents"].as_array().cloned().unwrap_or_default();
+    let mut grouped: Vec<&str> =
+        incidents.iter().flat_map(|i| i["alert_ids"].as_array().unwrap().iter().filter_map(Value::as_str)).collect();
+    let count = grouped.len();
+    grouped.sort();
+    grouped.dedup();
+    assert!(!incidents.is_empty() && grouped.len() == count, "an alert in two incidents: {page}");
+    assert!(incidents.iter().all(|i| i["incident_id"].as_str().unwrap().starts_with("INC-")));
+    let incident = incidents[0]["incident_id"].as_str().unwrap().to_string();
+    let incident_acked: Value = serde_json::from_str(&command(port, &key, "incidents", &["ack", &incident])).unwrap();
+    assert_eq!(incident_acked["status"]["state"], "acknowledged", "{incident_acked}");
+    let listed = command(port, &key, "incidents", &["list", "--state", "acknowledged", "--days", "30"]);
+    assert!(listed.contains(&incident), "{listed}");
+    let (status, detail) = call(port, &key, "GET", &format!("/api/v1/incidents/{incident}"), None);
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!(detail["alerts"].as_array().map(Vec::len), incidents[0]["alerts"].as_u64().map(|n| n as usize));
+
     // SIGKILL right after the last answer: what was accepted is in the lake after a restart, once.
     up.child.kill().unwrap();
     up.child.wait().unwrap();
     let expected_ids: Vec<String> = std::iter::once(&acked)
-        .chain([&assigned, &closed, &reopened])
+        .chain([&assigned, &closed, &reopened, &incident_acked])
         .map(|o| o["change"]["change_id"].as_str().unwrap().to_string())
         .collect();
     let check_lake = |port: u16| {
@@ -244,11 +264,11 @@ fn the_demo_alerts_are_triaged_and_their_history_survives_a_kill_and_a_restart()
         assert_eq!((&of(&second)["state"], &of(&second)["verdict"]), (&json!("closed"), &later), "{status:?}");
     };
     let mut up = spawn_up(&data, &log, broker, port, intake, false);
-    wait_until(Duration::from_secs(180), "the seven changes are in the lake after the kill", &log, || {
+    wait_until(Duration::from_secs(180), "the eight changes are in the lake after the kill", &log, || {
         call(port, &key, "POST", "/api/v1/query", Some(json!({"sql": "SELECT count(*) AS n FROM alert_changes"})))
             .1["rows"][0]["n"]
             .as_u64()
-            .is_some_and(|n| n >= 7)
+            .is_some_and(|n| n >= 8)
     });
     check_lake(up.port);
     // The silence outlived the kill (in the lake now, not in the service's memory), and is expired.

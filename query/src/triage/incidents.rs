@@ -1,0 +1,479 @@
+//! Incidents: alerts that share an entity (a user, a token, a session, a client address… as
+//! `query.incident_entities` lists) within `query.incident_window_minutes` of each other,
+//! or share a matched event (a secret read that one rule flags and a correlation chains
+//! into an exfiltration), form one incident, worked as one: it has its own state, assignee, verdict
+//! and history, and a timeline of its alerts and their events.
+//!
+//! Incidents are derived, not stored: the service groups the window's alerts each time it
+//! is asked (as it weighs entity risk), so a new alert joins an open incident as soon as it
+//! is in the lake. What analysts do to an incident is stored like what they do to an alert:
+//! alert changes whose `alert_id` is the incident's id, `INC-` and the id of its first
+//! alert. An alert raised after its incident was closed does not reopen it: it starts a
+//! new incident (with the alerts that come after it).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use mcpsiem_event::{AlertChange, AlertState, AlertStatus, ChangeAction, Timestamp};
+use mcpsiem_runtime::auth::Caller;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::filter::quote;
+use super::{Triage, TriageError};
+use crate::QueryError;
+use crate::tables::TimeRange;
+
+/// What an incident's id starts with; the rest is its first alert's id.
+pub const INCIDENT_PREFIX: &str = "INC-";
+const DAY_MICROS: i64 = 86_400_000_000;
+const MAX_DAYS: u32 = 365;
+const MAX_PAGE: usize = 500;
+/// Events shown in an incident's timeline, at most.
+const MAX_TIMELINE_EVENTS: usize = 1_000;
+/// Rounds of splitting alerts raised after their incident closed into new incidents.
+const MAX_SPLITS: usize = 16;
+
+/// What clustering needs of one alert.
+#[derive(Clone, Debug)]
+pub struct AlertFacts {
+    pub alert_id: String,
+    pub time: Timestamp,
+    pub group: BTreeMap<String, String>,
+    /// The alert's matched events (as capped in the alert).
+    pub event_ids: Vec<String>,
+}
+
+/// Groups alerts into incidents: two alerts are in one when a chain of alerts links them,
+/// each sharing a value of one of `entities` with the next within `window_micros`, or a
+/// matched event with it. Each incident's alerts come oldest first (by time, then id);
+/// incidents in no set order.
+pub fn cluster(alerts: &[AlertFacts], entities: &[String], window_micros: i64) -> Vec<Vec<usize>> {
+    let mut parent: Vec<usize> = (0..alerts.len()).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    for entity in entities {
+        let mut holding: Vec<(&str, Timestamp, usize)> = alerts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| a.group.get(entity).filter(|v| !v.is_empty()).map(|v| (v.as_str(), a.time, i)))
+            .collect();
+        holding.sort_unstable();
+        for pair in holding.windows(2) {
+            let ((value_a, time_a, a), (value_b, time_b, b)) = (pair[0], pair[1]);
+            if value_a == value_b && time_b.as_micros().saturating_sub(time_a.as_micros()) <= window_micros {
+                let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+                if ra != rb {
+                    parent[ra.max(rb)] = ra.min(rb);
+                }
+            }
+        }
+    }
+    let mut first_with: HashMap<&str, usize> = HashMap::new();
+    for (i, alert) in alerts.iter().enumerate() {
+        for event in &alert.event_ids {
+            match first_with.get(event.as_str()) {
+                Some(&other) => {
+                    let (ra, rb) = (root(&mut parent, other), root(&mut parent, i));
+                    if ra != rb {
+                        parent[ra.max(rb)] = ra.min(rb);
+                    }
+                }
+                None => {
+                    first_with.insert(event, i);
+                }
+            }
+        }
+    }
+    let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
+    for i in 0..alerts.len() {
+        let r = root(&mut parent, i);
+        groups.entry(r).or_default().push(i);
+    }
+    groups
+        .into_values()
+        .map(|mut members| {
+            members.sort_by(|&a, &b| (alerts[a].time, &alerts[a].alert_id).cmp(&(alerts[b].time, &alerts[b].alert_id)));
+            members
+        })
+        .collect()
+}
+
+/// `GET /api/v1/incidents?state=&days=&limit=&offset=`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentParams {
+    /// new, acknowledged or closed (comma separated).
+    pub state: Option<String>,
+    /// The window of alerts grouped, in days back from now (default 7).
+    pub days: Option<u32>,
+    pub limit: Option<usize>,
+    pub offset: Option<usize>,
+}
+
+/// One incident as listed.
+#[derive(Debug, serde::Serialize)]
+pub struct Incident {
+    pub incident_id: String,
+    pub status: AlertStatus,
+    pub first_time: Timestamp,
+    pub last_time: Timestamp,
+    /// The highest level of its alerts.
+    pub level: String,
+    pub alerts: usize,
+    /// Its alerts not closed.
+    pub open_alerts: usize,
+    /// The titles of the rules its alerts come from.
+    pub rules: BTreeSet<String>,
+    /// The values of the incident entities its alerts name, by field.
+    pub entities: BTreeMap<String, BTreeSet<String>>,
+    /// Newest first.
+    pub alert_ids: Vec<String>,
+}
+
+/// One page of incidents, newest first.
+#[derive(Debug, serde::Serialize)]
+pub struct IncidentPage {
+    pub incidents: Vec<Incident>,
+    pub next_offset: Option<usize>,
+}
+
+/// One incident with its alerts, history and a timeline of their events.
+#[derive(Debug, serde::Serialize)]
+pub struct IncidentDetail {
+    pub incident: Incident,
+    /// Its alerts (rows of `alert_status`), oldest first.
+    pub alerts: Vec<Value>,
+    pub history: Vec<AlertChange>,
+    /// The alerts' matched events, oldest first (at most 1,000).
+    pub events: Vec<Value>,
+}
+
+fn level_rank(level: &str) -> u8 {
+    match level {
+        "critical" => 5,
+        "high" => 4,
+        "medium" => 3,
+        "low" => 2,
+        _ => 1,
+    }
+}
+
+/// The window of `days` days back from now, checked.
+fn window(days: Option<u32>) -> Result<TimeRange, QueryError> {
+    let days = days.unwrap_or(7);
+    if days == 0 || days > MAX_DAYS {
+        return Err(QueryError::Plan(format!("`days` is {days}; use 1 to {MAX_DAYS}")));
+    }
+    let start = Timestamp::now().as_micros().saturating_sub(i64::from(days) * DAY_MICROS);
+    Ok(TimeRange { start: Some(Timestamp::from_micros(start)), end: None })
+}
+
+/// When the close that holds was made, for a closed incident.
+fn closed_at(changes: &[AlertChange], status: &AlertStatus) -> Option<Timestamp> {
+    (status.state == AlertState::Closed).then(|| {
+        changes
+            .iter()
+            .filter(|c| matches!(c.action, ChangeAction::Close { .. }))
+            .map(|c| c.changed_at)
+            .max()
+            .unwrap_or(Timestamp::from_micros(i64::MAX))
+    })
+}
+
+impl Triage {
+    /// Every incident change the lake holds plus those accepted here, by incident id.
+    async fn incident_changes(&self, caller: &Caller) -> Result<HashMap<String, Vec<AlertChange>>, QueryError> {
+        let sql = format!(
+            "SELECT * FROM alert_changes WHERE starts_with(alert_id, {}) ORDER BY changed_at, change_id",
+            quote(INCIDENT_PREFIX)
+        );
+        let mut by_id: HashMap<String, Vec<AlertChange>> = HashMap::new();
+        for row in self.rows(caller, sql, TimeRange::default()).await? {
+            let change = super::change_of_row(&row).map_err(QueryError::Execution)?;
+            by_id.entry(change.alert_id.clone()).or_default().push(change);
+        }
+        for id in self.recently_changed().into_iter().filter(|id| id.starts_with(INCIDENT_PREFIX)) {
+            let known = by_id.entry(id.clone()).or_default();
+            for change in self.recent_changes(&id) {
+                if !known.iter().any(|c| c.change_id == change.change_id) {
+                    known.push(change);
+                }
+            }
+        }
+        Ok(by_id)
+    }
+
+    /// The incidents of the window's alerts, newest first, with the rows they were made of.
+    async fn all_incidents(
+        &self,
+        caller: &Caller,
+        range: TimeRange,
+    ) -> Result<(Vec<Incident>, HashMap<String, Map<String, Value>>), QueryError> {
+        let sql = "SELECT alert_id, alert_time, level, rule_title, state, group_values, event_ids FROM alert_status"
+            .to_string();
+        let rows = self.rows(caller, sql, range).await?;
+        let mut facts = Vec::with_capacity(rows.len());
+        let mut by_id = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let text = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
+            let time = Timestamp::parse(&text("alert_time")).map_err(|e| QueryError::Execution(e.to_string()))?;
+            let group = row
+                .get("group_values")
+                .and_then(Value::as_object)
+                .map(|g| g.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
+                .unwrap_or_default();
+            let event_ids = row
+                .get("event_ids")
+                .and_then(Value::as_array)
+                .map(|ids| ids.iter().filter_map(|id| id.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            facts.push(AlertFacts { alert_id: text("alert_id"), time, group, event_ids });
+            by_id.insert(text("alert_id"), row);
+        }
+        let changes = self.incident_changes(caller).await?;
+        let config = self.engine().config();
+        let window = i64::try_from(config.incident_window_minutes).unwrap_or(i64::MAX).saturating_mul(60_000_000);
+        let mut incidents = Vec::new();
+        let mut pending: Vec<usize> = (0..facts.len()).collect();
+        for _ in 0..MAX_SPLITS {
+            if pending.is_empty() {
+                break;
+            }
+            let subset: Vec<AlertFacts> = pending.iter().map(|&i| facts[i].clone()).collect();
+            let mut late = Vec::new();
+            for members in cluster(&subset, &config.incident_entities, window) {
+                let members: Vec<usize> = members.into_iter().map(|m| pending[m]).collect();
+                let incident_id = format!("{INCIDENT_PREFIX}{}", facts[members[0]].alert_id);
+                let history = changes.get(&incident_id).cloned().unwrap_or_default();
+                let status = AlertStatus::from_changes(&history);
+                let closed = closed_at(&history, &status);
+                let mut kept = Vec::with_capacity(members.len());
+                for (n, &m) in members.iter().enumerate() {
+                    // The first alert stays, whatever its time: it names the incident.
+                    match closed {
+                        Some(closed) if n > 0 && facts[m].time > closed => late.push(m),
+                        _ => kept.push(m),
+                    }
+                }
+                incidents.push(self.incident_of(incident_id, status, &kept, &facts, &by_id));
+            }
+            pending = late;
+        }
+        incidents.sort_by(|a, b| (b.last_time, &b.incident_id).cmp(&(a.last_time, &a.incident_id)));
+        Ok((incidents, by_id))
+    }
+
+    fn incident_of(
+        &self,
+        incident_id: String,
+        status: AlertStatus,
+        members: &[usize],
+        facts: &[AlertFacts],
+        rows: &HashMap<String, Map<String, Value>>,
+    ) -> Incident {
+        let entities_wanted = &self.engine().config().incident_entities;
+        let mut incident = Incident {
+            incident_id,
+            status,
+            first_time: facts[members[0]].time,
+            last_time: facts[members[0]].time,
+            level: String::new(),
+            alerts: members.len(),
+            open_alerts: 0,
+            rules: BTreeSet::new(),
+            entities: BTreeMap::new(),
+            alert_ids: Vec::with_capacity(members.len()),
+        };
+        for &m in members.iter().rev() {
+            let alert = &facts[m];
+            incident.last_time = incident.last_time.max(alert.time);
+            incident.first_time = incident.first_time.min(alert.time);
+            incident.alert_ids.push(alert.alert_id.clone());
+            let row = rows.get(&alert.alert_id);
+            let text = |name: &str| row.and_then(|r| r.get(name)).and_then(Value::as_str).unwrap_or_default();
+            if level_rank(text("level")) > level_rank(&incident.level) || incident.level.is_empty() {
+                incident.level = text("level").to_string();
+            }
+            incident.open_alerts += usize::from(text("state") != "closed");
+            incident.rules.insert(text("rule_title").to_string());
+            for entity in entities_wanted {
+                if let Some(value) = alert.group.get(entity) {
+                    incident.entities.entry(entity.clone()).or_default().insert(value.clone());
+                }
+            }
+        }
+        incident
+    }
+
+    /// One page of the window's incidents, newest first.
+    pub async fn incidents(&self, caller: &Caller, params: &IncidentParams) -> Result<IncidentPage, QueryError> {
+        let range = window(params.days)?;
+        let states = match params.state.as_deref() {
+            None | Some("") => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|s| {
+                    AlertState::parse(s.trim()).filter(|s| *s != AlertState::Silenced).ok_or_else(|| {
+                        QueryError::Plan(format!("`{s}` is not an incident state; use new, acknowledged or closed"))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let limit = params.limit.unwrap_or(50);
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(QueryError::Plan(format!("`limit` is {limit}; use 1 to {MAX_PAGE}")));
+        }
+        let offset = params.offset.unwrap_or(0);
+        let (incidents, _) = self.all_incidents(caller, range).await?;
+        let mut chosen: Vec<Incident> =
+            incidents.into_iter().filter(|i| states.is_empty() || states.contains(&i.status.state)).collect();
+        let next_offset = (chosen.len() > offset.saturating_add(limit)).then_some(offset + limit);
+        let incidents = chosen.drain(offset.min(chosen.len())..).take(limit).collect();
+        Ok(IncidentPage { incidents, next_offset })
+    }
+
+    /// The incident `incident_id` among the last `days` days' alerts (default 30).
+    pub(super) async fn find_incident(
+        &self,
+        caller: &Caller,
+        incident_id: &str,
+        days: Option<u32>,
+    ) -> Result<(Incident, HashMap<String, Map<String, Value>>), TriageError> {
+        super::check_id_of(incident_id, "an incident id")?;
+        if !incident_id.starts_with(INCIDENT_PREFIX) {
+            return Err(TriageError::Invalid(format!(
+                "`{incident_id}` is not an incident id; incident ids start with {INCIDENT_PREFIX} (GET /api/v1/incidents lists them)"
+            )));
+        }
+        let (incidents, rows) = self.all_incidents(caller, window(Some(days.unwrap_or(30)))?).await?;
+        match incidents.into_iter().find(|i| i.incident_id == incident_id) {
+            Some(incident) => Ok((incident, rows)),
+            None => Err(TriageError::NotFound(format!(
+                "no incident {incident_id} among the last {} days' alerts; GET /api/v1/incidents lists them",
+                days.unwrap_or(30)
+            ))),
+        }
+    }
+
+    /// One incident: its alerts, its history, and the timeline of its alerts' events.
+    pub async fn incident(&self, caller: &Caller, incident_id: &str) -> Result<IncidentDetail, TriageError> {
+        let (incident, _) = self.find_incident(caller, incident_id, None).await?;
+        let ids: Vec<String> = incident.alert_ids.iter().map(|id| quote(id)).collect();
+        let sql =
+            format!("SELECT * FROM alert_status WHERE alert_id IN ({}) ORDER BY alert_time, alert_id", ids.join(", "));
+        let range = TimeRange { start: Some(incident.first_time), end: Some(incident.last_time.plus_micros(1)) };
+        let alerts = self.rows(caller, sql, range).await?;
+        let mut event_ids: Vec<String> = Vec::new();
+        for alert in &alerts {
+            for id in alert.get("event_ids").and_then(Value::as_array).into_iter().flatten() {
+                if let Some(id) = id.as_str()
+                    && event_ids.len() < MAX_TIMELINE_EVENTS
+                {
+                    event_ids.push(quote(id));
+                }
+            }
+        }
+        let events = if event_ids.is_empty() {
+            Vec::new()
+        } else {
+            let first = alerts
+                .iter()
+                .filter_map(|a| a.get("first_time").and_then(Value::as_str))
+                .filter_map(|t| Timestamp::parse(t).ok())
+                .min();
+            let range = TimeRange { start: first, end: Some(incident.last_time.plus_micros(1)) };
+            let sql = format!("SELECT * FROM events WHERE event_id IN ({}) ORDER BY event_time", event_ids.join(", "));
+            self.rows(caller, sql, range).await?.into_iter().map(Value::Object).collect()
+        };
+        let mut history = self.lake_changes(caller, incident_id).await?;
+        let known: std::collections::HashSet<String> = history.iter().map(|c| c.change_id.clone()).collect();
+        history.extend(self.recent_changes(incident_id).into_iter().filter(|c| !known.contains(&c.change_id)));
+        history.sort_by(|a, b| (a.changed_at, &a.change_id).cmp(&(b.changed_at, &b.change_id)));
+        Ok(IncidentDetail { incident, alerts: alerts.into_iter().map(Value::Object).collect(), history, events })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(id: &str, minute: i64, group: &[(&str, &str)]) -> AlertFacts {
+        AlertFacts {
+            alert_id: id.into(),
+            time: Timestamp::from_micros(1_790_000_000_000_000 + minute * 60_000_000),
+            group: group.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            event_ids: vec![format!("own-{id}")],
+        }
+    }
+
+    fn ids(alerts: &[AlertFacts], clusters: Vec<Vec<usize>>) -> Vec<Vec<String>> {
+        let mut out: Vec<Vec<String>> =
+            clusters.into_iter().map(|c| c.into_iter().map(|i| alerts[i].alert_id.clone()).collect()).collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn alerts_sharing_an_entity_within_the_window_form_one_incident() {
+        let entities = vec!["enduser.id".to_string(), "auth.token.fingerprint".to_string()];
+        let alerts = [
+            // A replayed token: the same fingerprint from two addresses, then the user's exfiltration.
+            facts("A1", 0, &[("auth.token.fingerprint", "tok1"), ("client.address", "10.0.0.1")]),
+            facts("A2", 5, &[("auth.token.fingerprint", "tok1"), ("enduser.id", "ana")]),
+            facts("A3", 50, &[("enduser.id", "ana")]),
+            // Chained: within the window of A3, not of A1.
+            facts("A4", 100, &[("enduser.id", "ana")]),
+            // Another user; the same address, which is not an incident entity here.
+            facts("B1", 1, &[("enduser.id", "bo"), ("client.address", "10.0.0.1")]),
+            // Ana again, but after a gap longer than the window.
+            facts("C1", 400, &[("enduser.id", "ana")]),
+            // No entity at all: alone.
+            facts("D1", 2, &[("mcp.server.name", "files")]),
+            facts("E1", 3, &[("enduser.id", "")]),
+        ];
+        let clusters = cluster(&alerts, &entities, 60 * 60_000_000);
+        assert_eq!(
+            ids(&alerts, clusters),
+            vec![vec!["A1", "A2", "A3", "A4"], vec!["B1"], vec!["C1"], vec!["D1"], vec!["E1"]]
+        );
+        // With the client address as an entity too, B1 joins through A1.
+        let wider = [entities.clone(), vec!["client.address".to_string()]].concat();
+        let clusters = cluster(&alerts, &wider, 60 * 60_000_000);
+        assert!(ids(&alerts, clusters).contains(&vec![
+            "A1".into(),
+            "B1".into(),
+            "A2".into(),
+            "A3".into(),
+            "A4".into()
+        ]));
+        // A session's secret read and the user's exfiltration chain over it share the read.
+        let mut read = facts("R1", 0, &[("mcp.session.id", "s1")]);
+        read.event_ids = vec!["e-read".into()];
+        let mut chain = facts("X1", 500, &[("enduser.id", "zoe")]);
+        chain.event_ids = vec!["e-read".into(), "e-post".into()];
+        let alerts = [read, chain, facts("Z1", 0, &[("mcp.session.id", "s2")])];
+        assert_eq!(ids(&alerts, cluster(&alerts, &entities, 60_000_000)), vec![vec!["R1", "X1"], vec!["Z1"]]);
+    }
+
+    #[test]
+    fn clustering_does_not_depend_on_the_order_alerts_come_in() {
+        let entities = vec!["enduser.id".to_string(), "mcp.session.id".to_string()];
+        let mut alerts: Vec<AlertFacts> = (0..40)
+            .map(|i| {
+                let user = format!("u{}", i % 5);
+                let session = format!("s{}", i % 7);
+                facts(&format!("A{i:02}"), i * 7, &[("enduser.id", &user), ("mcp.session.id", &session)])
+            })
+            .collect();
+        let forward = ids(&alerts, cluster(&alerts, &entities, 30 * 60_000_000));
+        alerts.reverse();
+        let backward = ids(&alerts, cluster(&alerts, &entities, 30 * 60_000_000));
+        assert_eq!(forward, backward);
+        assert_eq!(forward.iter().map(Vec::len).sum::<usize>(), 40);
+    }
+}
