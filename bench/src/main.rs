@@ -25,6 +25,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// The alert queue's first page (`GET /api/v1/alerts?state=new`…) through `mcpsiem
+    /// serve` on a lake of many alerts and changes, against the plain newest-alerts query.
+    Triage {
+        #[arg(long, default_value_t = 1_000_000)]
+        alerts: u64,
+        #[arg(long, default_value_t = 100_000)]
+        changes: u64,
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+        /// Where the generated lake is kept (reused by the next run with the same sizes).
+        #[arg(long, default_value = "data/bench-triage")]
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Signed bundles of a generated lake (one day, then all of it): peak memory of
     /// `mcpsiem export` against the size of the data.
     Export {
@@ -274,6 +291,12 @@ fn main() -> Result<()> {
         BenchCommand::Export { events, days, dir, formats, json } => {
             let options = mcpsiem_bench::export::ExportBenchOptions { events, days, dir, formats };
             let report = mcpsiem_bench::export::export_bench(&options)?;
+            print_report(&report, json)?;
+            Ok(())
+        }
+        BenchCommand::Triage { alerts, changes, days, runs, dir, json } => {
+            let options = mcpsiem_bench::triage::TriageBenchOptions { alerts, changes, days, runs, dir };
+            let report = mcpsiem_bench::triage::triage_bench(&options)?;
             print_report(&report, json)?;
             Ok(())
         }

@@ -31,7 +31,7 @@ pub enum AlertsCommand {
     },
     /// The alert queue of a running query service, newest first.
     List {
-        /// new, acknowledged or closed (several: comma separated).
+        /// new, acknowledged, closed or silenced (several: comma separated).
         #[arg(long)]
         state: Option<String>,
         /// informational, low, medium, high or critical (several: comma separated).

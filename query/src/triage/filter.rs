@@ -88,7 +88,7 @@ impl AlertFilterParams {
             return Err(bad(format!("`limit` is {limit}; a page holds 1 to {MAX_PAGE} alerts")));
         }
         Ok(AlertFilter {
-            states: list("state", self.state.as_deref(), AlertState::parse, "new, acknowledged or closed")?,
+            states: list("state", self.state.as_deref(), AlertState::parse, "new, acknowledged, closed or silenced")?,
             levels: list("level", self.level.as_deref(), Level::parse, "informational, low, medium, high or critical")?,
             rule: value("rule", self.rule)?,
             assignee: value("assignee", self.assignee)?,
@@ -187,7 +187,7 @@ mod tests {
     fn bad_filters_say_what_is_accepted() {
         let refused = |params: AlertFilterParams| params.check().unwrap_err().to_string();
         let e = refused(AlertFilterParams { state: Some("open".into()), ..Default::default() });
-        assert!(e.contains("`state` has `open`; use new, acknowledged or closed"), "{e}");
+        assert!(e.contains("`state` has `open`; use new, acknowledged, closed or silenced"), "{e}");
         let e = refused(AlertFilterParams { limit: Some(MAX_PAGE + 1), ..Default::default() });
         assert!(e.contains("a page holds 1 to 500"), "{e}");
         let e = refused(AlertFilterParams { from: Some("yesterday".into()), ..Default::default() });
