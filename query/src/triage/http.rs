@@ -6,7 +6,8 @@
 //! `POST /api/v1/silences/{id}/expire`.
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,6 +15,7 @@ use axum::{Json, Router};
 use futures::StreamExt;
 use mcpsiem_event::silence::SilenceState;
 use mcpsiem_event::{ChangeAction, Verdict};
+use mcpsiem_runtime::auth::Caller;
 use serde::Deserialize;
 
 use super::filter::AlertFilterParams;
@@ -43,6 +45,18 @@ pub fn routes(triage: Triage) -> Router {
         .with_state(triage)
 }
 
+/// The request's caller, authenticated by its API key before the handler runs: a request
+/// without a valid key is answered as every API answers it (401, the JSON error).
+pub struct Authed(pub Caller);
+
+impl FromRequestParts<Triage> for Authed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, triage: &Triage) -> Result<Self, Response> {
+        caller(triage.engine(), &parts.headers).map(Authed).map_err(|e| error_response(&e))
+    }
+}
+
 fn triage_error_response(error: &TriageError) -> Response {
     let status = match error {
         TriageError::Query(e) => return error_response(e),
@@ -58,13 +72,9 @@ fn triage_error_response(error: &TriageError) -> Response {
 
 async fn list(
     State(triage): State<Triage>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     params: Result<Query<AlertFilterParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let caller = match caller(triage.engine(), &headers) {
-        Ok(caller) => caller,
-        Err(e) => return error_response(&e),
-    };
     let params = match params {
         Ok(Query(params)) => params,
         Err(e) => {
@@ -112,13 +122,9 @@ async fn list(
 
 async fn rule_stats(
     State(triage): State<Triage>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     params: Result<Query<RuleStatsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let caller = match caller(triage.engine(), &headers) {
-        Ok(caller) => caller,
-        Err(e) => return error_response(&e),
-    };
     let Ok(Query(params)) = params else {
         return error_response(&QueryError::Plan("the query string takes `days` (1 to 3650)".into()));
     };
@@ -130,13 +136,9 @@ async fn rule_stats(
 
 async fn entity_risk(
     State(triage): State<Triage>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     params: Result<Query<RiskParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let caller = match caller(triage.engine(), &headers) {
-        Ok(caller) => caller,
-        Err(e) => return error_response(&e),
-    };
     let Ok(Query(params)) = params else {
         return error_response(&QueryError::Plan("the query string takes `days`, `type` and `limit`".into()));
     };
@@ -146,11 +148,7 @@ async fn entity_risk(
     }
 }
 
-async fn show(State(triage): State<Triage>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let caller = match caller(triage.engine(), &headers) {
-        Ok(caller) => caller,
-        Err(e) => return error_response(&e),
-    };
+async fn show(State(triage): State<Triage>, Authed(caller): Authed, Path(id): Path<String>) -> Response {
     match triage.show(&caller, &id).await {
         Ok(detail) => Json(detail).into_response(),
         Err(e) => triage_error_response(&e),
@@ -200,42 +198,41 @@ fn interface(headers: &HeaderMap) -> &'static str {
 
 async fn change(
     State(triage): State<Triage>,
+    Authed(caller): Authed,
     headers: HeaderMap,
     Path((id, name)): Path<(String, String)>,
     body: Option<Json<ChangeBody>>,
 ) -> Response {
-    change_answer(triage, headers, id, name, body, false).await
+    change_answer(triage, caller, &headers, id, name, body, false).await
 }
 
 async fn change_incident(
     State(triage): State<Triage>,
+    Authed(caller): Authed,
     headers: HeaderMap,
     Path((id, name)): Path<(String, String)>,
     body: Option<Json<ChangeBody>>,
 ) -> Response {
-    change_answer(triage, headers, id, name, body, true).await
+    change_answer(triage, caller, &headers, id, name, body, true).await
 }
 
 /// Makes, audits and answers one change of an alert or an incident.
 async fn change_answer(
     triage: Triage,
-    headers: HeaderMap,
+    caller: Caller,
+    headers: &HeaderMap,
     id: String,
     name: String,
     body: Option<Json<ChangeBody>>,
     incident: bool,
 ) -> Response {
-    let caller = match caller(triage.engine(), &headers) {
-        Ok(caller) => caller,
-        Err(e) => return error_response(&e),
-    };
     let what = if incident { "incident" } else { "alert" };
     let what = format!("{name} {what} {}", id.chars().take(80).collect::<String>());
     let mut record = AuditRecord::start(&caller, &QueryRequest { sql: what, ..QueryRequest::default() });
     record.action = "alert_change".into();
     let outcome = match action_of(&name, body.map(|Json(b)| b).unwrap_or_default()) {
-        Ok(action) if incident => triage.change_incident(&caller, &id, action, interface(&headers)).await,
-        Ok(action) => triage.change(&caller, &id, action, interface(&headers)).await,
+        Ok(action) if incident => triage.change_incident(&caller, &id, action, interface(headers)).await,
+        Ok(action) => triage.change(&caller, &id, action, interface(headers)).await,
         Err(message) => Err(TriageError::Invalid(message)),
     };
     match outcome {
@@ -257,13 +254,9 @@ async fn change_answer(
 
 async fn list_incidents(
     State(triage): State<Triage>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     params: Result<Query<IncidentParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let caller = match caller(triage.engine(), &headers) {
-        Ok(caller) => caller,
-        Err(e) => return error_response(&e),
-    };
     let Ok(Query(params)) = params else {
         return error_response(&QueryError::Plan("the query string takes state, days, limit and offset".into()));
     };
@@ -273,11 +266,7 @@ async fn list_incidents(
     }
 }
 
-async fn show_incident(State(triage): State<Triage>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let caller = match caller(triage.engine(), &headers) {
-        Ok(caller) => caller,
-        Err(e) => return error_response(&e),
-    };
+async fn show_incident(State(triage): State<Triage>, Authed(caller): Authed, Path(id): Path<String>) -> Response {
     match triage.incident(&caller, &id).await {
         Ok(detail) => Json(detail).into_response(),
         Err(e) => triage_error_response(&e),
@@ -293,13 +282,9 @@ pub struct SilenceListParams {
 
 async fn list_silences(
     State(triage): State<Triage>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     params: Result<Query<SilenceListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let caller = match caller(triage.engine(), &headers) {
-        Ok(caller) => caller,
-        Err(e) => return error_response(&e),
-    };
     let Ok(Query(params)) = params else {
         return error_response(&QueryError::Plan("the query string takes `state` (pending, active or expired)".into()));
     };
@@ -345,13 +330,10 @@ async fn silence_answer(
 
 async fn add_silence(
     State(triage): State<Triage>,
+    Authed(caller): Authed,
     headers: HeaderMap,
     body: Result<Json<NewSilence>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    let caller = match caller(triage.engine(), &headers) {
-        Ok(caller) => caller,
-        Err(e) => return error_response(&e),
-    };
     let record = AuditRecord::start(&caller, &QueryRequest { sql: "add silence".into(), ..QueryRequest::default() });
     let outcome = match body {
         Ok(Json(asked)) => triage.add_silence(&caller, asked, interface(&headers)).await,
@@ -362,11 +344,12 @@ async fn add_silence(
     silence_answer(&triage, record, outcome).await
 }
 
-async fn expire_silence(State(triage): State<Triage>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let caller = match caller(triage.engine(), &headers) {
-        Ok(caller) => caller,
-        Err(e) => return error_response(&e),
-    };
+async fn expire_silence(
+    State(triage): State<Triage>,
+    Authed(caller): Authed,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     let what = format!("expire silence {}", id.chars().take(80).collect::<String>());
     let record = AuditRecord::start(&caller, &QueryRequest { sql: what, ..QueryRequest::default() });
     let outcome = triage.expire_silence(&caller, &id, interface(&headers)).await;

@@ -94,6 +94,12 @@ impl TriageError {
 const RECENT_FOR: Duration = Duration::from_secs(600);
 /// Locks changes of one alert take (by hash of the id): bounded, whatever the number of alerts.
 const LOCKS: usize = 64;
+/// The windows the queue looks back through, in days: the first page of the newest alerts
+/// is almost always within the last day, and reading a day of a month's lake instead of all
+/// of it is what makes the page fast; a page a window cannot fill is asked again over the
+/// next, and at last over everything.
+const QUEUE_WINDOWS_DAYS: [i64; 3] = [1, 7, 30];
+const DAY_MICROS: i64 = 86_400_000_000;
 /// The longest alert id accepted (ULIDs are 26 characters).
 const MAX_ALERT_ID: usize = 64;
 
@@ -214,9 +220,24 @@ impl Triage {
     pub async fn list(&self, caller: &Caller, filter: &AlertFilter) -> Result<AlertPage, QueryError> {
         let columns = "alert_id, alert_time, rule_id, rule_title, level, source, first_time, last_time, \
                        event_count, group_values, tags, state, assignee, verdict, updated_at, changes";
-        let range = TimeRange { start: filter.from, end: None };
         let changed = self.recently_changed();
-        let mut rows = self.rows(caller, filter.sql(columns, &changed), range).await?;
+        let sql = filter.sql(columns, &changed);
+        let now = Timestamp::now();
+        let mut rows = Vec::new();
+        for days in QUEUE_WINDOWS_DAYS.into_iter().map(Some).chain([None]) {
+            // The window's start, never before the caller's own `from`.
+            let start = match (days, filter.from) {
+                (Some(days), from) => {
+                    Some(now.plus_micros(-days * DAY_MICROS).max(from.unwrap_or(Timestamp::from_micros(i64::MIN))))
+                }
+                (None, from) => from,
+            };
+            rows = self.rows(caller, sql.clone(), TimeRange { start, end: None }).await?;
+            // Enough rows: every alert outside the window is older than all of them.
+            if rows.len() > filter.limit || start == filter.from {
+                break;
+            }
+        }
         let next_offset = (rows.len() > filter.limit).then_some(filter.offset + filter.limit);
         rows.truncate(filter.limit);
         let mut alerts = Vec::with_capacity(rows.len());

@@ -470,3 +470,39 @@ async fn alerts_sharing_an_entity_are_worked_as_one_incident() {
     let bad = IncidentParams { state: Some("silenced".into()), ..Default::default() };
     assert!(t.incidents(&ana, &bad).await.unwrap_err().to_string().contains("not an incident state"));
 }
+
+#[tokio::test]
+async fn the_queue_reads_the_newest_day_first_and_widens_until_the_page_is_full() {
+    let hour = 3_600_000_000;
+    let now = Timestamp::now();
+    let at = |hours_ago: i64, id: &str, level: Level| Alert {
+        first_time: now.plus_micros(-hours_ago * hour),
+        last_time: now.plus_micros(-hours_ago * hour),
+        ..alert(id, 0, level, "u")
+    };
+    let alerts =
+        [at(1, "A", Level::High), at(2, "B", Level::High), at(72, "C", Level::High), at(24 * 60, "D", Level::Low)];
+    let (_dir, lake) = lake_with(&alerts, &[]).await;
+    let t = triage(lake, None);
+    let ids =
+        |page: &AlertPage| page.alerts.iter().map(|r| field(r, "alert_id").unwrap().to_string()).collect::<Vec<_>>();
+    let page = |params: AlertFilterParams| {
+        let t = t.clone();
+        async move { t.list(&ANA(), &params.check().unwrap()).await.unwrap() }
+    };
+    // Within the last day.
+    let first = page(AlertFilterParams { limit: Some(2), ..Default::default() }).await;
+    assert_eq!((ids(&first), first.next_offset), (vec!["A".to_string(), "B".to_string()], Some(2)));
+    // The next page needs the week, then everything.
+    let next = page(AlertFilterParams { limit: Some(2), offset: Some(2), ..Default::default() }).await;
+    assert_eq!((ids(&next), next.next_offset), (vec!["C".to_string(), "D".to_string()], None));
+    let all = page(AlertFilterParams::default()).await;
+    assert_eq!(ids(&all), ["A", "B", "C", "D"]);
+    // A filter only old alerts meet widens to the end.
+    let low = page(AlertFilterParams { level: Some("low".into()), ..Default::default() }).await;
+    assert_eq!(ids(&low), ["D"]);
+    // The caller's own `from` bounds every window.
+    let from = now.plus_micros(-3 * 24 * hour - hour).to_string();
+    let recent = page(AlertFilterParams { from: Some(from), ..Default::default() }).await;
+    assert_eq!(ids(&recent), ["A", "B", "C"]);
+}
