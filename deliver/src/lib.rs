@@ -88,6 +88,8 @@ pub async fn run(
     }
     let router = routing::Router::new(config)?;
     let destinations = destinations(config)?;
+    // Closing an alert resolves what it triggered only where a destination can resolve.
+    let follows_closes = destinations.values().any(|d| d.can_resolve());
     let outbox = Arc::new(Outbox::open(&config.outbox_path)?);
     let wake = Arc::new(Notify::new());
     let worker = worker::Worker {
@@ -108,7 +110,7 @@ pub async fn run(
         &kafka.alert_changes_topic,
         std::time::Duration::from_secs(10),
     )?;
-    let closes = if destinations_resolve(config)? {
+    let closes = if follows_closes {
         Some(tokio::spawn(follow_closes(config.clone(), kafka.clone(), outbox.clone(), wake.clone(), stop.clone())))
     } else {
         None
@@ -260,11 +262,6 @@ async fn publish_silenced(
         }
     }
     true
-}
-
-/// Whether a configured destination resolves what an alert started when it is closed.
-fn destinations_resolve(config: &DeliveryConfig) -> Result<bool, DeliveryError> {
-    Ok(destinations(config)?.values().any(|d| d.can_resolve()))
 }
 
 /// Follows the alert-changes topic (its own consumer group, `<group_id>.alert-changes`):

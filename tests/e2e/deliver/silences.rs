@@ -109,16 +109,27 @@ fn a_silence_holds_back_matching_alerts_until_it_is_expired() {
     assert_eq!(changes[0].action, ChangeAction::Silence { silence_id: silence.silence_id.clone() });
     assert!(!delivered(&silenced.id), "a silenced alert was delivered");
 
-    // Expired: a matching alert goes through again; the one silenced before stays so.
+    // Expired: matching alerts go through again; the one silenced before stays so. The stage
+    // applies the expiry within a fetch of the silences topic, and alerts it reads before
+    // that are still silenced: matching alerts are sent until one is delivered.
     let ended = silence.expired("bob", "cli", Timestamp::now());
     runtime.block_on(silences.publish(&ended.silence_id, ended.to_json().as_bytes())).unwrap();
-    let after = alert(5); // rule-1 again
-    assert_eq!(after.rule_id, silenced.rule_id);
-    // The follower applies the expiry within a fetch; an alert sent at once might still meet
-    // the silence, so wait until the stage has seen it.
-    std::thread::sleep(Duration::from_secs(2));
-    send(&after);
-    support::wait_until(Duration::from_secs(60), "the alert after the silence delivered", || delivered(&after.id));
+    let mut sent_after: Vec<mcpsiem_event::Alert> = Vec::new();
+    let mut next_send = std::time::Instant::now();
+    support::wait_until(Duration::from_secs(60), "a matching alert delivered after the expiry", || {
+        if sent_after.iter().any(|a| delivered(&a.id)) {
+            return true;
+        }
+        if std::time::Instant::now() >= next_send {
+            let again = alert(5 + 4 * sent_after.len() as u64);
+            assert_eq!(again.rule_id, silenced.rule_id);
+            send(&again);
+            sent_after.push(again);
+            next_send = std::time::Instant::now() + Duration::from_millis(500);
+        }
+        false
+    });
+    let after = sent_after.iter().find(|a| delivered(&a.id)).unwrap().clone();
 
     // An analyst closes a delivered alert: the PagerDuty incident it triggered is resolved, once.
     let changes_topic = AckedProducer::new(&kafka, &kafka.alert_changes_topic, Duration::from_secs(10)).unwrap();
@@ -135,17 +146,27 @@ fn a_silence_holds_back_matching_alerts_until_it_is_expired() {
     assert!(triggered(&other.id) && triggered(&after.id) && !triggered(&silenced.id), "{:?}", paged.lock().unwrap());
     stop_tx.send(true).unwrap();
     let summary = runtime.block_on(stage).unwrap().unwrap();
-    assert_eq!(summary.alerts_read, 3);
-    assert_eq!(summary.silenced, 1);
+    assert_eq!(summary.alerts_read, 2 + sent_after.len() as u64);
     assert!(!delivered(&silenced.id));
-    let changes = support::read_topic_json(
+    let expected = summary.silenced as usize + 1;
+    let changes: Vec<AlertChange> = support::read_topic_json(
         &kafka,
         &kafka.alert_changes_topic,
-        2,
+        expected,
         Duration::from_secs(1),
         Duration::from_secs(10),
-    );
-    assert_eq!(changes.len(), 2, "the silenced alert is recorded once, beside the close: {changes:?}");
+    )
+    .into_iter()
+    .map(|v| AlertChange::from_json(v.to_string().as_bytes()).unwrap())
+    .collect();
+    assert_eq!(changes.len(), expected, "one record per silenced alert, beside the close: {changes:?}");
+    let silenced_ids: Vec<&str> = changes
+        .iter()
+        .filter(|c| matches!(c.action, ChangeAction::Silence { .. }))
+        .map(|c| c.alert_id.as_str())
+        .collect();
+    assert_eq!(silenced_ids.iter().filter(|id| **id == silenced.id).count(), 1, "{changes:?}");
+    assert!(!silenced_ids.contains(&after.id.as_str()));
     let resolves = paged.lock().unwrap().iter().filter(|(a, _)| a == "resolve").count();
     assert_eq!(resolves, 1, "only the closed alert is resolved, once");
 }
