@@ -94,11 +94,12 @@ impl TriageError {
 const RECENT_FOR: Duration = Duration::from_secs(600);
 /// Locks changes of one alert take (by hash of the id): bounded, whatever the number of alerts.
 const LOCKS: usize = 64;
-/// The windows the queue looks back through, in days: the first page of the newest alerts
-/// is almost always within the last day, and reading a day of a month's lake instead of all
-/// of it is what makes the page fast; a page a window cannot fill is asked again over the
-/// next, and at last over everything.
-const QUEUE_WINDOWS_DAYS: [i64; 3] = [1, 7, 30];
+/// The queue first looks back this many days: the first page of the newest alerts is almost
+/// always within the last day, and reading a day of a month's lake instead of all of it is
+/// what makes the page fast. A page a window cannot fill is asked again over a wider one,
+/// sized from what the narrower held, and past `WIDEST_WINDOW_DAYS` over everything.
+const FIRST_WINDOW_DAYS: f64 = 1.0;
+const WIDEST_WINDOW_DAYS: f64 = 45.0;
 const DAY_MICROS: i64 = 86_400_000_000;
 /// The longest alert id accepted (ULIDs are 26 characters).
 const MAX_ALERT_ID: usize = 64;
@@ -223,20 +224,28 @@ impl Triage {
         let changed = self.recently_changed();
         let sql = filter.sql(columns, &changed);
         let now = Timestamp::now();
-        let mut rows = Vec::new();
-        for days in QUEUE_WINDOWS_DAYS.into_iter().map(Some).chain([None]) {
-            // The window's start, never before the caller's own `from`.
-            let start = match (days, filter.from) {
-                (Some(days), from) => {
-                    Some(now.plus_micros(-days * DAY_MICROS).max(from.unwrap_or(Timestamp::from_micros(i64::MIN))))
-                }
-                (None, from) => from,
+        let wanted = filter.offset + filter.limit + 1;
+        let mut days = FIRST_WINDOW_DAYS;
+        let mut rows;
+        loop {
+            // The window's start, never before the caller's own `from`; past the widest
+            // window, everything from `from` on.
+            let start = if days >= WIDEST_WINDOW_DAYS {
+                filter.from
+            } else {
+                let window = now.plus_micros(-(days * DAY_MICROS as f64) as i64);
+                Some(filter.from.map_or(window, |from| from.max(window)))
             };
             rows = self.rows(caller, sql.clone(), TimeRange { start, end: None }).await?;
             // Enough rows: every alert outside the window is older than all of them.
             if rows.len() > filter.limit || start == filter.from {
                 break;
             }
+            // The next window from how many alerts this one held (a filter few alerts meet
+            // would otherwise read the lake again at every step), at least twice as wide.
+            let held = if rows.is_empty() { 0 } else { rows.len() + filter.offset };
+            let grow = if held == 0 { 8.0 } else { (wanted as f64 / held as f64 * 1.5).max(2.0) };
+            days *= grow;
         }
         let next_offset = (rows.len() > filter.limit).then_some(filter.offset + filter.limit);
         rows.truncate(filter.limit);
