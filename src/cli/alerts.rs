@@ -67,23 +67,35 @@ pub enum AlertsCommand {
         #[command(flatten)]
         remote: RemoteArgs,
     },
-    /// Acknowledge an alert: someone is on it.
+    /// Acknowledge, assign, close, reopen or comment on an alert.
+    #[command(flatten)]
+    Work(WorkCommand),
+}
+
+/// What an analyst does to an alert (`mcpsiem alerts …`) or an incident
+/// (`mcpsiem incidents …`): the same actions on either.
+#[derive(Subcommand)]
+pub enum WorkCommand {
+    /// Acknowledge: someone is on it.
     Ack {
-        alert_id: String,
+        /// The alert's id, or the incident's (INC-…).
+        id: String,
         #[command(flatten)]
         remote: RemoteArgs,
     },
-    /// Assign an alert to someone (without --to: to nobody).
+    /// Assign to someone (without --to: to nobody).
     Assign {
-        alert_id: String,
+        /// The alert's id, or the incident's (INC-…).
+        id: String,
         #[arg(long)]
         to: Option<String>,
         #[command(flatten)]
         remote: RemoteArgs,
     },
-    /// Close an alert with a verdict.
+    /// Close with a verdict.
     Close {
-        alert_id: String,
+        /// The alert's id, or the incident's (INC-…).
+        id: String,
         #[arg(long, value_enum)]
         verdict: VerdictArg,
         #[arg(long)]
@@ -91,21 +103,40 @@ pub enum AlertsCommand {
         #[command(flatten)]
         remote: RemoteArgs,
     },
-    /// Reopen a closed alert: it goes back to the queue as new.
+    /// Reopen a closed one: it goes back to the queue as new.
     Reopen {
-        alert_id: String,
+        /// The alert's id, or the incident's (INC-…).
+        id: String,
         #[arg(long)]
         comment: Option<String>,
         #[command(flatten)]
         remote: RemoteArgs,
     },
-    /// Add a comment to an alert's history.
+    /// Add a comment to the history.
     Comment {
-        alert_id: String,
+        /// The alert's id, or the incident's (INC-…).
+        id: String,
         text: String,
         #[command(flatten)]
         remote: RemoteArgs,
     },
+}
+
+impl WorkCommand {
+    /// Makes the change under `/api/v1/{collection}` (`alerts` or `incidents`) and prints
+    /// what it did.
+    pub fn run(self, config: &Config, collection: &str) -> Result<()> {
+        let (id, action, body, remote) = match self {
+            WorkCommand::Ack { id, remote } => (id, "ack", json!({}), remote),
+            WorkCommand::Assign { id, to, remote } => (id, "assign", json!({ "assignee": to }), remote),
+            WorkCommand::Close { id, verdict, comment, remote } => {
+                (id, "close", json!({ "verdict": verdict.name(), "comment": comment }), remote)
+            }
+            WorkCommand::Reopen { id, comment, remote } => (id, "reopen", json!({ "comment": comment }), remote),
+            WorkCommand::Comment { id, text, remote } => (id, "comment", json!({ "comment": text }), remote),
+        };
+        triage::change(&remote.remote(config)?, &format!("/api/v1/{collection}/{id}/{action}"), body)
+    }
 }
 
 /// A running query service and the key to use.
@@ -159,24 +190,7 @@ impl AlertsCommand {
                 triage::list(&remote.remote(config)?, &args)
             }
             AlertsCommand::Show { alert_id, remote } => triage::show(&remote.remote(config)?, &alert_id),
-            AlertsCommand::Ack { alert_id, remote } => {
-                triage::change(&remote.remote(config)?, &alert_id, "ack", json!({}))
-            }
-            AlertsCommand::Assign { alert_id, to, remote } => {
-                triage::change(&remote.remote(config)?, &alert_id, "assign", json!({ "assignee": to }))
-            }
-            AlertsCommand::Close { alert_id, verdict, comment, remote } => triage::change(
-                &remote.remote(config)?,
-                &alert_id,
-                "close",
-                json!({ "verdict": verdict.name(), "comment": comment }),
-            ),
-            AlertsCommand::Reopen { alert_id, comment, remote } => {
-                triage::change(&remote.remote(config)?, &alert_id, "reopen", json!({ "comment": comment }))
-            }
-            AlertsCommand::Comment { alert_id, text, remote } => {
-                triage::change(&remote.remote(config)?, &alert_id, "comment", json!({ "comment": text }))
-            }
+            AlertsCommand::Work(work) => work.run(config, "alerts"),
         }
     }
 }

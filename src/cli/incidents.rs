@@ -5,10 +5,9 @@ use std::io::Write;
 
 use anyhow::Result;
 use clap::Subcommand;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::alerts::{RemoteArgs, VerdictArg};
-use crate::commands::triage::Remote;
+use super::alerts::{RemoteArgs, WorkCommand};
 use crate::config::Config;
 
 #[derive(Subcommand)]
@@ -37,52 +36,10 @@ pub enum IncidentsCommand {
         #[command(flatten)]
         remote: RemoteArgs,
     },
-    /// Acknowledge an incident: someone is on it.
-    Ack {
-        incident_id: String,
-        #[command(flatten)]
-        remote: RemoteArgs,
-    },
-    /// Assign an incident to someone (without --to: to nobody).
-    Assign {
-        incident_id: String,
-        #[arg(long)]
-        to: Option<String>,
-        #[command(flatten)]
-        remote: RemoteArgs,
-    },
-    /// Close an incident with a verdict (its alerts keep their own states).
-    Close {
-        incident_id: String,
-        #[arg(long, value_enum)]
-        verdict: VerdictArg,
-        #[arg(long)]
-        comment: Option<String>,
-        #[command(flatten)]
-        remote: RemoteArgs,
-    },
-    /// Reopen a closed incident.
-    Reopen {
-        incident_id: String,
-        #[arg(long)]
-        comment: Option<String>,
-        #[command(flatten)]
-        remote: RemoteArgs,
-    },
-    /// Add a comment to an incident's history.
-    Comment {
-        incident_id: String,
-        text: String,
-        #[command(flatten)]
-        remote: RemoteArgs,
-    },
-}
-
-fn change(remote: &Remote, incident_id: &str, action: &str, body: Value) -> Result<()> {
-    let path = format!("/api/v1/incidents/{incident_id}/{action}");
-    let outcome = remote.call(reqwest::Method::POST, &path, &[], Some(body))?;
-    writeln!(std::io::stdout().lock(), "{outcome}")?;
-    Ok(())
+    /// Acknowledge, assign, close (its alerts keep their own states), reopen or comment on an
+    /// incident.
+    #[command(flatten)]
+    Work(WorkCommand),
 }
 
 impl IncidentsCommand {
@@ -107,24 +64,7 @@ impl IncidentsCommand {
                 writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&detail)?)?;
                 Ok(())
             }
-            IncidentsCommand::Ack { incident_id, remote } => {
-                change(&remote.remote(config)?, &incident_id, "ack", json!({}))
-            }
-            IncidentsCommand::Assign { incident_id, to, remote } => {
-                change(&remote.remote(config)?, &incident_id, "assign", json!({ "assignee": to }))
-            }
-            IncidentsCommand::Close { incident_id, verdict, comment, remote } => change(
-                &remote.remote(config)?,
-                &incident_id,
-                "close",
-                json!({ "verdict": verdict.name(), "comment": comment }),
-            ),
-            IncidentsCommand::Reopen { incident_id, comment, remote } => {
-                change(&remote.remote(config)?, &incident_id, "reopen", json!({ "comment": comment }))
-            }
-            IncidentsCommand::Comment { incident_id, text, remote } => {
-                change(&remote.remote(config)?, &incident_id, "comment", json!({ "comment": text }))
-            }
+            IncidentsCommand::Work(work) => work.run(config, "incidents"),
         }
     }
 }

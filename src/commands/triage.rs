@@ -128,10 +128,10 @@ pub fn show(remote: &Remote, alert_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Makes one change (`ack`, `assign`, `close`, `reopen`, `comment`) and prints the new state.
-pub fn change(remote: &Remote, alert_id: &str, action: &str, body: Value) -> Result<()> {
-    let outcome =
-        remote.call(reqwest::Method::POST, &format!("/api/v1/alerts/{alert_id}/{action}"), &[], Some(body))?;
+/// Makes one change (`…/{id}/ack`, `assign`, `close`, `reopen`, `comment` of an alert or an
+/// incident) and prints the new state.
+pub fn change(remote: &Remote, path: &str, body: Value) -> Result<()> {
+    let outcome = remote.call(reqwest::Method::POST, path, &[], Some(body))?;
     writeln!(std::io::stdout().lock(), "{outcome}")?;
     Ok(())
 }
