@@ -248,15 +248,20 @@ impl Triage {
             let mut late = Vec::new();
             for members in cluster(&subset, &config.incident_entities, window) {
                 let members: Vec<usize> = members.into_iter().map(|m| pending[m]).collect();
-                let incident_id = format!("{INCIDENT_PREFIX}{}", facts[members[0]].alert_id);
+                // Named after its oldest alert, unless it was worked on under another of its
+                // alerts' names: an older alert arriving late, or a link to another incident,
+                // must not rename an incident an analyst is working.
+                let id_of = |m: usize| format!("{INCIDENT_PREFIX}{}", facts[m].alert_id);
+                let named = members.iter().copied().find(|&m| changes.contains_key(&id_of(m))).unwrap_or(members[0]);
+                let incident_id = id_of(named);
                 let history = changes.get(&incident_id).cloned().unwrap_or_default();
                 let status = AlertStatus::from_changes(&history);
                 let closed = closed_at(&history, &status);
                 let mut kept = Vec::with_capacity(members.len());
-                for (n, &m) in members.iter().enumerate() {
-                    // The first alert stays, whatever its time: it names the incident.
+                for &m in &members {
+                    // The alert that names it stays, whatever its time.
                     match closed {
-                        Some(closed) if n > 0 && facts[m].time > closed => late.push(m),
+                        Some(closed) if m != named && facts[m].time > closed => late.push(m),
                         _ => kept.push(m),
                     }
                 }

@@ -506,3 +506,25 @@ async fn the_queue_reads_the_newest_day_first_and_widens_until_the_page_is_full(
     let recent = page(AlertFilterParams { from: Some(from), ..Default::default() }).await;
     assert_eq!(ids(&recent), ["A", "B", "C"]);
 }
+
+#[tokio::test]
+async fn an_incident_worked_on_keeps_its_name_when_an_older_alert_joins_it() {
+    let minute = 60_000_000;
+    let start = Timestamp::now().plus_micros(-600 * minute);
+    let at = |minutes: i64, id: &str| Alert {
+        first_time: start.plus_micros(minutes * minute),
+        last_time: start.plus_micros(minutes * minute),
+        ..alert(id, 0, Level::High, "ana")
+    };
+    let acked = AlertChange {
+        changed_at: start.plus_micros(200 * minute),
+        ..change("INC-A2", 0, "C0", ChangeAction::Acknowledge)
+    };
+    // A1 arrived late: older than A2, which names the incident an analyst acknowledged.
+    let (_dir, lake) = lake_with(&[at(30, "A2"), at(40, "A3"), at(10, "A1")], &[acked]).await;
+    let t = triage(lake, None);
+    let page = t.incidents(&ANA(), &super::incidents::IncidentParams::default()).await.unwrap();
+    let found: Vec<(&str, usize, AlertState)> =
+        page.incidents.iter().map(|i| (i.incident_id.as_str(), i.alerts, i.status.state)).collect();
+    assert_eq!(found, [("INC-A2", 3, AlertState::Acknowledged)]);
+}

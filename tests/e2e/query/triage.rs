@@ -232,7 +232,9 @@ fn the_demo_alerts_are_triaged_and_their_history_survives_a_kill_and_a_restart()
     assert!(listed.contains(&incident), "{listed}");
     let (status, detail) = call(port, &key, "GET", &format!("/api/v1/incidents/{incident}"), None);
     assert_eq!(status, 200, "{detail}");
-    assert_eq!(detail["alerts"].as_array().map(Vec::len), incidents[0]["alerts"].as_u64().map(|n| n as usize));
+    // The demo is still raising alerts: the incident may have grown since it was listed.
+    assert_eq!(detail["incident"]["incident_id"], incident.as_str(), "{detail}");
+    assert_eq!(detail["alerts"].as_array().map(Vec::len), detail["incident"]["alerts"].as_u64().map(|n| n as usize));
 
     // SIGKILL right after the last answer: what was accepted is in the lake after a restart, once.
     up.child.kill().unwrap();
