@@ -5,8 +5,8 @@
 //! (Linux `VmHWM`) is its own.
 
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -149,7 +149,6 @@ fn run_pg_query(port: u16, sql: &str) -> Result<u64> {
 }
 
 pub fn answers_bench(options: &AnswerBenchOptions) -> Result<AnswerBenchReport> {
-    let exe = crate::mcpsiem_exe().context("finding the mcpsiem executable")?;
     let dir = tempfile::tempdir()?;
     let sql = format!("SELECT value, repeat('x', {}) AS pad FROM generate_series(1, {})", options.width, options.rows);
     let mut runs = Vec::new();
@@ -173,24 +172,7 @@ pub fn answers_bench(options: &AnswerBenchOptions) -> Result<AnswerBenchReport> 
                 mcpsiem_runtime::auth::hash_key(KEY)
             ),
         )?;
-        let mut serve = Command::new(&exe)
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting mcpsiem serve")?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
-            || std::net::TcpStream::connect(("127.0.0.1", pg_port)).is_err()
-        {
-            if Instant::now() > deadline || serve.try_wait()?.is_some() {
-                let _ = serve.kill();
-                bail!("mcpsiem serve did not listen on {port}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut serve = crate::start_serve(&config, &[port, pg_port])?;
         let idle_now = memory_of(serve.id(), "VmRSS:").unwrap_or(0);
         idle = idle.max(idle_now);
         eprintln!("{format}: {} queries of {} rows at once…", options.concurrent, options.rows);

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use mcpsiem_event::{
@@ -226,7 +226,6 @@ pub fn triage_bench(options: &TriageBenchOptions) -> Result<TriageBenchReport> {
         files
     };
 
-    let exe = crate::mcpsiem_exe().context("finding the mcpsiem executable")?;
     let scratch = tempfile::tempdir()?;
     let port = mcpsiem_runtime::broker::free_port()?;
     let config = scratch.path().join("mcpsiem.toml");
@@ -239,22 +238,7 @@ pub fn triage_bench(options: &TriageBenchOptions) -> Result<TriageBenchReport> {
             mcpsiem_runtime::auth::hash_key(KEY)
         ),
     )?;
-    let mut serve = Command::new(&exe)
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting mcpsiem serve")?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline || serve.try_wait()?.is_some() {
-            let _ = serve.kill();
-            bail!("mcpsiem serve did not listen on {port}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut serve = crate::start_serve(&config, &[port])?;
     let measured = (|| -> Result<TriageBenchReport> {
         let baseline_body = serde_json::json!({
             "sql": "SELECT * FROM alerts ORDER BY alert_time DESC, alert_id DESC LIMIT 51"

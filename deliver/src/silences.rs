@@ -65,16 +65,23 @@ pub async fn follow(
         .set("enable.auto.offset.store", "false")
         .set("fetch.wait.max.ms", "100")
         .create()?;
-    let metadata = consumer.fetch_metadata(Some(&topic), BROKER_TIMEOUT)?;
-    let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    // Where the topic ends now. The broker may be away when the stage starts: it is asked
+    // again until it answers (the stage routes nothing meanwhile, as it could not anyway).
+    let (partitions, mut ends) = loop {
+        match topic_ends(&consumer, &topic) {
+            Ok(found) => break found,
+            Err(e) => {
+                tracing::warn!(error = %e, topic, "cannot read where the silences topic ends; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => if *stop.borrow() { return Err(e.into()) },
+                }
+            }
+        }
+    };
     let mut assignment = TopicPartitionList::new();
-    let mut ends = Vec::new();
     for &partition in &partitions {
         assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;
-        let (low, high) = consumer.fetch_watermarks(&topic, partition, BROKER_TIMEOUT)?;
-        if high > low {
-            ends.push((partition, high));
-        }
     }
     consumer.assign(&assignment)?;
     let silences = Silences::default();
@@ -114,4 +121,21 @@ pub async fn follow(
         }
     });
     Ok((silences, task))
+}
+
+/// A topic's partitions, and (partition, end offset) of each that holds records.
+type TopicEnds = (Vec<i32>, Vec<(i32, i64)>);
+
+/// The topic's partitions, and the end of each that holds records.
+fn topic_ends(consumer: &StreamConsumer, topic: &str) -> Result<TopicEnds, rdkafka::error::KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(topic), BROKER_TIMEOUT)?;
+    let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    let mut ends = Vec::new();
+    for &partition in &partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, partition, BROKER_TIMEOUT)?;
+        if high > low {
+            ends.push((partition, high));
+        }
+    }
+    Ok((partitions, ends))
 }
