@@ -124,7 +124,7 @@ pub fn latency_bench(
         ..KafkaConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    for topic in [&kafka.events_topic, &kafka.alerts_topic] {
+    for topic in [&kafka.events_topic, &kafka.alerts_topic, &kafka.alert_changes_topic] {
         runtime.block_on(ensure_topic(&kafka, topic, kafka.partitions))?;
     }
     let report = rules::load(rules_paths, lists);

@@ -81,6 +81,25 @@ impl ConfiguredDestination {
         self.config.kind.destination().deliver_batch(&attempts).await
     }
 
+    /// Whether the alert's repeats are told to what its delivery here started.
+    pub fn can_update(&self) -> bool {
+        self.config.kind.destination().can_update()
+    }
+
+    /// Tells what the alert's delivery started that it repeated (PagerDuty, Jira).
+    pub async fn update(&self, alert: &Alert, update: &crate::outbox::AlertUpdate) -> Outcome {
+        match self.config.kind.destination().update(&self.http, alert, update) {
+            Some(updating) => updating.await,
+            None => Outcome::Failed {
+                reason: format!(
+                    "{} destinations take no updates (pagerduty and jira do)",
+                    self.config.kind.type_name()
+                ),
+                status: None,
+            },
+        }
+    }
+
     /// Whether closing an alert resolves what its delivery here started.
     pub fn can_resolve(&self) -> bool {
         self.config.kind.destination().can_resolve()

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::FutureExt;
-use mcpsiem_event::{Alert, AlertChange, Timestamp};
+use mcpsiem_event::{Alert, AlertChange, ChangeAction, Timestamp};
 use mcpsiem_lake::Lake;
 use mcpsiem_runtime::kafka::KafkaConfig;
 use rdkafka::Message as _;
@@ -53,6 +53,8 @@ pub enum DeliveryError {
     NoDestinations,
     #[error("destination `{0}` is not configured (known: {1})")]
     UnknownDestination(String, String),
+    #[error("destination `{name}` ({kind}): {problem} (docs/delivery.md#destinations)")]
+    Destination { name: String, kind: &'static str, problem: String },
 }
 
 /// Every configured destination, with its templates compiled.
@@ -60,7 +62,12 @@ pub fn destinations(config: &DeliveryConfig) -> Result<BTreeMap<String, Arc<Conf
     config
         .destinations
         .iter()
-        .map(|(name, d)| Ok((name.clone(), Arc::new(ConfiguredDestination::new(name, d, &config.query_url)?))))
+        .map(|(name, d)| {
+            if let Some(problem) = d.kind.destination().problem() {
+                return Err(DeliveryError::Destination { name: name.clone(), kind: d.kind.type_name(), problem });
+            }
+            Ok((name.clone(), Arc::new(ConfiguredDestination::new(name, d, &config.query_url)?)))
+        })
         .collect()
 }
 
@@ -88,8 +95,12 @@ pub async fn run(
     }
     let router = routing::Router::new(config)?;
     let destinations = destinations(config)?;
-    // Closing an alert resolves what it triggered only where a destination can resolve.
-    let follows_closes = destinations.values().any(|d| d.can_resolve());
+    // Closing an alert resolves what it triggered only where a destination can resolve, and
+    // its repeats update it only where one can be updated.
+    let follow_ups = FollowUps {
+        resolving: destinations.values().filter(|d| d.can_resolve()).map(|d| d.name.clone()).collect(),
+        updating: destinations.values().filter(|d| d.can_update()).map(|d| d.name.clone()).collect(),
+    };
     let outbox = Arc::new(Outbox::open(&config.outbox_path)?);
     let wake = Arc::new(Notify::new());
     let worker = worker::Worker {
@@ -110,8 +121,15 @@ pub async fn run(
         &kafka.alert_changes_topic,
         std::time::Duration::from_secs(10),
     )?;
-    let closes = if follows_closes {
-        Some(tokio::spawn(follow_closes(config.clone(), kafka.clone(), outbox.clone(), wake.clone(), stop.clone())))
+    let closes = if follow_ups.any() {
+        Some(tokio::spawn(follow_changes(
+            config.clone(),
+            kafka.clone(),
+            outbox.clone(),
+            follow_ups,
+            wake.clone(),
+            stop.clone(),
+        )))
     } else {
         None
     };
@@ -264,14 +282,28 @@ async fn publish_silenced(
     true
 }
 
+/// The destinations that follow an alert up after its delivery, by name.
+struct FollowUps {
+    resolving: std::collections::HashSet<String>,
+    updating: std::collections::HashSet<String>,
+}
+
+impl FollowUps {
+    fn any(&self) -> bool {
+        !self.resolving.is_empty() || !self.updating.is_empty()
+    }
+}
+
 /// Follows the alert-changes topic (its own consumer group, `<group_id>.alert-changes`):
-/// an alert closed there has the PagerDuty incidents it triggered resolved, through the
-/// outbox, so a resolve survives crashes and outages like a delivery. Offsets are stored
-/// once the resolves are queued.
-async fn follow_closes(
+/// an alert closed there has the PagerDuty incidents it triggered resolved, and an alert the
+/// detector recorded repeats of has what it started updated (PagerDuty, Jira), through the
+/// outbox, so a follow-up survives crashes and outages like a delivery. Offsets are stored
+/// once the follow-ups are queued.
+async fn follow_changes(
     config: DeliveryConfig,
     kafka: KafkaConfig,
     outbox: Arc<Outbox>,
+    follow_ups: FollowUps,
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), DeliveryError> {
@@ -294,15 +326,26 @@ async fn follow_closes(
                         continue;
                     }
                 };
-                if let Ok(change) = AlertChange::from_json(message.payload().unwrap_or_default())
-                    && matches!(change.action, mcpsiem_event::ChangeAction::Close { .. })
-                {
-                    let queued = outbox.enqueue_resolves(&change.alert_id, Timestamp::now())?;
-                    if queued > 0 {
-                        tracing::info!(alert = %change.alert_id, resolves = queued, "alert closed: resolving what it triggered");
-                        metrics::counter!("mcpsiem_delivery_resolves_queued_total").increment(queued as u64);
-                        wake.notify_one();
+                match AlertChange::from_json(message.payload().unwrap_or_default()) {
+                    Ok(AlertChange { alert_id, action: ChangeAction::Close { .. }, .. }) => {
+                        let queued = outbox.enqueue_resolves(&alert_id, Timestamp::now(), |d| follow_ups.resolving.contains(d))?;
+                        outbox.end_updates(&alert_id, |d| follow_ups.resolving.contains(d))?;
+                        if queued > 0 {
+                            tracing::info!(alert = %alert_id, resolves = queued, "alert closed: resolving what it triggered");
+                            metrics::counter!("mcpsiem_delivery_resolves_queued_total").increment(queued as u64);
+                            wake.notify_one();
+                        }
                     }
+                    Ok(AlertChange { alert_id, change_id, action: ChangeAction::Repeat { count, first_time, last_time, event_ids }, .. }) => {
+                        let update = outbox::AlertUpdate { change_id, count, first_time, last_time, event_ids, reference: None };
+                        let queued = outbox.enqueue_updates(&alert_id, &update, Timestamp::now(), |d| follow_ups.updating.contains(d))?;
+                        if queued > 0 {
+                            tracing::info!(alert = %alert_id, updates = queued, repeats = update.count, "alert repeated: updating what it started");
+                            metrics::counter!("mcpsiem_delivery_updates_queued_total").increment(queued as u64);
+                            wake.notify_one();
+                        }
+                    }
+                    _ => {}
                 }
                 consumer.store_offset_from_message(&message)?;
             }

@@ -3,9 +3,10 @@
 //! (redb) rather than files: enqueueing, rescheduling and finishing are each one
 //! committed transaction, so a crash at any point leaves every delivery in exactly one
 //! state. Finished keys are remembered for `remember_days`, so an alert read again from
-//! Kafka after a restart is not sent again. Alerts delivered to a destination that can end
-//! what they started (PagerDuty) are kept until then, so that closing the alert queues a
-//! resolve ([`Outbox::enqueue_resolves`]).
+//! Kafka after a restart is not sent again. Alerts delivered to a destination that can
+//! follow them up (PagerDuty resolves and updates, Jira comments) are kept until resolved or
+//! pruned, so that closing the alert queues a resolve ([`Outbox::enqueue_resolves`]) and its
+//! repeats queue updates ([`Outbox::enqueue_updates`]).
 
 use std::path::Path;
 
@@ -16,7 +17,8 @@ use serde::{Deserialize, Serialize};
 const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("pending");
 const FINISHED: TableDefinition<&str, &[u8]> = TableDefinition::new("finished");
 const DEAD: TableDefinition<&str, &[u8]> = TableDefinition::new("dead");
-/// Delivered to a destination that can resolve, not resolved yet: delivery key → alert.
+/// Delivered to a destination that can follow it up (resolve or update), not resolved yet:
+/// delivery key → alert. (Named for its first use; the name is on disk.)
 const RESOLVABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("resolvable");
 
 #[derive(Debug, thiserror::Error)]
@@ -58,9 +60,37 @@ pub struct Delivery {
     /// sending it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resolve: bool,
+    /// Tells the destination the alert repeated (a PagerDuty trigger under the same dedup
+    /// key, a Jira comment) instead of sending it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<AlertUpdate>,
+}
+
+/// What an update tells a destination: the repeats one record of the detector folded into
+/// the alert.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertUpdate {
+    /// The alert change that recorded them.
+    pub change_id: String,
+    pub count: u64,
+    pub first_time: Timestamp,
+    pub last_time: Timestamp,
+    pub event_ids: Vec<String>,
+    /// What the destination called the alert when it was delivered (a Jira issue key).
+    pub reference: Option<String>,
 }
 
 impl Delivery {
+    /// A resolve or an update, which follows a delivery: never batched.
+    pub fn is_follow_up(&self) -> bool {
+        self.resolve || self.update.is_some()
+    }
+
+    /// The key of the update that tells the delivery `key` about the change `change_id`.
+    pub fn update_key(key: &str, change_id: &str) -> String {
+        format!("{key}:update:{change_id}")
+    }
+
     /// The idempotency key: the same for every attempt, different per destination.
     pub fn key_for(alert_id: &str, destination: &str) -> String {
         format!("{alert_id}:{destination}")
@@ -88,9 +118,12 @@ pub struct Finished {
     pub reference: Option<String>,
     pub last_error: Option<String>,
     pub last_status: Option<u16>,
-    /// Delivered to a destination that can resolve it later: its alert is kept for that.
+    /// Delivered to a destination that can follow it up later: its alert is kept for that.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resolvable: bool,
+    /// For an update: what it told, so a dead one is retried as the same update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<AlertUpdate>,
 }
 
 /// The outcome of one attempt, as stored.
@@ -169,6 +202,7 @@ impl Outbox {
                         last_error: None,
                         last_status: None,
                         resolve: false,
+                        update: None,
                     };
                     pending.insert(key.as_str(), encode(&delivery).as_slice())?;
                     added += 1;
@@ -258,11 +292,117 @@ impl Outbox {
     /// Queues the resolve of every delivery of `alert_id` that can be resolved and has not
     /// been (PagerDuty incidents it triggered); returns how many. Durable when it returns;
     /// asking again adds nothing.
-    pub fn enqueue_resolves(&self, alert_id: &str, now: Timestamp) -> Result<usize, OutboxError> {
+    pub fn enqueue_resolves(
+        &self,
+        alert_id: &str,
+        now: Timestamp,
+        can_resolve: impl Fn(&str) -> bool,
+    ) -> Result<usize, OutboxError> {
+        self.enqueue_follow_ups(alert_id, can_resolve, |key, destination, alert| Delivery {
+            key: Delivery::resolve_key(key),
+            destination: destination.to_owned(),
+            alert,
+            attempts: 0,
+            enqueued_us: now.as_micros(),
+            next_attempt_us: now.as_micros(),
+            last_error: None,
+            last_status: None,
+            resolve: true,
+            update: None,
+        })
+    }
+
+    /// Queues an update of every delivery of `alert_id` to a destination that `can_update`
+    /// (not resolved yet), telling it of `update`'s repeats; returns how many. Durable when
+    /// it returns; asking again (the same change read twice) adds nothing.
+    pub fn enqueue_updates(
+        &self,
+        alert_id: &str,
+        update: &AlertUpdate,
+        now: Timestamp,
+        can_update: impl Fn(&str) -> bool,
+    ) -> Result<usize, OutboxError> {
+        let references = self.references(alert_id)?;
+        self.enqueue_follow_ups(alert_id, can_update, |key, destination, alert| Delivery {
+            key: Delivery::update_key(key, &update.change_id),
+            destination: destination.to_owned(),
+            alert,
+            attempts: 0,
+            enqueued_us: now.as_micros(),
+            next_attempt_us: now.as_micros(),
+            last_error: None,
+            last_status: None,
+            resolve: false,
+            update: Some(AlertUpdate { reference: references.get(key).cloned().flatten(), ..update.clone() }),
+        })
+    }
+
+    /// A closed alert takes no more updates: forgets its deliveries kept for follow-ups,
+    /// except where `keep` (the destinations that still resolve it). Returns how many.
+    pub fn end_updates(&self, alert_id: &str, keep: impl Fn(&str) -> bool) -> Result<usize, OutboxError> {
+        let prefix = format!("{alert_id}:");
+        let ended: Vec<String> = {
+            let tx = self.db.begin_read()?;
+            let resolvable = tx.open_table(RESOLVABLE)?;
+            let mut ended = Vec::new();
+            for item in resolvable.range(prefix.as_str()..)? {
+                let (key, _) = item?;
+                let key = key.value();
+                let Some(destination) = key.strip_prefix(&prefix) else { break };
+                if !keep(destination) {
+                    ended.push(key.to_owned());
+                }
+            }
+            ended
+        };
+        if ended.is_empty() {
+            return Ok(0);
+        }
+        let tx = self.db.begin_write()?;
+        {
+            let mut resolvable = tx.open_table(RESOLVABLE)?;
+            for key in &ended {
+                resolvable.remove(key.as_str())?;
+            }
+        }
+        tx.commit()?;
+        Ok(ended.len())
+    }
+
+    /// What each destination called the alert's deliveries (Jira issue keys), by key.
+    fn references(&self, alert_id: &str) -> Result<std::collections::HashMap<String, Option<String>>, OutboxError> {
+        let prefix = format!("{alert_id}:");
+        let tx = self.db.begin_read()?;
+        let resolvable = tx.open_table(RESOLVABLE)?;
+        let finished = tx.open_table(FINISHED)?;
+        let mut references = std::collections::HashMap::new();
+        for item in resolvable.range(prefix.as_str()..)? {
+            let (key, _) = item?;
+            let key = key.value();
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            if let Some(record) = finished.get(key)? {
+                let record: Finished = decode(record.value())?;
+                references.insert(key.to_owned(), record.reference);
+            }
+        }
+        Ok(references)
+    }
+
+    /// Queues, for every delivery of `alert_id` kept for follow-ups whose destination
+    /// `wanted`, the follow-up `make` builds (from the delivery key, the destination and the
+    /// alert) unless its key is known already.
+    fn enqueue_follow_ups(
+        &self,
+        alert_id: &str,
+        wanted: impl Fn(&str) -> bool,
+        make: impl Fn(&str, &str, Alert) -> Delivery,
+    ) -> Result<usize, OutboxError> {
         let prefix = format!("{alert_id}:");
         {
-            // Most closed alerts triggered nothing to resolve: no write transaction (and its
-            // disk sync) for them.
+            // Most alerts have nothing to follow up: no write transaction (and its disk
+            // sync) for them.
             let tx = self.db.begin_read()?;
             let resolvable = tx.open_table(RESOLVABLE)?;
             let first = resolvable.range(prefix.as_str()..)?.next().transpose()?;
@@ -286,23 +426,15 @@ impl Outbox {
                 open.push((key.value().to_owned(), decode::<Alert>(alert.value())?));
             }
             for (key, alert) in open {
-                let resolve_key = Delivery::resolve_key(&key);
-                let known = pending.get(resolve_key.as_str())?.is_some()
-                    || finished.get(resolve_key.as_str())?.is_some()
-                    || dead.get(resolve_key.as_str())?.is_some();
-                let Some(destination) = key.strip_prefix(&prefix).filter(|_| !known) else { continue };
-                let delivery = Delivery {
-                    key: resolve_key.clone(),
-                    destination: destination.to_owned(),
-                    alert,
-                    attempts: 0,
-                    enqueued_us: now.as_micros(),
-                    next_attempt_us: now.as_micros(),
-                    last_error: None,
-                    last_status: None,
-                    resolve: true,
-                };
-                pending.insert(resolve_key.as_str(), encode(&delivery).as_slice())?;
+                let Some(destination) = key.strip_prefix(&prefix).filter(|d| wanted(d)) else { continue };
+                let follow_up = make(&key, destination, alert);
+                let known = pending.get(follow_up.key.as_str())?.is_some()
+                    || finished.get(follow_up.key.as_str())?.is_some()
+                    || dead.get(follow_up.key.as_str())?.is_some();
+                if known {
+                    continue;
+                }
+                pending.insert(follow_up.key.as_str(), encode(&follow_up).as_slice())?;
                 added += 1;
             }
         }
@@ -358,6 +490,7 @@ impl Outbox {
                     last_error: letter.record.last_error,
                     last_status: letter.record.last_status,
                     resolve: key.ends_with(":resolve"),
+                    update: letter.record.update,
                 };
                 pending.insert(key.as_str(), encode(&delivery).as_slice())?;
                 dead.remove(key.as_str())?;
@@ -414,6 +547,7 @@ mod tests {
             last_error: None,
             last_status: None,
             resolvable,
+            update: delivery.update.clone(),
         };
         outbox.apply(&[Update::Finish(record, delivery.alert.clone())]).unwrap();
     }
@@ -430,21 +564,79 @@ mod tests {
             let resolvable = delivery.destination == "pd";
             finish(&outbox, &delivery, "delivered", resolvable);
         }
-        assert_eq!(outbox.enqueue_resolves("A2", now).unwrap(), 0, "nothing was delivered for A2");
-        assert_eq!(outbox.enqueue_resolves("A1", now).unwrap(), 1);
-        assert_eq!(outbox.enqueue_resolves("A1", now).unwrap(), 0, "queued once");
+        let pd = |d: &str| d == "pd";
+        assert_eq!(outbox.enqueue_resolves("A2", now, pd).unwrap(), 0, "nothing was delivered for A2");
+        assert_eq!(outbox.enqueue_resolves("A1", now, |_| false).unwrap(), 0, "no destination resolves");
+        assert_eq!(outbox.enqueue_resolves("A1", now, pd).unwrap(), 1);
+        assert_eq!(outbox.enqueue_resolves("A1", now, pd).unwrap(), 0, "queued once");
         let due = outbox.due(now, 10).unwrap();
         assert_eq!(due.len(), 1);
         assert!(due[0].resolve && due[0].key == "A1:pd:resolve" && due[0].alert.id == "A1", "{:?}", due[0]);
         finish(&outbox, &due[0], "resolved", false);
-        assert_eq!(outbox.enqueue_resolves("A1", now).unwrap(), 0, "resolved once");
+        assert_eq!(outbox.enqueue_resolves("A1", now, pd).unwrap(), 0, "resolved once");
         // A reopened alert closed again has nothing left to resolve; A10 still has.
-        assert_eq!(outbox.enqueue_resolves("A10", now).unwrap(), 1);
+        assert_eq!(outbox.enqueue_resolves("A10", now, pd).unwrap(), 1);
         // Pruned with its delivery.
         assert_eq!(outbox.prune(Timestamp::from_micros(100)).unwrap(), 4);
         let due = outbox.due(now, 10).unwrap();
         finish(&outbox, &due[0], "dead", false);
         assert_eq!(outbox.retry_dead(now).unwrap(), 1);
         assert!(outbox.due(now, 10).unwrap()[0].resolve, "a dead resolve is retried as a resolve");
+    }
+
+    #[test]
+    fn a_repeat_queues_one_update_per_delivery_that_can_be_updated_with_its_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(&dir.path().join("outbox.redb")).unwrap();
+        let now = Timestamp::from_micros(5);
+        outbox.enqueue(&alert("A1"), &["jira".into(), "hook".into(), "pd".into()], now).unwrap();
+        for delivery in outbox.due(now, 10).unwrap() {
+            let followed = delivery.destination != "hook";
+            let record = Finished {
+                key: delivery.key.clone(),
+                alert_id: "A1".into(),
+                rule_id: "r".into(),
+                destination: delivery.destination.clone(),
+                status: "delivered".into(),
+                attempts: 1,
+                enqueued_us: 0,
+                finished_us: 10,
+                reference: (delivery.destination == "jira").then(|| "SEC-7".to_string()),
+                last_error: None,
+                last_status: None,
+                resolvable: followed,
+                update: None,
+            };
+            outbox.apply(&[Update::Finish(record, delivery.alert.clone())]).unwrap();
+        }
+        let update = AlertUpdate {
+            change_id: "C9".into(),
+            count: 4,
+            first_time: Timestamp::from_micros(1),
+            last_time: Timestamp::from_micros(2),
+            event_ids: vec!["e1".into()],
+            reference: None,
+        };
+        let can_update = |d: &str| d == "jira" || d == "pd";
+        assert_eq!(outbox.enqueue_updates("A2", &update, now, can_update).unwrap(), 0);
+        assert_eq!(outbox.enqueue_updates("A1", &update, now, can_update).unwrap(), 2);
+        assert_eq!(outbox.enqueue_updates("A1", &update, now, can_update).unwrap(), 0, "the same change once");
+        let mut due = outbox.due(now, 10).unwrap();
+        due.sort_by(|a, b| a.key.cmp(&b.key));
+        let keys: Vec<&str> = due.iter().map(|d| d.key.as_str()).collect();
+        assert_eq!(keys, ["A1:jira:update:C9", "A1:pd:update:C9"]);
+        assert!(due.iter().all(|d| d.is_follow_up() && !d.resolve));
+        assert_eq!(due[0].update.as_ref().unwrap().reference.as_deref(), Some("SEC-7"));
+        assert_eq!(due[1].update.as_ref().unwrap().reference, None);
+        // A dead update is retried as the same update.
+        finish(&outbox, &due[0], "dead", false);
+        assert_eq!(outbox.retry_dead(now).unwrap(), 1);
+        let again = outbox.due(now, 10).unwrap();
+        let retried = again.iter().find(|d| d.key == "A1:jira:update:C9").unwrap();
+        assert_eq!(retried.update.as_ref().map(|u| u.count), Some(4));
+        // Closed: Jira takes no more updates, PagerDuty is kept for its resolve.
+        assert_eq!(outbox.end_updates("A1", |d| d == "pd").unwrap(), 1);
+        let later = AlertUpdate { change_id: "C10".into(), ..update };
+        assert_eq!(outbox.enqueue_updates("A1", &later, now, can_update).unwrap(), 1, "only pd's");
     }
 }

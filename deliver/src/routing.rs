@@ -133,7 +133,7 @@ mod tests {
 
     fn config(routes: Vec<RouteConfig>) -> DeliveryConfig {
         let destination = |url: &str| DestinationConfig {
-            kind: DestinationKind::Slack(crate::destinations::slack::Slack { url: url.into() }),
+            kind: DestinationKind::Slack(crate::destinations::slack::Slack::webhook(url)),
             rate_per_minute: 0,
             timeout_seconds: 10,
             title_template: None,

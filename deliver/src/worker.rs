@@ -171,7 +171,7 @@ impl Worker {
                 self.outbox.apply(&[self.record(delivery, outcome, Duration::ZERO)])?;
                 continue;
             };
-            if let Some(&at) = open.get(&delivery.destination).filter(|_| !delivery.resolve) {
+            if let Some(&at) = open.get(&delivery.destination).filter(|_| !delivery.is_follow_up()) {
                 let batch = &mut batches[at].1;
                 in_flight.insert(delivery.key.clone());
                 batch.push(delivery);
@@ -192,7 +192,7 @@ impl Worker {
                 continue;
             }
             in_flight.insert(delivery.key.clone());
-            if destination.batch_limit() > 1 && !delivery.resolve {
+            if destination.batch_limit() > 1 && !delivery.is_follow_up() {
                 open.insert(delivery.destination.clone(), batches.len());
             }
             batches.push((destination, vec![delivery]));
@@ -206,6 +206,7 @@ impl Worker {
                 let started = Instant::now();
                 let outcome = match batch.as_slice() {
                     [one] if one.resolve => destination.resolve(&one.alert.id).await,
+                    [one] if let Some(update) = &one.update => destination.update(&one.alert, update).await,
                     _ => {
                         let deliveries: Vec<(&mcpsiem_event::Alert, &str, u32)> =
                             batch.iter().map(|d| (&d.alert, d.key.as_str(), d.attempts)).collect();
@@ -237,7 +238,8 @@ impl Worker {
         let destination = delivery.destination.clone();
         let configured = self.destinations.get(&destination);
         let kind = configured.map(|d| d.config.kind.type_name()).unwrap_or("unknown");
-        let resolvable = !delivery.resolve && configured.is_some_and(|d| d.can_resolve());
+        // Kept for follow-ups (a resolve when closed, updates when it repeats).
+        let resolvable = !delivery.is_follow_up() && configured.is_some_and(|d| d.can_resolve() || d.can_update());
         metrics::histogram!("mcpsiem_delivery_attempt_seconds", "destination" => destination.clone())
             .record(took.as_secs_f64());
         delivery.attempts += 1;
@@ -256,6 +258,7 @@ impl Worker {
                     last_error: error,
                     last_status: http,
                     resolvable: resolvable && status == "delivered",
+                    update: d.update.clone(),
                 }
             };
         let record = match outcome {
@@ -264,7 +267,11 @@ impl Worker {
                 metrics::histogram!("mcpsiem_delivery_latency_seconds", "destination" => destination.clone())
                     .record(latency);
                 metrics::counter!("mcpsiem_delivery_sent_total", "destination" => destination.clone(), "type" => kind, "outcome" => "delivered").increment(1);
-                let done = if delivery.resolve { "resolved" } else { "delivered" };
+                let done = match (&delivery.update, delivery.resolve) {
+                    (Some(_), _) => "updated",
+                    (None, true) => "resolved",
+                    (None, false) => "delivered",
+                };
                 tracing::info!(destination, alert = %delivery.alert.id, attempts = delivery.attempts, "alert {done}");
                 Some(finish(done, reference, delivery.last_error.clone(), status, &delivery))
             }

@@ -34,9 +34,13 @@ pub struct DetectConfig {
     /// Cap on correlation window entries plus first-seen values over all rules; at the cap
     /// new state is refused and counted in `mcpsiem_detect_state_refused_total`.
     pub max_state_entries: usize,
-    /// Repeated alerts of one rule for one group within this many seconds (event time) are
-    /// suppressed and counted in `mcpsiem_detect_alerts_suppressed_total`.
+    /// A rule firing again for a group within this many seconds (event time) of its open
+    /// alert's last match updates that alert (a repeat: count, last time, event ids) instead
+    /// of raising another, until the alert is closed; 0 raises an alert for every firing.
     pub suppress_seconds: u64,
+    /// An open alert's repeats are gathered for this many seconds (event time) into one
+    /// record of the alert-changes topic (and one update to the destinations that take them).
+    pub repeat_seconds: u64,
     /// Event ids kept in one alert.
     pub max_event_ids: usize,
     /// Where the detector keeps its snapshot (open windows, first-seen values, offsets);
@@ -67,6 +71,7 @@ impl DetectConfig {
             allowed_lateness_seconds: self.allowed_lateness_seconds,
             max_state_entries: self.max_state_entries,
             suppress_seconds: self.suppress_seconds,
+            repeat_seconds: self.repeat_seconds,
             max_event_ids: self.max_event_ids,
         }
     }
@@ -86,6 +91,7 @@ impl Default for DetectConfig {
             allowed_lateness_seconds: engine.allowed_lateness_seconds,
             max_state_entries: engine.max_state_entries,
             suppress_seconds: engine.suppress_seconds,
+            repeat_seconds: engine.repeat_seconds,
             max_event_ids: engine.max_event_ids,
             state_path: PathBuf::from("data/detect/state.json"),
             snapshot_seconds: 30,

@@ -2,6 +2,7 @@
 //! stream and the lake.
 
 pub mod alert;
+pub mod closes;
 pub mod config;
 pub mod engine;
 pub mod normalize;
@@ -16,5 +17,5 @@ pub mod stream;
 
 pub use alert::{Alert, AlertSource};
 pub use config::DetectConfig;
-pub use engine::{Engine, EngineConfig, EngineState, EngineStats, Restored};
+pub use engine::{Engine, EngineConfig, EngineState, EngineStats, OpenAlert, Restored};
 pub use stream::{Detector, StreamControl, StreamSummary};

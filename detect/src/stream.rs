@@ -1,4 +1,5 @@
-//! The live path: events topic in, alerts topic out.
+//! The live path: events topic in, alerts topic out, and the repeats folded into open
+//! alerts to the alert-changes topic (whose closes end them).
 //!
 //! Delivery is at least once: offsets are committed only after the alerts raised by the
 //! events before them were acknowledged by the broker. After a crash some alerts may be sent
@@ -20,6 +21,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
 use crate::Alert;
+use crate::closes::CloseFollower;
 use crate::config::DetectConfig;
 use crate::engine::{Engine, EngineStats};
 use crate::reload::{RuleWatch, reload};
@@ -119,6 +121,9 @@ pub struct Detector {
     producer: ThreadedProducer<DefaultProducerContext>,
     events_topic: String,
     alerts_topic: String,
+    alert_changes_topic: String,
+    /// Closes of alerts, which end their repeats.
+    closes: CloseFollower,
     max_record_bytes: usize,
     config: DetectConfig,
     engine: Engine,
@@ -185,12 +190,16 @@ impl Detector {
             producer_config.set(key, value);
         }
         let producer: ThreadedProducer<DefaultProducerContext> = producer_config.create()?;
+        let closes_since = engine.oldest_open_alert().unwrap_or_else(mcpsiem_event::Timestamp::now);
+        let closes = CloseFollower::new(kafka, &config.group_id, closes_since)?;
         Ok(Self {
             consumer,
             client,
             producer,
             events_topic: kafka.events_topic.clone(),
             alerts_topic: kafka.alerts_topic.clone(),
+            alert_changes_topic: kafka.alert_changes_topic.clone(),
+            closes,
             max_record_bytes,
             config: config.clone(),
             engine,
@@ -213,8 +222,32 @@ impl Detector {
     }
 
     fn send(&self, alert: &Alert) -> Result<(), StreamError> {
-        let payload = alert.to_json();
-        let mut record = BaseRecord::<str, str>::to(&self.alerts_topic).key(&alert.rule_id).payload(&payload);
+        self.produce(&self.alerts_topic, &alert.rule_id, &alert.to_json())
+    }
+
+    /// Sends the repeats the engine folded into open alerts to the alert-changes topic,
+    /// keyed by alert like the analysts' changes.
+    fn send_repeats(&mut self) -> Result<(), StreamError> {
+        for change in self.engine.take_repeats() {
+            tracing::debug!(alert = %change.alert_id, "alert repeated");
+            self.produce(&self.alert_changes_topic, &change.alert_id, &change.to_json())?;
+        }
+        Ok(())
+    }
+
+    /// Ends the repeats of the alerts closed since the last look (`catch_up`: of every close
+    /// made while it was down, waiting a little for them).
+    fn follow_closes(&mut self, catch_up: bool) {
+        let closed = if catch_up { self.closes.catch_up(Duration::from_secs(10)) } else { self.closes.closed() };
+        for alert_id in closed {
+            if self.engine.close_alert(&alert_id) {
+                tracing::info!(alert = %alert_id, "alert closed: its rule's next firing raises a new alert");
+            }
+        }
+    }
+
+    fn produce(&self, topic: &str, key: &str, payload: &str) -> Result<(), StreamError> {
+        let mut record = BaseRecord::<str, str>::to(topic).key(key).payload(payload);
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
@@ -315,6 +348,9 @@ impl Detector {
         let mut watch = self.config.watch_rules.then(|| RuleWatch::new(&self.config.rules));
         let snapshot_every = Duration::from_secs(self.config.snapshot_seconds.max(1));
         let mut known_partitions = HashSet::new();
+        if self.engine.oldest_open_alert().is_some() {
+            self.follow_closes(true);
+        }
         while !control.stop.load(Ordering::Relaxed) {
             match self.consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(message)) => {
@@ -330,6 +366,7 @@ impl Detector {
                                 tracing::info!(rule = %alert.rule_title, level = alert.level.as_str(), group = ?alert.group, "alert");
                                 self.send(&alert)?;
                             }
+                            self.send_repeats()?;
                         }
                         Err(_) => {
                             summary.undecodable += 1;
@@ -362,9 +399,11 @@ impl Detector {
                     // comes after it.
                     last_message = Instant::now();
                 }
+                self.follow_closes(false);
                 for alert in self.engine.tick() {
                     self.send(&alert)?;
                 }
+                self.send_repeats()?;
                 if last_snapshot.elapsed() >= snapshot_every {
                     last_snapshot = Instant::now();
                     self.snapshot()?;
@@ -396,11 +435,13 @@ impl Detector {
             if control.stop_when_idle.is_some_and(|idle| last_message.elapsed() >= idle) && holds_work {
                 // The snapshot is taken before the end: a later run continues the windows
                 // rather than inheriting ones closed early.
+                self.follow_closes(false);
                 self.snapshot()?;
                 // A bounded run (backfill, test) ends like a replay: every window closes.
                 for alert in self.engine.finish() {
                     self.send(&alert)?;
                 }
+                self.send_repeats()?;
                 self.flush()?;
                 summary.engine = self.engine.stats.clone();
                 return Ok(summary);

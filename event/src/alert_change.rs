@@ -7,7 +7,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow_array::builder::{StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::builder::{Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
@@ -104,6 +104,18 @@ pub enum ChangeAction {
     Silence {
         silence_id: String,
     },
+    /// The alert's rule fired again for its group while the alert was open: the detector
+    /// folds those matches into the alert instead of raising another (`detect.suppress_seconds`),
+    /// and records them here, gathered over at most `detect.repeat_seconds`. Never asked for.
+    Repeat {
+        /// Matches folded in by this record.
+        count: u64,
+        first_time: Timestamp,
+        last_time: Timestamp,
+        /// Their event ids, capped like an alert's.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        event_ids: Vec<String>,
+    },
 }
 
 impl ChangeAction {
@@ -115,6 +127,7 @@ impl ChangeAction {
             ChangeAction::Reopen { .. } => "reopen",
             ChangeAction::Comment { .. } => "comment",
             ChangeAction::Silence { .. } => "silence",
+            ChangeAction::Repeat { .. } => "repeat",
         }
     }
 
@@ -125,7 +138,7 @@ impl ChangeAction {
             ChangeAction::Close { .. } => Some(AlertState::Closed),
             ChangeAction::Reopen { .. } => Some(AlertState::New),
             ChangeAction::Silence { .. } => Some(AlertState::Silenced),
-            ChangeAction::Assign { .. } | ChangeAction::Comment { .. } => None,
+            ChangeAction::Assign { .. } | ChangeAction::Comment { .. } | ChangeAction::Repeat { .. } => None,
         }
     }
 
@@ -133,7 +146,10 @@ impl ChangeAction {
         match self {
             ChangeAction::Close { comment, .. } | ChangeAction::Reopen { comment } => comment.as_deref(),
             ChangeAction::Comment { text } => Some(text),
-            ChangeAction::Acknowledge | ChangeAction::Assign { .. } | ChangeAction::Silence { .. } => None,
+            ChangeAction::Acknowledge
+            | ChangeAction::Assign { .. }
+            | ChangeAction::Silence { .. }
+            | ChangeAction::Repeat { .. } => None,
         }
     }
 
@@ -177,10 +193,14 @@ pub struct AlertChange {
 
 /// The actor of the changes the delivery stage records for silenced alerts.
 pub const SILENCING_ACTOR: &str = "mcpsiem-delivery";
+/// The actor of the repeats the detector records.
+pub const DETECTING_ACTOR: &str = "mcpsiem-detect";
 
 /// The longest comment, assignee or actor accepted, in bytes: a change is a small record.
 pub const MAX_COMMENT_BYTES: usize = 8 << 10;
 pub const MAX_NAME_BYTES: usize = 256;
+/// The most event ids one repeat record carries (`detect.max_event_ids` is capped to it).
+pub const MAX_REPEAT_EVENT_IDS: usize = 1000;
 
 /// Why a record of the alert-changes topic, or a change asked for, is refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -210,18 +230,30 @@ impl AlertChange {
     /// stage. Its id derives from the alert and the silence, and its time is when the alert
     /// `arrived` on the alerts topic, so the same alert read again gives the same record.
     pub fn silenced(alert_id: &str, silence_id: &str, arrived: Timestamp) -> Self {
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::new().chain_update(alert_id).chain_update([0]).chain_update(silence_id).finalize();
-        let mut random = [0u8; 16];
-        random[6..].copy_from_slice(&digest[..10]);
-        let millis = u64::try_from(arrived.as_micros() / 1000).unwrap_or(0);
         Self {
-            change_id: ulid::Ulid::from_parts(millis, u128::from_be_bytes(random)).to_string(),
+            change_id: derived_id(arrived, &[alert_id, silence_id]),
             alert_id: alert_id.to_string(),
             changed_at: arrived,
             actor: SILENCING_ACTOR.to_string(),
             interface: "delivery".to_string(),
             action: ChangeAction::Silence { silence_id: silence_id.to_string() },
+        }
+    }
+
+    /// The record of matches the detector folded into the open alert `alert_id`. Its id
+    /// derives from the alert and the first folded event, and its time is the last folded
+    /// event's, so the detector reading the same events again (after a crash) gives the same
+    /// record, which counts once.
+    pub fn repeated(alert_id: &str, count: u64, times: (Timestamp, Timestamp), event_ids: Vec<String>) -> Self {
+        let first = event_ids.first().map(String::as_str).unwrap_or_default();
+        let seed = times.0.as_micros().to_string();
+        Self {
+            change_id: derived_id(times.1, &[alert_id, first, &seed]),
+            alert_id: alert_id.to_string(),
+            changed_at: times.1,
+            actor: DETECTING_ACTOR.to_string(),
+            interface: "detect".to_string(),
+            action: ChangeAction::Repeat { count, first_time: times.0, last_time: times.1, event_ids },
         }
     }
 
@@ -265,6 +297,18 @@ impl AlertChange {
         {
             return Err(AlertChangeError::TooLong { field: "silence_id", len: silence_id.len(), max: MAX_NAME_BYTES });
         }
+        if let ChangeAction::Repeat { event_ids, .. } = &self.action {
+            if event_ids.len() > MAX_REPEAT_EVENT_IDS {
+                return Err(AlertChangeError::TooLong {
+                    field: "event_ids",
+                    len: event_ids.len(),
+                    max: MAX_REPEAT_EVENT_IDS,
+                });
+            }
+            if let Some(long) = event_ids.iter().find(|id| id.len() > MAX_NAME_BYTES) {
+                return Err(AlertChangeError::TooLong { field: "event_id", len: long.len(), max: MAX_NAME_BYTES });
+            }
+        }
         if let Some(comment) = self.action.comment() {
             if comment.len() > MAX_COMMENT_BYTES {
                 return Err(AlertChangeError::TooLong { field: "comment", len: comment.len(), max: MAX_COMMENT_BYTES });
@@ -276,10 +320,33 @@ impl AlertChange {
         Ok(())
     }
 
+    /// Whether an analyst did this (not a stage recording what happened to the alert).
+    pub fn is_triage(&self) -> bool {
+        !matches!(self.action, ChangeAction::Repeat { .. })
+    }
+
     /// The order of an alert's changes: by time, then id (two made in one microsecond).
     fn order_key(&self) -> (Timestamp, &str) {
         (self.changed_at, &self.change_id)
     }
+}
+
+/// A ULID at `time` whose random part derives from `parts`: the same record made twice gets
+/// the same id.
+fn derived_id(time: Timestamp, parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            hasher.update([0]);
+        }
+        hasher.update(part);
+    }
+    let digest = hasher.finalize();
+    let mut random = [0u8; 16];
+    random[6..].copy_from_slice(&digest[..10]);
+    let millis = u64::try_from(time.as_micros() / 1000).unwrap_or(0);
+    ulid::Ulid::from_parts(millis, u128::from_be_bytes(random)).to_string()
 }
 
 /// An alert's current triage state, derived from its changes.
@@ -289,9 +356,14 @@ pub struct AlertStatus {
     pub assignee: Option<String>,
     /// The verdict of the close that holds (none once reopened).
     pub verdict: Option<Verdict>,
-    /// When the last change was made, if any.
+    /// When the last triage change was made, if any.
     pub updated_at: Option<Timestamp>,
+    /// Triage changes (repeats are not counted: nobody made them).
     pub changes: usize,
+    /// Matches folded into the alert after it was raised (the detector's repeats).
+    pub repeats: u64,
+    /// The last folded match's time, if any.
+    pub last_seen: Option<Timestamp>,
 }
 
 impl AlertStatus {
@@ -304,6 +376,11 @@ impl AlertStatus {
         sorted.dedup_by(|a, b| a.change_id == b.change_id);
         let mut status = AlertStatus::default();
         for change in sorted {
+            if let ChangeAction::Repeat { count, last_time, .. } = &change.action {
+                status.repeats = status.repeats.saturating_add(*count);
+                status.last_seen = status.last_seen.max(Some(*last_time));
+                continue;
+            }
             status.changes += 1;
             status.updated_at = Some(change.changed_at);
             if let Some(state) = change.action.state_after() {
@@ -324,6 +401,9 @@ impl AlertStatus {
         match (action, self.state) {
             (ChangeAction::Silence { .. }, _) => {
                 Err("silences are applied by the delivery stage; make a silence instead".to_string())
+            }
+            (ChangeAction::Repeat { .. }, _) => {
+                Err("repeats are recorded by the detector when the rule fires again".to_string())
             }
             (ChangeAction::Acknowledge, AlertState::New | AlertState::Silenced) => Ok(()),
             (ChangeAction::Acknowledge, AlertState::Acknowledged) => {
@@ -347,8 +427,9 @@ impl AlertStatus {
 pub fn alert_change_schema() -> SchemaRef {
     static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         let time = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let list = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
         Arc::new(Schema::new(vec![
-            Field::new("changed_at", time, false),
+            Field::new("changed_at", time.clone(), false),
             Field::new("change_id", DataType::Utf8, false),
             Field::new("alert_id", DataType::Utf8, false),
             Field::new("actor", DataType::Utf8, false),
@@ -359,6 +440,10 @@ pub fn alert_change_schema() -> SchemaRef {
             Field::new("verdict", DataType::Utf8, true),
             Field::new("comment", DataType::Utf8, true),
             Field::new("silence_id", DataType::Utf8, true),
+            Field::new("repeat_count", DataType::Int64, true),
+            Field::new("repeat_first_time", time.clone(), true),
+            Field::new("repeat_last_time", time, true),
+            Field::new("event_ids", list, true),
         ]))
     });
     SCHEMA.clone()
@@ -368,7 +453,25 @@ pub fn alert_change_schema() -> SchemaRef {
 pub fn alert_change_batch(changes: &[AlertChange]) -> RecordBatch {
     let mut changed_at = TimestampMicrosecondBuilder::with_capacity(changes.len()).with_timezone("UTC");
     let mut columns: [StringBuilder; 10] = std::array::from_fn(|_| StringBuilder::new());
+    let mut repeat_count = Int64Builder::with_capacity(changes.len());
+    let time = || TimestampMicrosecondBuilder::with_capacity(changes.len()).with_timezone("UTC");
+    let (mut repeat_first, mut repeat_last) = (time(), time());
+    let mut event_ids = ListBuilder::new(StringBuilder::new());
     for change in changes {
+        if let ChangeAction::Repeat { count, first_time, last_time, event_ids: ids } = &change.action {
+            repeat_count.append_value(i64::try_from(*count).unwrap_or(i64::MAX));
+            repeat_first.append_value(first_time.as_micros());
+            repeat_last.append_value(last_time.as_micros());
+            for id in ids {
+                event_ids.values().append_value(id);
+            }
+            event_ids.append(true);
+        } else {
+            repeat_count.append_null();
+            repeat_first.append_null();
+            repeat_last.append_null();
+            event_ids.append(false);
+        }
         changed_at.append_value(change.changed_at.as_micros());
         let action = &change.action;
         let values = [
@@ -389,6 +492,10 @@ pub fn alert_change_batch(changes: &[AlertChange]) -> RecordBatch {
     }
     let mut arrays: Vec<ArrayRef> = vec![Arc::new(changed_at.finish())];
     arrays.extend(columns.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    arrays.push(Arc::new(repeat_count.finish()));
+    arrays.push(Arc::new(repeat_first.finish()));
+    arrays.push(Arc::new(repeat_last.finish()));
+    arrays.push(Arc::new(event_ids.finish()));
     RecordBatch::try_new(alert_change_schema(), arrays).expect("columns match the alert change schema")
 }
 
@@ -503,5 +610,52 @@ mod tests {
         let batch = alert_change_batch(&[first]);
         let silence_ids = batch.column_by_name("silence_id").unwrap();
         assert_eq!(silence_ids.as_any().downcast_ref::<arrow_array::StringArray>().unwrap().value(0), "S1");
+    }
+
+    #[test]
+    fn repeats_count_matches_without_being_triage_and_count_once_when_read_twice() {
+        let t = |s: &str| Timestamp::parse(s).unwrap();
+        let first = AlertChange::repeated(
+            "A1",
+            3,
+            (t("2026-12-06T10:00:00Z"), t("2026-12-06T10:00:30Z")),
+            vec!["e1".into(), "e2".into(), "e3".into()],
+        );
+        assert_eq!(
+            first,
+            AlertChange::repeated(
+                "A1",
+                3,
+                (t("2026-12-06T10:00:00Z"), t("2026-12-06T10:00:30Z")),
+                vec!["e1".into(), "e2".into(), "e3".into()]
+            ),
+            "the same matches give the same record"
+        );
+        let second = AlertChange::repeated(
+            "A1",
+            2,
+            (t("2026-12-06T10:02:00Z"), t("2026-12-06T10:02:05Z")),
+            vec!["e4".into(), "e5".into()],
+        );
+        assert_ne!(first.change_id, second.change_id);
+        assert_eq!(first.check(), Ok(()));
+        assert!(!first.is_triage());
+        assert_eq!(AlertChange::from_json(first.to_json().as_bytes()).unwrap(), first);
+        let ack = change(t("2026-12-06T10:01:00Z").as_micros(), "C1", ChangeAction::Acknowledge);
+        let status = AlertStatus::from_changes([&first, &ack, &second, &first]);
+        assert_eq!((status.state, status.changes, status.repeats), (AlertState::Acknowledged, 1, 5));
+        assert_eq!(status.last_seen, Some(t("2026-12-06T10:02:05Z")));
+        assert_eq!(status.updated_at, Some(t("2026-12-06T10:01:00Z")), "a repeat is not a triage change");
+        assert!(status.allows(&second.action).unwrap_err().contains("detector"));
+        let batch = alert_change_batch(&[first.clone(), ack]);
+        use arrow_array::Array;
+        let counts = batch.column_by_name("repeat_count").unwrap();
+        let counts = counts.as_any().downcast_ref::<arrow_array::Int64Array>().unwrap();
+        assert_eq!((counts.value(0), counts.is_null(1)), (3, true));
+        let mut too_many = first;
+        if let ChangeAction::Repeat { event_ids, .. } = &mut too_many.action {
+            *event_ids = vec!["e".into(); MAX_REPEAT_EVENT_IDS + 1];
+        }
+        assert!(matches!(too_many.check(), Err(AlertChangeError::TooLong { field: "event_ids", .. })));
     }
 }

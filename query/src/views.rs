@@ -87,26 +87,33 @@ pub const VIEWS: &[ForensicView] = &[
     },
     ForensicView {
         name: "alert_status",
-        description: "each alert with its triage state (new, acknowledged, closed, silenced), assignee, verdict and when it last changed, derived from alert_changes",
+        description: "each alert with its triage state (new, acknowledged, closed, silenced), assignee, verdict, when it last changed, and the repeats the detector folded into it (how many, last seen), derived from alert_changes",
         // The latest change that sets a state decides the state and the verdict, the latest
         // assignment the assignee, ordered by (changed_at, change_id): the same rule as
         // `AlertStatus::from_changes`, which a test keeps in agreement with this view. A
         // change stored twice (the delivery stage's record of a silenced alert, read again
-        // after a crash) is one row twice: it ranks the same and counts once.
+        // after a crash, or a detector's repeat sent again) is one row twice: it ranks the
+        // same and counts once. Repeats are not triage: they leave `changes` and
+        // `updated_at` alone.
         sql: "SELECT a.*, COALESCE(s.state, 'new') AS state, s.assignee, s.verdict,
-                  s.updated_at, COALESCE(s.changes, 0) AS changes
+                  s.updated_at, COALESCE(s.changes, 0) AS changes, COALESCE(s.repeats, 0) AS repeats,
+                  CASE WHEN s.last_repeat > a.last_time THEN s.last_repeat ELSE a.last_time END AS last_seen
            FROM alerts a LEFT JOIN (
                SELECT alert_id,
                       max(CASE WHEN state IS NOT NULL AND state_rank = 1 THEN state END) AS state,
                       max(CASE WHEN state IS NOT NULL AND state_rank = 1 THEN verdict END) AS verdict,
                       max(CASE WHEN action = 'assign' AND assign_rank = 1 THEN assignee END) AS assignee,
-                      max(changed_at) AS updated_at,
-                      count(DISTINCT change_id) AS changes
+                      max(changed_at) FILTER (WHERE action <> 'repeat') AS updated_at,
+                      count(DISTINCT change_id) FILTER (WHERE action <> 'repeat') AS changes,
+                      sum(CASE WHEN copy = 1 THEN repeat_count END) AS repeats,
+                      max(repeat_last_time) AS last_repeat
                FROM (SELECT alert_id, change_id, action, state, verdict, assignee, changed_at,
+                            repeat_count, repeat_last_time,
                             row_number() OVER (PARTITION BY alert_id, state IS NULL
                                                ORDER BY changed_at DESC, change_id DESC) AS state_rank,
                             row_number() OVER (PARTITION BY alert_id, action = 'assign'
-                                               ORDER BY changed_at DESC, change_id DESC) AS assign_rank
+                                               ORDER BY changed_at DESC, change_id DESC) AS assign_rank,
+                            row_number() OVER (PARTITION BY change_id ORDER BY changed_at) AS copy
                      FROM alert_changes) ranked
                GROUP BY alert_id) s ON s.alert_id = a.alert_id",
     },

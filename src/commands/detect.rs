@@ -190,7 +190,7 @@ pub fn run_detect(config: &Config, stop_when_idle: Option<Duration>) -> Result<S
     }
     // After the metrics recorder: the engine registers its per-rule counters when built.
     let engine = scoped_engine(config)?;
-    for topic in [&config.kafka.events_topic, &config.kafka.alerts_topic] {
+    for topic in [&config.kafka.events_topic, &config.kafka.alerts_topic, &config.kafka.alert_changes_topic] {
         runtime
             .block_on(mcpsiem_runtime::producer::ensure_topic(&config.kafka, topic, config.kafka.partitions))
             .with_context(|| format!("creating topic {topic} on {}", config.kafka.brokers))?;

@@ -16,6 +16,7 @@ use mcpsiem_event::Alert;
 use serde::{Deserialize, Serialize};
 
 use crate::message::{AlertContext, Message};
+use crate::outbox::AlertUpdate;
 use crate::outcome::Outcome;
 use http::HttpClient;
 
@@ -75,6 +76,39 @@ pub trait Destination: Send + Sync {
     fn resolve<'a>(&'a self, _http: &'a HttpClient, _alert_id: &'a str) -> Option<BoxFuture<'a, Outcome>> {
         None
     }
+
+    /// What is wrong with the settings, if anything (checked when the stage starts).
+    fn problem(&self) -> Option<String> {
+        None
+    }
+
+    /// Whether [`Self::update`] does something: the repeats the detector folds into an open
+    /// alert are then told to what its delivery started.
+    fn can_update(&self) -> bool {
+        false
+    }
+
+    /// Tells what `alert`'s delivery started that the alert repeated (PagerDuty: a trigger
+    /// under the same dedup key; Jira: a comment); `None`: this type has no way to.
+    fn update<'a>(
+        &'a self,
+        _http: &'a HttpClient,
+        _alert: &'a Alert,
+        _update: &'a AlertUpdate,
+    ) -> Option<BoxFuture<'a, Outcome>> {
+        None
+    }
+}
+
+/// One line saying what an update tells: how many more matches, over what time.
+pub(crate) fn update_text(alert: &Alert, update: &AlertUpdate) -> String {
+    let times = if update.first_time == update.last_time {
+        format!("at {}", update.first_time)
+    } else {
+        format!("from {} to {}", update.first_time, update.last_time)
+    };
+    let noun = if update.count == 1 { "match" } else { "matches" };
+    format!("{} fired again for the same group: {} more {noun} {times}.", alert.rule_title, update.count)
 }
 
 /// Declares [`DestinationKind`], the `type` of a destination's settings, from one line per
@@ -134,7 +168,7 @@ mod tests {
     #[test]
     fn every_type_name_is_its_serde_tag() {
         let kinds = [
-            DestinationKind::Slack(slack::Slack { url: "u".into() }),
+            DestinationKind::Slack(slack::Slack::webhook("u")),
             DestinationKind::Webhook(webhook::Webhook { url: "u".into(), secret: "s".into() }),
         ];
         for kind in kinds {

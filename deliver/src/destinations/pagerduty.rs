@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::http::HttpClient;
-use super::{Attempt, Destination, cut};
+use super::{Attempt, Destination, cut, update_text};
 use crate::message::{AlertContext, Message};
+use crate::outbox::AlertUpdate;
 use crate::outcome::Outcome;
 
 /// PagerDuty Events API v2: a trigger per alert, deduplicated by the alert id.
@@ -37,6 +38,43 @@ impl Destination for Pagerduty {
         let payload = json!({"routing_key": self.routing_key, "event_action": "resolve", "dedup_key": alert_id});
         Some(Box::pin(async move { http.post_json(&self.url, &payload, &[]).await }))
     }
+
+    fn can_update(&self) -> bool {
+        true
+    }
+
+    fn update<'a>(
+        &'a self,
+        http: &'a HttpClient,
+        alert: &'a Alert,
+        update: &'a AlertUpdate,
+    ) -> Option<BoxFuture<'a, Outcome>> {
+        let payload = repeat_trigger(&self.routing_key, alert, update);
+        Some(Box::pin(async move { http.post_json(&self.url, &payload, &[]).await }))
+    }
+}
+
+/// A trigger under the alert's dedup key: PagerDuty adds it to the open incident's log
+/// (and opens none), so the responder sees that the alert keeps firing.
+pub fn repeat_trigger(routing_key: &str, alert: &Alert, update: &AlertUpdate) -> Value {
+    json!({
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "dedup_key": alert.id,
+        "payload": {
+            "summary": cut(&update_text(alert, update), 1024),
+            "source": "mcpsiem",
+            "severity": severity(alert.level),
+            "timestamp": update.last_time.to_string(),
+            "group": alert.rule_id,
+            "class": "repeat",
+            "custom_details": {
+                "repeats": update.count, "first_time": update.first_time.to_string(),
+                "last_time": update.last_time.to_string(), "event_ids": update.event_ids,
+                "group": alert.group,
+            }
+        }
+    })
 }
 
 fn severity(level: Level) -> &'static str {

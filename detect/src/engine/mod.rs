@@ -10,7 +10,7 @@ pub mod window;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use mcpsiem_event::{EventKind, McpEvent, Timestamp};
+use mcpsiem_event::{AlertChange, EventKind, McpEvent, Timestamp};
 
 use crate::alert::{Alert, AlertSource};
 use crate::rules::trigger::KeywordReach;
@@ -30,16 +30,67 @@ pub struct EngineConfig {
     /// Cap on correlation window entries plus first-seen values, over all rules. At the cap
     /// new state is refused and counted in `mcpsiem_detect_state_refused_total`.
     pub max_state_entries: usize,
-    /// Repeated alerts of one rule for one group within this many seconds (event time) are
-    /// suppressed and counted.
+    /// A rule firing again for a group within this many seconds (event time) of its open
+    /// alert's last match is folded into that alert (a repeat) instead of raising another;
+    /// 0 raises an alert for every firing.
     pub suppress_seconds: u64,
-    /// Event ids kept in one alert.
+    /// Repeats of one alert are gathered for this many seconds (event time) into one record.
+    pub repeat_seconds: u64,
+    /// Event ids kept in one alert (and in one repeat record).
     pub max_event_ids: usize,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { allowed_lateness_seconds: 60, max_state_entries: 2_000_000, suppress_seconds: 600, max_event_ids: 100 }
+        Self {
+            allowed_lateness_seconds: 60,
+            max_state_entries: 2_000_000,
+            suppress_seconds: 600,
+            repeat_seconds: 60,
+            max_event_ids: 100,
+        }
+    }
+}
+
+/// Repeat records kept for a caller that does not take them.
+const MAX_UNTAKEN_REPEATS: usize = 10_000;
+
+/// Keeps a repeat record for [`Engine::take_repeats`]. Callers that never take them
+/// (benchmarks, rule tests) must not make it grow without bound: past the cap the oldest go.
+fn keep_repeat(repeats: &mut std::collections::VecDeque<AlertChange>, change: AlertChange) {
+    if repeats.len() >= MAX_UNTAKEN_REPEATS {
+        repeats.pop_front();
+        metrics::counter!("mcpsiem_detect_repeats_dropped_total").increment(1);
+    }
+    repeats.push_back(change);
+}
+
+/// An alert the engine folds its rule's repeats for its group into, until the rule stays
+/// quiet for `suppress_seconds` of event time or somebody closes it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OpenAlert {
+    pub alert_id: String,
+    /// The last match folded in (or the alert's own last match).
+    pub last_time: Timestamp,
+    /// When it was raised, by the clock: after a restart, closes are read from there.
+    pub raised_at: Timestamp,
+    /// Repeats not recorded yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingRepeat>,
+}
+
+/// Repeats gathered for one record.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PendingRepeat {
+    pub count: u64,
+    pub first_time: Timestamp,
+    pub last_time: Timestamp,
+    pub event_ids: Vec<String>,
+}
+
+impl PendingRepeat {
+    fn record(self, alert_id: &str) -> AlertChange {
+        AlertChange::repeated(alert_id, self.count, (self.first_time, self.last_time), self.event_ids)
     }
 }
 
@@ -87,7 +138,12 @@ pub struct EngineStats {
     pub whole_copies: u64,
     pub matches: u64,
     pub alerts: u64,
-    pub suppressed: u64,
+    /// Firings folded into an open alert.
+    pub repeats: u64,
+    /// Repeat records written (several repeats each).
+    pub repeat_records: u64,
+    /// Open alerts somebody closed (their rule's next firing raises a new alert).
+    pub closed: u64,
     pub late: u64,
     pub state_refused: u64,
 }
@@ -108,7 +164,12 @@ pub struct Engine {
     /// What each source (Kafka partition) delivered, for the watermark.
     sources: HashMap<i32, Source>,
     last_advance: Timestamp,
-    suppressed_until: HashMap<(String, String), Timestamp>,
+    /// Open alerts by (rule, group).
+    open: HashMap<(String, String), OpenAlert>,
+    /// The key in `open` of each open alert's id, for closes.
+    open_by_id: HashMap<String, (String, String)>,
+    /// Repeat records made and not taken yet ([`Engine::take_repeats`]).
+    repeats: std::collections::VecDeque<AlertChange>,
     pending_first_seen: std::collections::BinaryHeap<std::cmp::Reverse<PendingObservation>>,
     pub stats: EngineStats,
     events_counter: metrics::Counter,
@@ -203,7 +264,9 @@ impl Engine {
             fields: HashMap::new(),
             sources: HashMap::new(),
             last_advance: Timestamp::from_micros(i64::MIN),
-            suppressed_until: HashMap::new(),
+            open: HashMap::new(),
+            open_by_id: HashMap::new(),
+            repeats: std::collections::VecDeque::new(),
             pending_first_seen: std::collections::BinaryHeap::new(),
             stats: EngineStats::default(),
             events_counter: metrics::counter!("mcpsiem_detect_events_total"),
@@ -503,9 +566,63 @@ impl Engine {
                 self.on_correlation(c, f, alerts);
             }
         }
-        let window = (self.config.suppress_seconds as i64).saturating_mul(1_000_000);
-        self.suppressed_until.retain(|_, until| until.as_micros().saturating_add(window) >= watermark.as_micros());
+        self.settle_open(watermark);
         metrics::gauge!("mcpsiem_detect_state_entries").set(self.state_entries() as f64);
+        metrics::gauge!("mcpsiem_detect_open_alerts").set(self.open.len() as f64);
+    }
+
+    /// Records the repeats gathered for `repeat_seconds`, and lets go of alerts whose rule
+    /// was quiet for `suppress_seconds` (their repeats recorded first).
+    fn settle_open(&mut self, watermark: Timestamp) {
+        let window = (self.config.suppress_seconds as i64).saturating_mul(1_000_000);
+        let gather = (self.config.repeat_seconds as i64).saturating_mul(1_000_000);
+        let mut quiet = Vec::new();
+        for (key, open) in &mut self.open {
+            let over = open.last_time.as_micros().saturating_add(window) < watermark.as_micros();
+            let due = open
+                .pending
+                .as_ref()
+                .is_some_and(|p| p.first_time.as_micros().saturating_add(gather) <= watermark.as_micros());
+            if (over || due)
+                && let Some(pending) = open.pending.take()
+            {
+                keep_repeat(&mut self.repeats, pending.record(&open.alert_id));
+            }
+            if over {
+                quiet.push(key.clone());
+            }
+        }
+        for key in quiet {
+            if let Some(open) = self.open.remove(&key) {
+                self.open_by_id.remove(&open.alert_id);
+            }
+        }
+    }
+
+    /// Somebody closed `alert_id`: its repeats so far are recorded, and its rule's next
+    /// firing for its group raises a new alert. Unknown ids (alerts no longer open here,
+    /// or another instance's) are ignored.
+    pub fn close_alert(&mut self, alert_id: &str) -> bool {
+        let Some(key) = self.open_by_id.remove(alert_id) else { return false };
+        if let Some(open) = self.open.remove(&key)
+            && let Some(pending) = open.pending
+        {
+            keep_repeat(&mut self.repeats, pending.record(&open.alert_id));
+        }
+        self.stats.closed += 1;
+        true
+    }
+
+    /// The repeat records made since the last call, oldest first: the live path takes
+    /// them after every event.
+    pub fn take_repeats(&mut self) -> Vec<AlertChange> {
+        self.stats.repeat_records += self.repeats.len() as u64;
+        std::mem::take(&mut self.repeats).into()
+    }
+
+    /// When the oldest open alert was raised (by the clock), if any is open.
+    pub fn oldest_open_alert(&self) -> Option<Timestamp> {
+        self.open.values().map(|o| o.raised_at).min()
     }
 
     fn on_detection(&mut self, d: usize, event: &McpEvent<'_>, alerts: &mut Vec<Alert>) {
@@ -657,20 +774,60 @@ impl Engine {
         }
     }
 
-    /// Sends an alert unless the same rule alerted for the same group within the
-    /// suppression window (in event time).
+    /// Sends an alert, or folds it into its rule's open alert for the same group when the
+    /// rule matched for that group within the last `suppress_seconds` (event time).
     fn emit(&mut self, alert: Alert, alerts: &mut Vec<Alert>) {
-        let group_key = alert.group.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\u{1f}");
-        let key = (alert.rule_id.clone(), group_key);
         let window = (self.config.suppress_seconds as i64).saturating_mul(1_000_000);
-        if let Some(previous) = self.suppressed_until.get(&key)
-            && (alert.last_time.as_micros() - previous.as_micros()).abs() < window
-        {
-            self.stats.suppressed += 1;
-            metrics::counter!("mcpsiem_detect_alerts_suppressed_total").increment(1);
-            return;
+        if window > 0 {
+            let group_key = alert.group.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\u{1f}");
+            let key = (alert.rule_id.clone(), group_key);
+            let gathered_until = self
+                .watermark()
+                .as_micros()
+                .saturating_sub((self.config.repeat_seconds as i64).saturating_mul(1_000_000));
+            if let Some(open) = self.open.get_mut(&key)
+                && (alert.last_time.as_micros() - open.last_time.as_micros()).abs() < window
+            {
+                open.last_time = open.last_time.max(alert.last_time);
+                // A record gathers `repeat_seconds`: one that is due goes before this joins.
+                if open.pending.as_ref().is_some_and(|p| p.first_time.as_micros() <= gathered_until)
+                    && let Some(due) = open.pending.take()
+                {
+                    keep_repeat(&mut self.repeats, due.record(&open.alert_id));
+                }
+                let pending = open.pending.get_or_insert_with(|| PendingRepeat {
+                    count: 0,
+                    first_time: alert.first_time,
+                    last_time: alert.last_time,
+                    event_ids: Vec::new(),
+                });
+                pending.count = pending.count.saturating_add(alert.count);
+                pending.first_time = pending.first_time.min(alert.first_time);
+                pending.last_time = pending.last_time.max(alert.last_time);
+                let room = self.config.max_event_ids.saturating_sub(pending.event_ids.len());
+                pending.event_ids.extend(alert.event_ids.into_iter().take(room));
+                self.stats.repeats += 1;
+                metrics::counter!("mcpsiem_detect_alert_repeats_total").increment(1);
+                return;
+            }
+            // A quiet gap (or none open): a new alert, which takes over the group.
+            if let Some(old) = self.open.remove(&key) {
+                self.open_by_id.remove(&old.alert_id);
+                if let Some(pending) = old.pending {
+                    keep_repeat(&mut self.repeats, pending.record(&old.alert_id));
+                }
+            }
+            self.open_by_id.insert(alert.id.clone(), key.clone());
+            self.open.insert(
+                key,
+                OpenAlert {
+                    alert_id: alert.id.clone(),
+                    last_time: alert.last_time,
+                    raised_at: Timestamp::now(),
+                    pending: None,
+                },
+            );
         }
-        self.suppressed_until.insert(key, alert.last_time);
         self.stats.alerts += 1;
         metrics::counter!("mcpsiem_detect_alerts_total", "rule" => alert.rule_id.clone(), "level" => alert.level.as_str())
             .increment(1);

@@ -1,5 +1,5 @@
 //! Engine state that outlives a rule reload or the process: open correlation windows,
-//! first-seen values, first-seen observations waiting for the watermark, and suppressions.
+//! first-seen values, first-seen observations waiting for the watermark, and open alerts.
 //! Each piece is tagged with its rule's key and digest, so it only ever returns to the very
 //! same rule: a changed rule starts empty, an unchanged one keeps its windows.
 
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::first_seen::FirstSeenState;
 use super::window::Hit;
-use super::{Engine, PendingObservation};
+use super::{Engine, OpenAlert, PendingObservation};
 use crate::rules::{RuleMeta, RuleSet};
 
 /// Which rule a piece of state belongs to.
@@ -50,11 +50,13 @@ pub struct SavedObservation {
     pub value: Vec<String>,
 }
 
+/// An alert repeats are folded into, by its rule and group.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct SavedSuppression {
+pub struct SavedOpenAlert {
     pub rule: String,
     pub group: String,
-    pub last_alert: Timestamp,
+    #[serde(flatten)]
+    pub open: OpenAlert,
 }
 
 /// Everything an engine holds besides its rules and counters.
@@ -63,7 +65,12 @@ pub struct EngineState {
     pub correlations: Vec<SavedWindows>,
     pub first_seen: Vec<SavedFirstSeen>,
     pub pending_first_seen: Vec<SavedObservation>,
-    pub suppressions: Vec<SavedSuppression>,
+    /// Snapshots before alerts folded repeats held only suppression times, without the
+    /// alert they belong to: read and dropped (the next firing raises a new alert).
+    #[serde(default, skip_serializing)]
+    pub suppressions: Vec<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub open_alerts: Vec<SavedOpenAlert>,
 }
 
 impl EngineState {
@@ -111,17 +118,17 @@ impl Engine {
                 value: p.value.clone(),
             })
             .collect();
-        let mut suppressions: Vec<SavedSuppression> = self
-            .suppressed_until
+        let mut open_alerts: Vec<SavedOpenAlert> = self
+            .open
             .iter()
-            .map(|((rule, group), last)| SavedSuppression {
+            .map(|((rule, group), open)| SavedOpenAlert {
                 rule: rule.clone(),
                 group: group.clone(),
-                last_alert: *last,
+                open: open.clone(),
             })
             .collect();
-        suppressions.sort_by(|a, b| (&a.rule, &a.group).cmp(&(&b.rule, &b.group)));
-        EngineState { correlations, first_seen, pending_first_seen, suppressions }
+        open_alerts.sort_by(|a, b| (&a.rule, &a.group).cmp(&(&b.rule, &b.group)));
+        EngineState { correlations, first_seen, pending_first_seen, suppressions: Vec::new(), open_alerts }
     }
 
     /// Puts saved state back into the rules it belongs to (same key, same digest); state of
@@ -172,8 +179,12 @@ impl Engine {
                 }
             }
         }
-        for saved in state.suppressions {
-            self.suppressed_until.insert((saved.rule, saved.group), saved.last_alert);
+        // Open alerts come back whatever became of their rule: their id and repeats are
+        // the alert's, which exists either way.
+        for saved in state.open_alerts {
+            let key = (saved.rule, saved.group);
+            self.open_by_id.insert(saved.open.alert_id.clone(), key.clone());
+            self.open.insert(key, saved.open);
         }
         let rules_dropped: Vec<String> = dropped.difference(&kept).cloned().collect();
         Restored { rules_kept: kept.len(), rules_dropped }

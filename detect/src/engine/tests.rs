@@ -317,13 +317,88 @@ detection:
     assert_eq!(alerts[0].group.get("client.address").map(String::as_str), Some("c"));
 }
 
-#[test]
-fn suppression_drops_repeats_within_the_window() {
+fn deduplicating(suppress_seconds: u64) -> Engine {
     let (rules, _) = load(CALLS, &NamedLists::new());
-    let mut e = Engine::new(rules, EngineConfig { suppress_seconds: 600, ..EngineConfig::default() });
-    let alerts = run(&mut e, &[event(0, "x", "a"), event(10, "x", "a"), event(700, "x", "a")]);
-    assert_eq!(alerts.len(), 2);
-    assert_eq!(e.stats.suppressed, 1);
+    Engine::new(rules, EngineConfig { suppress_seconds, repeat_seconds: 60, ..EngineConfig::default() })
+}
+
+fn repeat_of(change: &AlertChange) -> (u64, Timestamp, Timestamp, usize) {
+    match &change.action {
+        mcpsiem_event::ChangeAction::Repeat { count, first_time, last_time, event_ids } => {
+            (*count, *first_time, *last_time, event_ids.len())
+        }
+        other => panic!("not a repeat: {other:?}"),
+    }
+}
+
+#[test]
+fn a_rule_firing_again_while_its_alert_is_open_updates_it_instead_of_raising_another() {
+    let mut e = deduplicating(600);
+    // Repeats at 10 and 30 s are gathered into one record once the watermark (60 s behind
+    // the newest event) passes 10 + 60 s; 200 and 500 s (each within 600 s of the last) are
+    // one record each (300 s apart); 1,200 s is after a quiet gap of 700 s: a new alert.
+    let events: Vec<OwnedEvent> = [0, 10, 30, 200, 500, 1200].into_iter().map(|t| event(t, "x", "a")).collect();
+    let mut alerts: Vec<Alert> = events[..4].iter().flat_map(|ev| e.process(ev)).collect();
+    assert_eq!(alerts.len(), 1, "one alert for four firings");
+    let repeats = e.take_repeats();
+    assert_eq!(repeats.len(), 1, "the first minute of repeats is recorded once the watermark passed it");
+    assert_eq!(repeats[0].alert_id, alerts[0].id);
+    assert_eq!(repeat_of(&repeats[0]), (2, at(10), at(30), 2));
+    alerts.extend(e.process(&events[4]));
+    alerts.extend(e.process(&events[5]));
+    alerts.extend(e.finish());
+    assert_eq!(alerts.len(), 2, "the quiet gap ends the first alert");
+    let repeats = e.take_repeats();
+    assert_eq!(repeats.iter().map(repeat_of).collect::<Vec<_>>(), [(1, at(200), at(200), 1), (1, at(500), at(500), 1)]);
+    assert!(repeats.iter().all(|r| r.alert_id == alerts[0].id));
+    assert_eq!((e.stats.alerts, e.stats.repeats, e.stats.repeat_records), (2, 4, 3));
+    // The same events again give the same records (the live path after a crash).
+    let mut again = deduplicating(600);
+    let _ = run(&mut again, &events);
+    let ids: Vec<String> = again.take_repeats().into_iter().map(|r| r.change_id).collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(ids[1..], [repeats[0].change_id.clone(), repeats[1].change_id.clone()]);
+}
+
+#[test]
+fn closing_an_open_alert_makes_the_next_firing_a_new_alert() {
+    let mut e = deduplicating(600);
+    let first = e.process(&event(0, "x", "a"));
+    assert!(e.process(&event(5, "x", "a")).is_empty(), "a repeat");
+    assert!(e.process(&event(6, "y", "a")).len() == 1, "another tool is another group");
+    assert!(e.close_alert(&first[0].id));
+    assert!(!e.close_alert(&first[0].id), "closed once");
+    assert!(!e.close_alert("01UNKNOWN"), "an alert not open here");
+    let repeats = e.take_repeats();
+    assert_eq!(repeats.iter().map(repeat_of).collect::<Vec<_>>(), [(1, at(5), at(5), 1)], "recorded at the close");
+    let next = e.process(&event(7, "x", "a"));
+    assert_eq!(next.len(), 1, "raised again after the close");
+    assert_ne!(next[0].id, first[0].id);
+    assert_eq!(e.stats.closed, 1);
+}
+
+#[test]
+fn without_a_suppression_window_every_firing_is_an_alert_and_open_alerts_survive_a_snapshot() {
+    let mut e = deduplicating(0);
+    assert_eq!(run(&mut e, &[event(0, "x", "a"), event(1, "x", "a")]).len(), 2);
+    assert!(e.take_repeats().is_empty());
+    let mut e = deduplicating(600);
+    let first = e.process(&event(0, "x", "a"));
+    assert!(e.process(&event(5, "x", "a")).is_empty());
+    let json = serde_json::to_string(&e.export_state()).unwrap();
+    // A snapshot from before open alerts still loads (its suppressions are dropped).
+    let old: EngineState =
+        serde_json::from_str(r#"{"correlations":[],"first_seen":[],"pending_first_seen":[],"suppressions":[{"rule":"r","group":"g","last_alert":"2026-01-01T00:00:00Z"}]}"#)
+            .unwrap();
+    assert!(old.open_alerts.is_empty());
+    let mut restored = deduplicating(600);
+    restored.restore_state(serde_json::from_str(&json).unwrap());
+    assert!(restored.process(&event(9, "x", "a")).is_empty(), "the restored alert is still open");
+    let _ = restored.finish();
+    let repeats = restored.take_repeats();
+    assert_eq!(repeats.iter().map(repeat_of).collect::<Vec<_>>(), [(2, at(5), at(9), 2)]);
+    assert_eq!(repeats[0].alert_id, first[0].id);
+    assert!(restored.oldest_open_alert().is_none(), "finish lets every alert go");
 }
 
 #[test]

@@ -220,7 +220,7 @@ impl Triage {
     /// One page of the queue, newest first, with the changes accepted here applied.
     pub async fn list(&self, caller: &Caller, filter: &AlertFilter) -> Result<AlertPage, QueryError> {
         let columns = "alert_id, alert_time, rule_id, rule_title, level, source, first_time, last_time, \
-                       event_count, group_values, tags, state, assignee, verdict, updated_at, changes";
+                       event_count, group_values, tags, state, assignee, verdict, updated_at, changes, repeats, last_seen";
         let changed = self.recently_changed();
         let sql = filter.sql(columns, &changed);
         let now = Timestamp::now();
@@ -302,6 +302,8 @@ impl Triage {
         let known: std::collections::HashSet<String> = history.iter().map(|c| c.change_id.clone()).collect();
         history.extend(self.recent_changes(alert_id).into_iter().filter(|c| !known.contains(&c.change_id)));
         history.sort_by(|a, b| (a.changed_at, &a.change_id).cmp(&(b.changed_at, &b.change_id)));
+        // A record stored twice (a stage's record read again after a crash) is one change.
+        history.dedup_by(|a, b| a.change_id == b.change_id);
         let status = AlertStatus::from_changes(&history);
         let events = self.events_of(caller, &alert).await?;
         Ok(AlertDetail { alert: Value::Object(alert), status, history, events })
@@ -433,6 +435,13 @@ fn apply_status(row: &mut Map<String, Value>, status: &AlertStatus) {
     row.insert("verdict".into(), optional(status.verdict.map(|v| v.as_str())));
     row.insert("updated_at".into(), optional(status.updated_at.map(|t| t.to_string()).as_deref()));
     row.insert("changes".into(), Value::from(status.changes));
+    row.insert("repeats".into(), Value::from(status.repeats));
+    if let Some(seen) = status.last_seen {
+        let later = row.get("last_seen").and_then(Value::as_str).and_then(|t| Timestamp::parse(t).ok()) < Some(seen);
+        if later {
+            row.insert("last_seen".into(), Value::from(seen.to_string()));
+        }
+    }
 }
 
 /// A row of `alert_changes` back as the change it records.
@@ -451,6 +460,21 @@ pub fn change_of_row(row: &Map<String, Value>) -> Result<AlertChange, String> {
         "reopen" => ChangeAction::Reopen { comment: text("comment") },
         "comment" => ChangeAction::Comment { text: text("comment").unwrap_or_default() },
         "silence" => ChangeAction::Silence { silence_id: required("silence_id")? },
+        "repeat" => {
+            let time = |name: &str| -> Result<Timestamp, String> {
+                Timestamp::parse(&required(name)?).map_err(|e| format!("{name}: {e}"))
+            };
+            ChangeAction::Repeat {
+                count: row.get("repeat_count").and_then(Value::as_u64).unwrap_or(0),
+                first_time: time("repeat_first_time")?,
+                last_time: time("repeat_last_time")?,
+                event_ids: row
+                    .get("event_ids")
+                    .and_then(Value::as_array)
+                    .map(|ids| ids.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                    .unwrap_or_default(),
+            }
+        }
         other => return Err(format!("unknown alert change action {other}")),
     };
     Ok(AlertChange {

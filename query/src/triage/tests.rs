@@ -114,7 +114,19 @@ async fn the_alert_status_view_agrees_with_the_changes_fold() {
     // The delivery stage's record of a silenced alert, stored twice (read again after a
     // crash): one change.
     let silenced = AlertChange::silenced("A3", "S1", Timestamp::from_micros(1_790_000_000_000_000 + 50));
-    let a3 = [silenced.clone(), silenced];
+    // The detector's repeats: one sent twice (after a crash) counts once, and neither is
+    // triage (changes and updated_at stay the silence's).
+    let base = 1_790_000_000_000_000;
+    let repeat = |n: u64, from: i64, to: i64, ids: &[&str]| {
+        AlertChange::repeated(
+            "A3",
+            n,
+            (Timestamp::from_micros(base + from), Timestamp::from_micros(base + to)),
+            ids.iter().map(|s| s.to_string()).collect(),
+        )
+    };
+    let (r1, r2) = (repeat(3, 100, 200, &["e1", "e2", "e3"]), repeat(2, 7_200_000_000, 7_260_000_000, &["e4", "e5"]));
+    let a3 = [silenced.clone(), silenced, r1.clone(), r1, r2];
     let all: Vec<AlertChange> = a1.iter().chain(&a2).chain(&a3).cloned().collect();
     let (_dir, lake) = lake_with(&alerts, &all).await;
     let t = triage(lake, None);
@@ -128,7 +140,21 @@ async fn the_alert_status_view_agrees_with_the_changes_fold() {
         assert_eq!(field(row, "assignee"), expected.assignee.as_deref(), "{id}: {row}");
         assert_eq!(field(row, "verdict"), expected.verdict.map(|v| v.as_str()), "{id}: {row}");
         assert_eq!(row.get("changes").and_then(Value::as_u64), Some(expected.changes as u64), "{id}: {row}");
+        assert_eq!(row.get("repeats").and_then(Value::as_u64), Some(expected.repeats), "{id}: {row}");
     }
+    let a3_status = AlertStatus::from_changes(&a3);
+    assert_eq!((a3_status.repeats, a3_status.changes), (5, 1));
+    let seen = field(rows["A3"], "last_seen").and_then(|t| Timestamp::parse(t).ok());
+    assert_eq!(seen, a3_status.last_seen, "the last repeat is after the alert's own last match");
+    assert_eq!(field(rows["A3"], "updated_at"), a3_status.updated_at.map(|t| t.to_string()).as_deref());
+    // The alert's history lists the repeats with their events.
+    let detail = t.show(&ANA(), "A3").await.unwrap();
+    let repeats: Vec<&AlertChange> = detail.history.iter().filter(|c| !c.is_triage()).collect();
+    assert_eq!(repeats.len(), 2, "{:?}", detail.history);
+    assert!(
+        matches!(&repeats[1].action, ChangeAction::Repeat { count: 2, event_ids, .. } if event_ids == &["e4", "e5"])
+    );
+    assert_eq!(detail.status.repeats, 5);
     assert_eq!(AlertStatus::from_changes(&a1).verdict, Some(Verdict::Duplicate));
     // Newest first.
     let order: Vec<&str> = page.alerts.iter().map(|r| field(r, "alert_id").unwrap()).collect();

@@ -219,7 +219,8 @@ async fn every_destination_gets_its_request_and_retries_follow_the_answers() {
     let smtp_port = serve_smtp(mails.clone()).await;
 
     let mut destinations = BTreeMap::new();
-    destinations.insert("slack".into(), destination(DestinationKind::Slack(Slack { url: format!("{base}/slack") }), 5));
+    destinations
+        .insert("slack".into(), destination(DestinationKind::Slack(Slack::webhook(&format!("{base}/slack"))), 5));
     destinations.insert("teams".into(), destination(DestinationKind::Teams(Teams { url: format!("{base}/teams") }), 5));
     destinations.insert(
         "lake".into(),
@@ -250,8 +251,8 @@ async fn every_destination_gets_its_request_and_retries_follow_the_answers() {
             5,
         ),
     );
-    destinations.insert("slow".into(), destination(DestinationKind::Slack(Slack { url: format!("{base}/slow") }), 1));
-    destinations.insert("bad".into(), destination(DestinationKind::Slack(Slack { url: format!("{base}/bad") }), 5));
+    destinations.insert("slow".into(), destination(DestinationKind::Slack(Slack::webhook(&format!("{base}/slow"))), 1));
+    destinations.insert("bad".into(), destination(DestinationKind::Slack(Slack::webhook(&format!("{base}/bad"))), 5));
     destinations.insert(
         "mail".into(),
         destination(

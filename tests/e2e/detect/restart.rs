@@ -1,7 +1,9 @@
 //! The detector keeps its state across a restart and reloads rules while running, on a
 //! real broker: a correlation window half filled before a stop completes after it, a token
 //! learned before the stop is "known" after it, and a rule file added while the detector
-//! runs alerts without a restart. Every alert arrives exactly once.
+//! runs alerts without a restart. Every alert arrives exactly once. An alert open before a
+//! restart takes its rule's repeats after it (recorded on the alert-changes topic), until
+//! an analyst closes it: the next firing then raises a new alert.
 
 use crate::support;
 
@@ -170,15 +172,23 @@ fn state_survives_a_restart_and_rules_reload_while_running() {
     assert_eq!(snapshot_offset(&state), Some(4), "the stop snapshot covers every event read");
 
     // Run 2: two more failures complete the burst only with the restored window, and a new
-    // address for the token alerts only because the token was learned before the stop.
+    // address for the token alerts only because the token was learned before the stop. The
+    // probe fires twice more: repeats of its alert, still open after the restart.
     send(
         &producer,
-        &[event(56, "10.0.0.1", 401, "a"), event(55, "10.0.0.1", 401, "a"), event(54, "10.9.9.9", 200, "a")],
+        &[
+            event(56, "10.0.0.1", 401, "a"),
+            event(55, "10.0.0.1", 401, "a"),
+            event(54, "10.9.9.9", 200, "a"),
+            event(53, "10.0.0.1", 200, "reload_probe"),
+            event(52, "10.0.0.1", 200, "reload_probe"),
+        ],
     );
     let second = fixture.command(&["detect", "--stop-when-idle", "5"]).stdout(Stdio::piped()).output().unwrap();
     assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
-    assert_eq!(summary["records"], 3, "run 2 resumes where the snapshot was taken");
+    assert_eq!(summary["records"], 5, "run 2 resumes where the snapshot was taken");
+    assert_eq!(summary["repeats"], 2, "{summary}");
 
     read_alerts(&reader, &mut alerts, Duration::from_secs(20), |a| a.len() >= 3);
     std::thread::sleep(Duration::from_secs(2));
@@ -195,6 +205,39 @@ fn state_survives_a_restart_and_rules_reload_while_running() {
     );
     assert_eq!(by_title["Burst of unauthorised MCP requests"][0].count, 5);
     assert_eq!(by_title["Token used from a new address"][0].group["client.address"], "10.9.9.9");
+    let probe = by_title["Reload probe"][0].id.clone();
+    let repeats = |changes: &[mcpsiem_event::AlertChange]| -> Vec<(String, String, u64)> {
+        let mut found: Vec<(String, String, u64)> = changes
+            .iter()
+            .filter_map(|c| match &c.action {
+                mcpsiem_event::ChangeAction::Repeat { count, .. } => {
+                    Some((c.change_id.clone(), c.alert_id.clone(), *count))
+                }
+                _ => None,
+            })
+            .collect();
+        // A record sent again (as a later run may) is the same record.
+        found.sort();
+        found.dedup();
+        found
+    };
+    let changes = read_changes(&kafka, 1);
+    assert_eq!(repeats(&changes).iter().map(|(_, a, n)| (a.as_str(), *n)).collect::<Vec<_>>(), [(probe.as_str(), 2)]);
+
+    // An analyst closes the probe's alert while no detector runs.
+    let close = mcpsiem_event::AlertChange::new(
+        &probe,
+        "ana",
+        "api",
+        mcpsiem_event::ChangeAction::Close { verdict: mcpsiem_event::Verdict::BenignPositive, comment: None },
+    );
+    let changes_topic =
+        mcpsiem_runtime::producer::AckedProducer::new(&kafka, &kafka.alert_changes_topic, Duration::from_secs(10))
+            .unwrap();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(changes_topic.publish(&probe, close.to_json().as_bytes()))
+        .unwrap();
 
     // Run 3: nothing new to read. A bounded run still ends once it holds its partitions and
     // they stay idle (it used to wait for a first record forever).
@@ -211,4 +254,30 @@ fn state_survives_a_restart_and_rules_reload_while_running() {
     assert!(third.status.success(), "{}", String::from_utf8_lossy(&third.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&third.stdout).unwrap();
     assert_eq!(summary["records"], 0);
+    assert_eq!(summary["closed"], 1, "the close made while it was down ends the open alert: {summary}");
+
+    // Run 4: the probe fires again after the close: a new alert, not a repeat.
+    send(&producer, &[event(10, "10.0.0.1", 200, "reload_probe")]);
+    let fourth = fixture.command(&["detect", "--stop-when-idle", "3"]).stdout(Stdio::piped()).output().unwrap();
+    assert!(fourth.status.success(), "{}", String::from_utf8_lossy(&fourth.stderr));
+    read_alerts(&reader, &mut alerts, Duration::from_secs(20), |a| a.len() >= 4);
+    let probes: Vec<&str> = alerts.iter().filter(|a| a.rule_title == "Reload probe").map(|a| a.id.as_str()).collect();
+    assert_eq!(probes.len(), 2, "{probes:?}");
+    assert_ne!(probes[1], probe, "a new alert after the close");
+    let changes = read_changes(&kafka, 2);
+    assert_eq!(repeats(&changes).len(), 1, "no repeat after the close: {changes:?}");
+}
+
+/// Every record of the alert-changes topic, once at least `expected` are there.
+fn read_changes(kafka: &mcpsiem_runtime::kafka::KafkaConfig, expected: usize) -> Vec<mcpsiem_event::AlertChange> {
+    support::read_topic_json(
+        kafka,
+        &kafka.alert_changes_topic,
+        expected,
+        Duration::from_secs(2),
+        Duration::from_secs(30),
+    )
+    .into_iter()
+    .map(|v| mcpsiem_event::AlertChange::from_json(v.to_string().as_bytes()).unwrap())
+    .collect()
 }

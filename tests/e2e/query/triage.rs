@@ -103,9 +103,20 @@ fn wait_until(limit: Duration, what: &str, log: &Path, mut done: impl FnMut() ->
     }
 }
 
-/// Every change in the lake's `alert_changes` table: (change_id, alert_id, action).
+/// How many of an alert's history entries analysts made (the detector's repeats left out).
+fn triage_history(detail: &Value) -> usize {
+    detail["history"].as_array().map_or(0, |h| h.iter().filter(|c| c["action"] != "repeat").count())
+}
+
+/// Every triage change in the lake's `alert_changes` table: (change_id, alert_id, action).
+/// The detector's repeat records are left out: the demo keeps firing, and a repeat sent
+/// again after the kill is by design the same record twice (counted once by the view).
 fn changes_in_lake(port: u16, key: &str) -> Vec<(String, String, String)> {
-    let rows = sql(port, key, "SELECT change_id, alert_id, action FROM alert_changes ORDER BY changed_at, change_id");
+    let rows = sql(
+        port,
+        key,
+        "SELECT change_id, alert_id, action FROM alert_changes WHERE action <> 'repeat' ORDER BY changed_at, change_id",
+    );
     let text = |row: &Value, name: &str| row[name].as_str().unwrap_or_default().to_string();
     rows.iter().map(|r| (text(r, "change_id"), text(r, "alert_id"), text(r, "action"))).collect()
 }
@@ -176,7 +187,7 @@ fn the_demo_alerts_are_triaged_and_their_history_survives_a_kill_and_a_restart()
     let listed = cli(port, &key, &["list", "--state", "closed"]);
     assert!(listed.contains(&second) && !listed.contains(&first), "{listed}");
     let (_, detail) = call(port, &key, "GET", &format!("/api/v1/alerts/{first}"), None);
-    assert_eq!(detail["history"].as_array().map(Vec::len), Some(5), "{detail}");
+    assert_eq!(triage_history(&detail), 5, "{detail}");
     assert_eq!((&detail["status"]["state"], &detail["status"]["assignee"]), (&json!("new"), &json!("bo")));
 
     // A silence made through the CLI, listed at once.
@@ -267,8 +278,14 @@ fn the_demo_alerts_are_triaged_and_their_history_survives_a_kill_and_a_restart()
     };
     let mut up = spawn_up(&data, &log, broker, port, intake, false);
     wait_until(Duration::from_secs(180), "the eight changes are in the lake after the kill", &log, || {
-        call(port, &key, "POST", "/api/v1/query", Some(json!({"sql": "SELECT count(*) AS n FROM alert_changes"})))
-            .1["rows"][0]["n"]
+        call(
+            port,
+            &key,
+            "POST",
+            "/api/v1/query",
+            Some(json!({"sql": "SELECT count(*) AS n FROM alert_changes WHERE action <> 'repeat'"})),
+        )
+        .1["rows"][0]["n"]
             .as_u64()
             .is_some_and(|n| n >= 8)
     });
@@ -319,7 +336,7 @@ fn the_demo_alerts_are_triaged_and_their_history_survives_a_kill_and_a_restart()
     });
     check_lake(up.port);
     let (_, detail) = call(port, &key, "GET", &format!("/api/v1/alerts/{first}"), None);
-    assert_eq!(detail["history"].as_array().map(Vec::len), Some(5), "{detail}");
+    assert_eq!(triage_history(&detail), 5, "{detail}");
     Command::new("kill").args(["-INT", &up.child.id().to_string()]).status().unwrap();
     assert!(up.child.wait().unwrap().success());
 }
