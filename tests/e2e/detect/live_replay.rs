@@ -1,5 +1,6 @@
 //! The detector end to end on a real broker: generated traffic with every attack goes
-//! through Kafka into `mcpsiem detect`, each scenario raises an alert on the alerts topic,
+//! through Kafka into `mcpsiem detect`, each scenario raises an alert on the alerts topic
+//! (or repeats an open alert of the same rule and group, recorded on the alert-changes topic),
 //! and `mcpsiem detect --replay` over the lake the ingester wrote gives the same alerts.
 //! Grouped into incidents as the query service groups them, each injected token replay and
 //! exfiltration chain ends as one incident.
@@ -105,9 +106,29 @@ approved_servers = ["filesystem", "github", "slack", "postgres", "fetch", "email
 
     let live = alerts_on_topic(&kafka);
     assert_eq!(summary["alerts"], live.len(), "every alert raised reached the alerts topic");
+    // An attack on a server and tool some alert of its rule is open for (a benign match, or
+    // another instance) is that alert's repeat: its events are in the repeat records.
+    let repeats: Vec<mcpsiem_event::AlertChange> = support::read_topic_json(
+        &kafka,
+        &kafka.alert_changes_topic,
+        summary["repeat_records"].as_u64().unwrap_or(0) as usize,
+        Duration::from_secs(1),
+        Duration::from_secs(30),
+    )
+    .into_iter()
+    .map(|v| mcpsiem_event::AlertChange::from_json(v.to_string().as_bytes()).unwrap())
+    .collect();
+    let mut with_repeats = live.clone();
+    for alert in &mut with_repeats {
+        for change in repeats.iter().filter(|c| c.alert_id == alert.id) {
+            if let mcpsiem_event::ChangeAction::Repeat { event_ids, .. } = &change.action {
+                alert.event_ids.extend(event_ids.iter().cloned());
+            }
+        }
+    }
     let mut detected: BTreeSet<&str> = BTreeSet::new();
     let mut benign = 0;
-    for alert in &live {
+    for alert in &with_repeats {
         let scenarios = support::attack_scenarios(alert, &scenario_of);
         benign += usize::from(scenarios.is_empty());
         detected.extend(scenarios);
