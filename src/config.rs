@@ -44,11 +44,22 @@ pub struct LakeConfig {
     /// A local directory or an object-store URL (`s3://bucket/prefix`, `gs://…`, `az://…`).
     /// Cloud credentials come from the provider's usual environment variables.
     pub location: String,
+    /// The object store's own options, as `object_store` names them (`aws_endpoint`,
+    /// `aws_allow_http`, `aws_region`, `aws_access_key_id`…): they take precedence over the
+    /// environment. Empty for a local lake. See docs/scaling.md.
+    pub options: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for LakeConfig {
     fn default() -> Self {
-        Self { location: "data/lake".into() }
+        Self { location: "data/lake".into(), options: Default::default() }
+    }
+}
+
+impl LakeConfig {
+    /// The lake these settings name.
+    pub fn open(&self) -> Result<mcpsiem_lake::Lake, mcpsiem_lake::LakeError> {
+        mcpsiem_lake::Lake::open_with(&self.location, &self.options)
     }
 }
 

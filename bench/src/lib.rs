@@ -13,6 +13,7 @@ pub mod latency;
 pub mod noise;
 pub mod query;
 pub mod rsigma;
+pub mod s3_server;
 pub mod triage;
 
 use std::path::PathBuf;

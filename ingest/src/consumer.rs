@@ -132,6 +132,7 @@ impl ConsumerContext for IngestContext {
                         Ok(resume) => {
                             let offset = resume_offset(resume.as_ref(), self.dedup_window);
                             tracing::info!(
+                                topic = element.topic(),
                                 partition,
                                 ?offset,
                                 "partition assigned; resuming from the lake's commit log"

@@ -21,6 +21,7 @@ mod commit;
 mod json_records;
 mod layout;
 mod ledger;
+mod prefixed;
 mod snapshot;
 mod store;
 mod verify;

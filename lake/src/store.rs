@@ -61,13 +61,26 @@ impl Lake {
     /// `gs://…`, `az://…`, `abfss://…`). Cloud credentials come from the usual environment
     /// variables of each provider (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
     pub fn open(location: &str) -> Result<Self, LakeError> {
+        Self::open_with(location, &std::collections::BTreeMap::new())
+    }
+
+    /// [`Lake::open`] with the object store's own options (`aws_endpoint`,
+    /// `aws_allow_http`, `aws_conditional_put`, `google_service_account`, `azure_storage_account_name`…,
+    /// as `object_store` names them), which take precedence over the environment.
+    pub fn open_with(location: &str, options: &std::collections::BTreeMap<String, String>) -> Result<Self, LakeError> {
         let bad = |reason: String| LakeError::Location { location: location.to_string(), reason };
+        let unknown = |key: &str, provider: &str| {
+            bad(format!("`{key}` is not an option of {provider} object stores (lake.options; docs/scaling.md)"))
+        };
         let local_path = match location.split_once("://") {
             None => Some(PathBuf::from(location)),
             Some(("file", rest)) => Some(PathBuf::from(rest)),
             Some(_) => None,
         };
         if let Some(path) = local_path {
+            if let Some(key) = options.keys().next() {
+                return Err(bad(format!("`{key}` is an object-store option, and this lake is a local directory")));
+            }
             std::fs::create_dir_all(&path).map_err(|e| bad(format!("cannot create the directory: {e}")))?;
             let root = path.canonicalize().map_err(|e| bad(e.to_string()))?;
             let store = LocalFileSystem::new_with_prefix(&root).map_err(|e| bad(e.to_string()))?;
@@ -75,24 +88,30 @@ impl Lake {
         }
         let url = url::Url::parse(location).map_err(|e| bad(format!("not a URL: {e}")))?;
         let store: Arc<dyn ObjectStore> = match url.scheme() {
-            "s3" | "s3a" => Arc::new(
-                object_store::aws::AmazonS3Builder::from_env()
-                    .with_url(location)
-                    .build()
-                    .map_err(|e| bad(e.to_string()))?,
-            ),
-            "gs" => Arc::new(
-                object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                    .with_url(location)
-                    .build()
-                    .map_err(|e| bad(e.to_string()))?,
-            ),
-            "az" | "azure" | "abfs" | "abfss" => Arc::new(
-                object_store::azure::MicrosoftAzureBuilder::from_env()
-                    .with_url(location)
-                    .build()
-                    .map_err(|e| bad(e.to_string()))?,
-            ),
+            "s3" | "s3a" => {
+                let mut builder = object_store::aws::AmazonS3Builder::from_env().with_url(location);
+                for (key, value) in options {
+                    let key = key.parse().map_err(|_| unknown(key, "S3"))?;
+                    builder = builder.with_config(key, value);
+                }
+                Arc::new(builder.build().map_err(|e| bad(e.to_string()))?)
+            }
+            "gs" => {
+                let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(location);
+                for (key, value) in options {
+                    let key = key.parse().map_err(|_| unknown(key, "Google Cloud Storage"))?;
+                    builder = builder.with_config(key, value);
+                }
+                Arc::new(builder.build().map_err(|e| bad(e.to_string()))?)
+            }
+            "az" | "azure" | "abfs" | "abfss" => {
+                let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env().with_url(location);
+                for (key, value) in options {
+                    let key = key.parse().map_err(|_| unknown(key, "Azure"))?;
+                    builder = builder.with_config(key, value);
+                }
+                Arc::new(builder.build().map_err(|e| bad(e.to_string()))?)
+            }
             other => {
                 return Err(bad(format!("unsupported scheme `{other}`; use a path, file://, s3://, gs:// or az://")));
             }
@@ -100,7 +119,7 @@ impl Lake {
         // A URL with a path (s3://bucket/prefix) puts the lake under that prefix.
         let prefix = url.path().trim_matches('/');
         let store: Arc<dyn ObjectStore> =
-            if prefix.is_empty() { store } else { Arc::new(object_store::prefix::PrefixStore::new(store, prefix)) };
+            if prefix.is_empty() { store } else { Arc::new(crate::prefixed::Prefixed::new(store, prefix)) };
         Ok(Self { store, local_root: None, location: location.to_string() })
     }
 

@@ -3,7 +3,6 @@
 use anyhow::{Context, Result};
 use mcpsiem_deliver::{DeliverySummary, Outbox, Outcome};
 use mcpsiem_event::{Alert, AlertSource, Level, Timestamp};
-use mcpsiem_lake::Lake;
 
 use crate::config::Config;
 
@@ -16,7 +15,7 @@ pub fn run_deliver(config: &Config) -> Result<DeliverySummary> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let _guard = runtime.enter();
     mcpsiem_runtime::ops::start_metrics(&config.delivery.metrics_addr, "delivery")?;
-    let lake = match Lake::open(&config.lake.location) {
+    let lake = match config.lake.open() {
         Ok(lake) => Some(lake),
         Err(e) => {
             tracing::warn!(error = %e, "the lake cannot be opened: deliveries are not recorded in alert_deliveries");

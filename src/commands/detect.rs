@@ -10,7 +10,6 @@ use mcpsiem_detect::replay::ReplaySummary;
 use mcpsiem_detect::rules::{self, LoadReport, ProblemKind};
 use mcpsiem_detect::{Detector, Engine, StreamControl, StreamSummary};
 use mcpsiem_event::Timestamp;
-use mcpsiem_lake::Lake;
 
 use crate::config::Config;
 
@@ -147,7 +146,7 @@ fn scoped_engine(config: &Config) -> Result<Engine> {
 pub fn run_replay(config: &Config, from: Timestamp, to: Timestamp) -> Result<ReplaySummary> {
     anyhow::ensure!(from < to, "--from must be before --to");
     let mut engine = engine(config)?;
-    let lake = Lake::open(&config.lake.location)?;
+    let lake = config.lake.open()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let bar = mcpsiem_runtime::progress::counter(0, "hours");
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

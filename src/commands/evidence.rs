@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use mcpsiem_event::Timestamp;
-use mcpsiem_lake::Lake;
 use mcpsiem_query::export::{ExportKey, ExportRequest, Exporter, PublicKey, Selector, verify_bundle};
 use mcpsiem_query::format::{Format, Sink};
 use mcpsiem_query::{QueryEngine, TimeRange};
@@ -48,7 +47,7 @@ pub fn export(config: &Config, args: ExportArgs) -> Result<()> {
     }
     let runtime = mcpsiem_runtime::lake_runtime::build(mcpsiem_runtime::lake_runtime::COMMAND_READ_THREADS)?;
     let outcome = runtime.block_on(async {
-        let lake = Lake::open(&config.lake.location)?;
+        let lake = config.lake.open()?;
         // One export, one pass over each file: the footer cache the query service keeps
         // across queries would only hold memory here (up to query.metadata_cache_bytes,
         // growing with the files read).

@@ -61,7 +61,7 @@ pub fn run_ingest(
     require_brokers(config)?;
     let started = std::time::Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let lake = Lake::open(&config.lake.location)?;
+    let lake = config.lake.open()?;
     {
         let _guard = runtime.enter();
         mcpsiem_runtime::ops::start_metrics(&config.ingest.metrics_addr, "ingest")?;
@@ -152,7 +152,7 @@ pub fn run_ingest(
 /// every hour that has ended).
 pub fn run_compact(config: &Config, settle_seconds: Option<u64>) -> Result<CompactionSummary> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let lake = Lake::open(&config.lake.location)?;
+    let lake = config.lake.open()?;
     let mut compactor = compactor(config, lake);
     if let Some(settle) = settle_seconds {
         compactor.config.settle_seconds = settle;

@@ -1,7 +1,7 @@
 //! `mcpsiem lake verify`: the lake checked against its ledger, with a plain verdict.
 
 use anyhow::{Context, Result};
-use mcpsiem_lake::{Anchor, Lake, Table, TableVerification, verify_table};
+use mcpsiem_lake::{Anchor, Table, TableVerification, verify_table};
 
 use crate::config::Config;
 
@@ -20,7 +20,7 @@ pub fn verify(config: &Config, tables: &[String], anchors: &[String], json: bool
             .collect::<Result<_>>()?
     };
     let runtime = mcpsiem_runtime::lake_runtime::build(mcpsiem_runtime::lake_runtime::COMMAND_READ_THREADS)?;
-    let lake = Lake::open(&config.lake.location)?;
+    let lake = config.lake.open()?;
     let bar = mcpsiem_runtime::progress::bytes("hashing lake files");
     let mut reports: Vec<TableVerification> = Vec::new();
     for table in tables {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use mcpsiem_event::Timestamp;
-use mcpsiem_lake::Lake;
 use mcpsiem_query::{Format, QueryEngine, QueryRequest, Role, TimeRange};
 
 use crate::config::Config;
@@ -17,7 +16,7 @@ pub fn run_serve(config: &Config) -> Result<()> {
     let runtime = mcpsiem_runtime::lake_runtime::build(mcpsiem_runtime::lake_runtime::SERVICE_READ_THREADS)?;
     runtime.block_on(async {
         let handle = mcpsiem_runtime::ops::metrics_handle()?;
-        let lake = Lake::open(&config.lake.location)?;
+        let lake = config.lake.open()?;
         if config.query.api_keys.is_empty() {
             tracing::warn!(
                 "query.api_keys is empty: every request will be refused; create one with `mcpsiem apikey create`"
@@ -124,7 +123,7 @@ pub fn run_query(config: &Config, args: &QueryArgs<'_>) -> Result<()> {
     };
     let runtime = mcpsiem_runtime::lake_runtime::build(mcpsiem_runtime::lake_runtime::COMMAND_READ_THREADS)?;
     runtime.block_on(async {
-        let lake = Lake::open(&config.lake.location)?;
+        let lake = config.lake.open()?;
         let engine = QueryEngine::new(lake, config.query.clone()).with_approved_servers(approved_servers(config));
         let caller = mcpsiem_runtime::auth::local_operator();
         let answer = match engine.run(&caller, request).await {

@@ -42,10 +42,25 @@ pub async fn create_topic(kafka: &KafkaConfig, topic: &str, partitions: i32) {
 pub struct LakeFixture {
     pub dir: tempfile::TempDir,
     pub config_path: std::path::PathBuf,
+    /// The object-store lake (location, options) when the lake is not the local directory.
+    pub remote: Option<(String, std::collections::BTreeMap<String, String>)>,
 }
 
 impl LakeFixture {
     pub fn new(kafka: &KafkaConfig, extra_toml: &str) -> Self {
+        Self::build(kafka, None, extra_toml)
+    }
+
+    /// The same with the lake at `prefix` on a local S3-protocol server.
+    pub fn on_s3(kafka: &KafkaConfig, s3: &mcpsiem_bench::s3_server::S3Server, prefix: &str, extra_toml: &str) -> Self {
+        Self::build(kafka, Some((s3.location(prefix), s3.options())), extra_toml)
+    }
+
+    fn build(
+        kafka: &KafkaConfig,
+        remote: Option<(String, std::collections::BTreeMap<String, String>)>,
+        extra_toml: &str,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config_path = dir.path().join("mcpsiem.toml");
         let toml = format!(
@@ -66,8 +81,7 @@ stuck_group_seconds = 10
 # Bounds how long a rebalance waits for members that are gone.
 "max.poll.interval.ms" = "20000"
 
-[lake]
-location = "{lake}"
+{lake}
 
 [ingest]
 metrics_addr = ""
@@ -86,10 +100,16 @@ level = "info,rdkafka=warn"
             topic = kafka.events_topic,
             alerts = kafka.alerts_topic,
             partitions = kafka.partitions,
-            lake = dir.path().join("lake").display(),
+            lake = match &remote {
+                None => format!("[lake]\nlocation = \"{}\"\n", dir.path().join("lake").display()),
+                Some((location, options)) => {
+                    let options: String = options.iter().map(|(k, v)| format!("{k} = \"{v}\"\n")).collect();
+                    format!("[lake]\nlocation = \"{location}\"\n\n[lake.options]\n{options}")
+                }
+            },
         );
         std::fs::write(&config_path, toml).expect("config written");
-        Self { dir, config_path }
+        Self { dir, config_path, remote }
     }
 
     pub fn lake_dir(&self) -> std::path::PathBuf {
@@ -97,7 +117,10 @@ level = "info,rdkafka=warn"
     }
 
     pub fn lake(&self) -> mcpsiem_lake::Lake {
-        mcpsiem_lake::Lake::open(self.lake_dir().to_str().unwrap()).expect("lake opens")
+        match &self.remote {
+            None => mcpsiem_lake::Lake::open(self.lake_dir().to_str().unwrap()).expect("lake opens"),
+            Some((location, options)) => mcpsiem_lake::Lake::open_with(location, options).expect("lake opens"),
+        }
     }
 
     /// An `mcpsiem` command using this fixture's configuration.
@@ -111,27 +134,23 @@ level = "info,rdkafka=warn"
     /// Every event id in the table's live files, read the way readers must (through the
     /// snapshot, retrying when compaction removed a listed file).
     pub fn event_ids(&self) -> Vec<String> {
-        read_column(&self.lake(), &self.lake_dir(), mcpsiem_lake::Table::Events, "event_id")
+        read_column(&self.lake(), mcpsiem_lake::Table::Events, "event_id")
     }
 }
 
 /// Reads one string column of every live file of a table.
-pub fn read_column(
-    lake: &mcpsiem_lake::Lake,
-    root: &std::path::Path,
-    table: mcpsiem_lake::Table,
-    column: &str,
-) -> Vec<String> {
+pub fn read_column(lake: &mcpsiem_lake::Lake, table: mcpsiem_lake::Table, column: &str) -> Vec<String> {
     use arrow::array::AsArray;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     'snapshot: for _attempt in 0..20 {
         let snapshot = runtime.block_on(mcpsiem_lake::Snapshot::load(lake, table)).expect("snapshot loads");
         let mut values = Vec::new();
         for file in &snapshot.files {
-            let handle = match std::fs::File::open(root.join(file.path.as_ref())) {
-                Ok(handle) => handle,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue 'snapshot,
-                Err(e) => panic!("opening {}: {e}", file.path),
+            // Through the lake, so an object-store lake reads the same way as a directory.
+            let handle = match runtime.block_on(lake.get(&file.path)) {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => continue 'snapshot,
+                Err(e) => panic!("reading {}: {e}", file.path),
             };
             let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(handle)
                 .unwrap_or_else(|e| panic!("{} is not a readable Parquet file: {e}", file.path));

@@ -141,7 +141,7 @@ approved_servers = ["filesystem", "github", "slack", "postgres", "fetch", "email
     // The ingester stores the alerts topic in the lake's `alerts` table, each alert once.
     let ingest = fixture.command(&["ingest", "--stop-when-idle", "3"]).stdout(Stdio::null()).status().unwrap();
     assert!(ingest.success());
-    let mut stored = support::read_column(&fixture.lake(), &fixture.lake_dir(), Table::Alerts, "alert_id");
+    let mut stored = support::read_column(&fixture.lake(), Table::Alerts, "alert_id");
     stored.sort();
     let mut sent: Vec<String> = live.iter().map(|a| a.id.clone()).collect();
     sent.sort();

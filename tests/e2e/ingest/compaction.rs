@@ -70,12 +70,12 @@ fn an_hour_of_minute_files_compacts_to_two_files_under_a_polling_reader() {
 
     let done = Arc::new(AtomicBool::new(false));
     let reader = {
-        let (lake, root, done, expected) = (lake.clone(), root.clone(), done.clone(), expected.clone());
+        let (lake, done, expected) = (lake.clone(), done.clone(), expected.clone());
         std::thread::spawn(move || {
             let mut polls = 0;
             loop {
                 let finished = done.load(Ordering::SeqCst);
-                let ids = support::read_column(&lake, &root, Table::Events, "event_id");
+                let ids = support::read_column(&lake, Table::Events, "event_id");
                 let (doubled, missing) = support::id_differences(&expected, &ids);
                 assert!(
                     doubled.is_empty() && missing.is_empty() && ids.len() == expected.len(),
@@ -108,7 +108,7 @@ fn an_hour_of_minute_files_compacts_to_two_files_under_a_polling_reader() {
     let snapshot = runtime.block_on(Snapshot::load(&lake, Table::Events)).unwrap();
     assert!(snapshot.files.len() <= 2, "{} files after compaction", snapshot.files.len());
     assert_eq!(std::fs::read_dir(root.join(hour.path(Table::Events).as_ref())).unwrap().count(), snapshot.files.len());
-    let ids = support::read_column(&lake, &root, Table::Events, "event_id");
+    let ids = support::read_column(&lake, Table::Events, "event_id");
     assert_eq!(ids.iter().cloned().collect::<HashSet<_>>(), expected);
     assert_eq!(ids.len(), expected.len());
 

@@ -48,7 +48,7 @@ fn compaction_stopped_at_every_failpoint_finishes_on_the_next_pass() {
         assert!(String::from_utf8_lossy(&crashed.stderr).contains("reached: aborting"), "{point}");
 
         // What the crash left is invisible: readers see every event once.
-        let ids = support::read_column(&lake, &root, Table::Events, "event_id");
+        let ids = support::read_column(&lake, Table::Events, "event_id");
         let (doubled, missing) = support::id_differences(&expected, &ids);
         assert!(doubled.is_empty() && missing.is_empty(), "{point}, after the crash: {doubled:?} {missing:?}");
 
@@ -57,7 +57,7 @@ fn compaction_stopped_at_every_failpoint_finishes_on_the_next_pass() {
         age_leases(&root.join("_lake/locks/compact"));
         let again = compact(&root, None);
         assert!(again.status.success(), "{point}: {}", String::from_utf8_lossy(&again.stderr));
-        let ids = support::read_column(&lake, &root, Table::Events, "event_id");
+        let ids = support::read_column(&lake, Table::Events, "event_id");
         let (doubled, missing) = support::id_differences(&expected, &ids);
         assert!(doubled.is_empty() && missing.is_empty(), "{point}, after the next pass: {doubled:?} {missing:?}");
         assert_eq!(ids.iter().cloned().collect::<HashSet<_>>(), expected);

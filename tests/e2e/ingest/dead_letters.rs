@@ -59,11 +59,11 @@ fn bad_records_become_dead_letters_with_their_reason() {
     assert!(doubled.is_empty() && missing.is_empty() && ids.len() == good.len());
 
     let lake = fixture.lake();
-    let mut reasons = support::read_column(&lake, &fixture.lake_dir(), Table::DeadLetters, "reason");
+    let mut reasons = support::read_column(&lake, Table::DeadLetters, "reason");
     reasons.sort();
     let mut expected: Vec<String> = bad.iter().map(|(reason, _)| reason.to_string()).collect();
     expected.sort();
     assert_eq!(reasons, expected);
-    let errors = support::read_column(&lake, &fixture.lake_dir(), Table::DeadLetters, "error");
+    let errors = support::read_column(&lake, Table::DeadLetters, "error");
     assert!(errors.iter().any(|e| e.contains("event.time")), "errors name the field: {errors:?}");
 }

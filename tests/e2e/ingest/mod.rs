@@ -8,3 +8,4 @@ mod duplicates;
 mod exactly_once;
 mod external_readers;
 mod kafka_roundtrip;
+mod object_store;
