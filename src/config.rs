@@ -47,7 +47,37 @@ pub struct LakeConfig {
     /// The object store's own options, as `object_store` names them (`aws_endpoint`,
     /// `aws_allow_http`, `aws_region`, `aws_access_key_id`…): they take precedence over the
     /// environment. Empty for a local lake. See docs/scaling.md.
+    #[serde(deserialize_with = "scalar_strings")]
     pub options: std::collections::BTreeMap<String, String>,
+}
+
+/// A map whose values may be written as strings, booleans or numbers (`--set
+/// lake.options.aws_allow_http=true` gives a boolean), kept as the strings the object store
+/// parses.
+fn scalar_strings<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<std::collections::BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Flag(bool),
+        Whole(i64),
+        Number(f64),
+    }
+    let map = std::collections::BTreeMap::<String, Scalar>::deserialize(deserializer)?;
+    Ok(map
+        .into_iter()
+        .map(|(key, value)| {
+            let text = match value {
+                Scalar::Text(text) => text,
+                Scalar::Flag(flag) => flag.to_string(),
+                Scalar::Whole(n) => n.to_string(),
+                Scalar::Number(n) => n.to_string(),
+            };
+            (key, text)
+        })
+        .collect())
 }
 
 impl Default for LakeConfig {
@@ -246,6 +276,23 @@ mod tests {
             Config::load_from(Some(Path::new("/nonexistent/x.toml")), &[], Env::raw().only(&[])),
             Err(ConfigError::MissingFile { .. })
         ));
+    }
+
+    #[test]
+    fn object_store_options_take_strings_flags_and_numbers_as_text() {
+        let overrides = ["lake.options.aws_allow_http=true".to_string(), "lake.options.aws_max_retries=3".to_string()];
+        let (config, _) = Config::load_from(None, &overrides, Env::raw().only(&[])).unwrap();
+        assert_eq!(config.lake.options["aws_allow_http"], "true");
+        assert_eq!(config.lake.options["aws_max_retries"], "3");
+        let text = "[lake]\nlocation = \"s3://b/p\"\n[lake.options]\naws_endpoint = \"http://127.0.0.1:9000\"\n";
+        let config: Config = toml::from_str(text).unwrap();
+        assert_eq!(config.lake.options["aws_endpoint"], "http://127.0.0.1:9000");
+        // An unknown option is refused when the lake opens, naming it.
+        let mut wrong = config.lake.clone();
+        wrong.options.insert("aws_endpiont".into(), "x".into());
+        assert!(wrong.open().unwrap_err().to_string().contains("`aws_endpiont` is not an option of S3"));
+        let local = LakeConfig { location: "data/lake".into(), options: wrong.options };
+        assert!(local.open().unwrap_err().to_string().contains("local directory"));
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct IngestBenchOptions {
     pub rounds: u32,
     /// Where the broker and the lakes live; a temporary directory when `None`.
     pub dir: Option<PathBuf>,
+    /// Also ingest into a lake on a local S3-protocol server (moto), in the same rounds.
+    pub s3: bool,
 }
 
 /// The figures of one run.
@@ -47,6 +49,11 @@ pub struct IngestBenchReport {
     pub size_ratio: f64,
     /// Highest peak RSS of the ingest process over the rounds.
     pub ingest_peak_rss_bytes: Option<u64>,
+    /// The same ingest into a lake on a local S3-protocol server (with `--s3`).
+    pub s3_ingest_best_seconds: Option<f64>,
+    pub s3_ingest_events_per_sec: Option<f64>,
+    /// Events per second into the S3 lake over events per second into the local directory.
+    pub s3_over_local_throughput: Option<f64>,
 }
 
 /// What `mcpsiem ingest` prints, as far as the benchmark reads it.
@@ -84,6 +91,8 @@ pub fn ingest_bench(options: &IngestBenchOptions) -> Result<IngestBenchReport> {
     let mut ingest_best = f64::MAX;
     let mut peak_rss = None;
     let mut lake = (0, 0);
+    let s3 = if options.s3 { Some(crate::s3_server::S3Server::start("bench-ingest")?) } else { None };
+    let mut s3_best = f64::MAX;
     // Alternate the two so that neither always runs on a warmer page cache or broker.
     for round in 1..=options.rounds.max(1) {
         let seconds = count_messages(&kafka, options.events, &format!("bench-count-{round}"))?;
@@ -91,7 +100,8 @@ pub fn ingest_bench(options: &IngestBenchOptions) -> Result<IngestBenchReport> {
         baseline_best = baseline_best.min(seconds);
 
         let lake_dir = dir.join(format!("lake-{round}"));
-        let output = run_ingester(&kafka, &lake_dir, options.events, &format!("bench-ingest-{round}"))?;
+        let local = LakeTarget { location: lake_dir.display().to_string(), options: Default::default() };
+        let output = run_ingester(&kafka, &local, options.events, &format!("bench-ingest-{round}"))?;
         ensure!(
             output.events == options.events && output.dead_letters == 0,
             "the ingester wrote {} events and {} dead letters, expected {} events",
@@ -103,8 +113,16 @@ pub fn ingest_bench(options: &IngestBenchOptions) -> Result<IngestBenchReport> {
         ingest_best = ingest_best.min(output.run_seconds);
         peak_rss = peak_rss.max(output.peak_rss_bytes);
         lake = directory_size(&lake_dir.join("events"))?;
+        if let Some(s3) = &s3 {
+            let target = LakeTarget { location: s3.location(&format!("lake-{round}")), options: s3.options() };
+            let output = run_ingester(&kafka, &target, options.events, &format!("bench-ingest-s3-{round}"))?;
+            ensure!(output.events == options.events, "the S3 ingest wrote {} events", output.events);
+            eprintln!("round {round}: ingest to S3  {:.2} s", output.run_seconds);
+            s3_best = s3_best.min(output.run_seconds);
+        }
     }
     drop(broker);
+    let s3_best = s3.is_some().then_some(s3_best);
 
     let events = options.events as f64;
     let (lake_files, lake_bytes) = lake;
@@ -124,7 +142,16 @@ pub fn ingest_bench(options: &IngestBenchOptions) -> Result<IngestBenchReport> {
         ndjson_bytes_per_event: ndjson_bytes as f64 / events,
         size_ratio: lake_bytes as f64 / ndjson_bytes as f64,
         ingest_peak_rss_bytes: peak_rss,
+        s3_ingest_best_seconds: s3_best,
+        s3_ingest_events_per_sec: s3_best.map(|s| events / s),
+        s3_over_local_throughput: s3_best.map(|s| ingest_best / s),
     })
+}
+
+/// Where an ingest round writes: a directory, or an object-store URL with its options.
+struct LakeTarget {
+    location: String,
+    options: std::collections::BTreeMap<String, String>,
 }
 
 /// Produces generated events (all attacks, recent enough for the ingester's age bounds) and
@@ -192,7 +219,7 @@ fn count_messages(kafka: &KafkaConfig, expected: u64, group: &str) -> Result<f64
 }
 
 /// Runs `mcpsiem ingest` as its own process, so that its peak memory is its own.
-fn run_ingester(kafka: &KafkaConfig, lake: &Path, events: u64, group: &str) -> Result<IngestOutput> {
+fn run_ingester(kafka: &KafkaConfig, lake: &LakeTarget, events: u64, group: &str) -> Result<IngestOutput> {
     let exe = crate::mcpsiem_exe().context("finding the mcpsiem binary")?;
     let set = |key: &str, value: &str| ["--set".to_string(), format!("{key}={value}")];
     let mut command = Command::new(exe);
@@ -200,7 +227,8 @@ fn run_ingester(kafka: &KafkaConfig, lake: &Path, events: u64, group: &str) -> R
         .args(set("kafka.brokers", &kafka.brokers))
         .args(set("kafka.events_topic", &kafka.events_topic))
         .args(set("kafka.partitions", &kafka.partitions.to_string()))
-        .args(set("lake.location", &lake.display().to_string()))
+        .args(set("lake.location", &lake.location))
+        .args(lake.options.iter().flat_map(|(key, value)| set(&format!("lake.options.{key}"), value)))
         .args(set("ingest.group_id", group))
         .args(set("ingest.metrics_addr", ""))
         .args(set("ingest.compaction.enabled", "false"))
@@ -265,8 +293,17 @@ impl std::fmt::Display for IngestBenchReport {
         )?;
         writeln!(f, "  size ratio (lake / NDJSON)                  : {:.3} (target <= 0.125)", self.size_ratio)?;
         match self.ingest_peak_rss_bytes {
-            Some(rss) => write!(f, "  ingest peak RSS                             : {:.0} MiB", mib(rss)),
-            None => write!(f, "  ingest peak RSS                             : not available on this platform"),
+            Some(rss) => write!(f, "  ingest peak RSS                             : {:.0} MiB", mib(rss))?,
+            None => write!(f, "  ingest peak RSS                             : not available on this platform")?,
         }
+        if let (Some(seconds), Some(rate), Some(ratio)) =
+            (self.s3_ingest_best_seconds, self.s3_ingest_events_per_sec, self.s3_over_local_throughput)
+        {
+            write!(
+                f,
+                "\n  ingest to a lake on a local S3 server (moto): {seconds:>8.2} s {rate:>10.0} events/s\n  throughput ratio (S3 / local directory)      : {ratio:.2}x"
+            )?;
+        }
+        Ok(())
     }
 }

@@ -198,6 +198,10 @@ enum BenchCommand {
         /// Keep the broker and lakes here instead of a temporary directory.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Also ingest into a lake on a local S3-protocol server (moto, from scripts/setup)
+        /// in the same rounds, and report the throughput against the local directory's.
+        #[arg(long)]
+        s3: bool,
         /// Print the figures as JSON.
         #[arg(long)]
         json: bool,
@@ -306,8 +310,8 @@ fn main() -> Result<()> {
             print_report(&report, json)?;
             Ok(())
         }
-        BenchCommand::Ingest { events, partitions, rounds, dir, json } => {
-            let options = mcpsiem_bench::ingest::IngestBenchOptions { events, partitions, rounds, dir };
+        BenchCommand::Ingest { events, partitions, rounds, dir, s3, json } => {
+            let options = mcpsiem_bench::ingest::IngestBenchOptions { events, partitions, rounds, dir, s3 };
             let report = mcpsiem_bench::ingest::ingest_bench(&options)?;
             print_report(&report, json)?;
             Ok(())
