@@ -84,6 +84,17 @@ pub enum LakeCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The files of a table's current snapshot, one per line (absolute paths, or URLs on an
+    /// object store): what outside engines (DuckDB, pyarrow, Spark) should read instead of
+    /// a glob, which can see a file twice while compaction replaces it.
+    Files {
+        /// events, deadletters, alerts, alert_changes or silences.
+        #[arg(long, default_value = "events")]
+        table: String,
+        /// A JSON array instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl ExportCommandArgs {
@@ -126,6 +137,7 @@ impl LakeCommand {
     pub fn run(self, config: &Config) -> Result<()> {
         match self {
             LakeCommand::Verify { table, anchor, json } => exit_unless(lake::verify(config, &table, &anchor, json)?),
+            LakeCommand::Files { table, json } => lake::files(config, &table, json),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! `mcpsiem lake verify`: the lake checked against its ledger, with a plain verdict.
+//! `mcpsiem lake verify`: the lake checked against its ledger, with a plain verdict; and
+//! `mcpsiem lake files`: a table's consistent snapshot for outside engines.
 
 use anyhow::{Context, Result};
 use mcpsiem_lake::{Anchor, Table, TableVerification, verify_table};
@@ -59,4 +60,31 @@ pub fn verify(config: &Config, tables: &[String], anchors: &[String], json: bool
         }
     );
     Ok(passed)
+}
+
+/// Prints the files of `table`'s current snapshot: absolute paths for a local lake, URLs
+/// (`s3://bucket/prefix/…`) on an object store.
+pub fn files(config: &Config, table: &str, json: bool) -> Result<()> {
+    let table = Table::from_name(table).with_context(|| {
+        format!("unknown table `{table}`; use events, deadletters, alerts, alert_changes or silences")
+    })?;
+    let runtime = mcpsiem_runtime::lake_runtime::build(mcpsiem_runtime::lake_runtime::COMMAND_READ_THREADS)?;
+    let lake = config.lake.open()?;
+    let snapshot = runtime.block_on(mcpsiem_lake::Snapshot::load(&lake, table))?;
+    let names: Vec<String> = snapshot
+        .files
+        .iter()
+        .map(|file| match lake.local_root() {
+            Some(root) => root.join(file.path.as_ref()).display().to_string(),
+            None => format!("{}/{}", lake.location().trim_end_matches('/'), file.path),
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string(&names)?);
+    } else {
+        for name in names {
+            println!("{name}");
+        }
+    }
+    Ok(())
 }
