@@ -164,6 +164,14 @@ impl QueryEngine {
         }
         let views = if catalog_query { "" } else { request.sql.as_str() };
         crate::views::register_views(&ctx, views, catalog_query, &self.approved_servers).await?;
+        // Incidents are derived (grouped like the API groups them), only for the queries
+        // that name them; a catalog query sees the table's columns.
+        if catalog_query || request.sql.to_ascii_lowercase().contains("incidents") {
+            if !ctx.table_exist("alert_status")? {
+                crate::views::register_views(&ctx, "alert_status", false, &self.approved_servers).await?;
+            }
+            crate::triage::incidents::register_table(&ctx, &self.config, !catalog_query).await?;
+        }
         if request.dialect == Dialect::Postgres {
             datafusion_pg_catalog::setup_pg_catalog(&ctx, "datafusion", EmptyContextProvider)
                 .map_err(|e| QueryError::from(*e))?;

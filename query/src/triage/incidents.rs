@@ -185,6 +185,112 @@ fn closed_at(changes: &[AlertChange], status: &AlertStatus) -> Option<Timestamp>
     })
 }
 
+/// What incidents are made of: the window's alerts as `alert_status` has them.
+pub(crate) const ALERT_FACTS_SQL: &str =
+    "SELECT alert_id, alert_time, level, rule_title, state, group_values, event_ids FROM alert_status";
+
+/// Groups alert rows (of [`ALERT_FACTS_SQL`]) into incidents, newest first, given every
+/// incident's changes by id; also returns the rows by alert id.
+pub(crate) fn build_incidents(
+    rows: Vec<Map<String, Value>>,
+    changes: &HashMap<String, Vec<AlertChange>>,
+    config: &crate::QueryConfig,
+) -> Result<(Vec<Incident>, HashMap<String, Map<String, Value>>), QueryError> {
+    let mut facts = Vec::with_capacity(rows.len());
+    let mut by_id = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let text = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
+        let time = Timestamp::parse(&text("alert_time")).map_err(|e| QueryError::Execution(e.to_string()))?;
+        let group = row
+            .get("group_values")
+            .and_then(Value::as_object)
+            .map(|g| g.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
+            .unwrap_or_default();
+        let event_ids = row
+            .get("event_ids")
+            .and_then(Value::as_array)
+            .map(|ids| ids.iter().filter_map(|id| id.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        facts.push(AlertFacts { alert_id: text("alert_id"), time, group, event_ids });
+        by_id.insert(text("alert_id"), row);
+    }
+    let window = i64::try_from(config.incident_window_minutes).unwrap_or(i64::MAX).saturating_mul(60_000_000);
+    let mut incidents = Vec::new();
+    let mut pending: Vec<usize> = (0..facts.len()).collect();
+    for _ in 0..MAX_SPLITS {
+        if pending.is_empty() {
+            break;
+        }
+        let subset: Vec<AlertFacts> = pending.iter().map(|&i| facts[i].clone()).collect();
+        let mut late = Vec::new();
+        for members in cluster(&subset, &config.incident_entities, window) {
+            let members: Vec<usize> = members.into_iter().map(|m| pending[m]).collect();
+            // Named after its oldest alert, unless it was worked on under another of its
+            // alerts' names: an older alert arriving late, or a link to another incident,
+            // must not rename an incident an analyst is working.
+            let id_of = |m: usize| format!("{INCIDENT_PREFIX}{}", facts[m].alert_id);
+            let named = members.iter().copied().find(|&m| changes.contains_key(&id_of(m))).unwrap_or(members[0]);
+            let incident_id = id_of(named);
+            let history = changes.get(&incident_id).cloned().unwrap_or_default();
+            let status = AlertStatus::from_changes(&history);
+            let closed = closed_at(&history, &status);
+            let mut kept = Vec::with_capacity(members.len());
+            for &m in &members {
+                // The alert that names it stays, whatever its time.
+                match closed {
+                    Some(closed) if m != named && facts[m].time > closed => late.push(m),
+                    _ => kept.push(m),
+                }
+            }
+            incidents.push(incident_of(incident_id, status, &kept, &facts, &by_id, &config.incident_entities));
+        }
+        pending = late;
+    }
+    incidents.sort_by(|a, b| (b.last_time, &b.incident_id).cmp(&(a.last_time, &a.incident_id)));
+    Ok((incidents, by_id))
+}
+
+fn incident_of(
+    incident_id: String,
+    status: AlertStatus,
+    members: &[usize],
+    facts: &[AlertFacts],
+    rows: &HashMap<String, Map<String, Value>>,
+    entities_wanted: &[String],
+) -> Incident {
+    let mut incident = Incident {
+        incident_id,
+        status,
+        first_time: facts[members[0]].time,
+        last_time: facts[members[0]].time,
+        level: String::new(),
+        alerts: members.len(),
+        open_alerts: 0,
+        rules: BTreeSet::new(),
+        entities: BTreeMap::new(),
+        alert_ids: Vec::with_capacity(members.len()),
+    };
+    for &m in members.iter().rev() {
+        let alert = &facts[m];
+        incident.last_time = incident.last_time.max(alert.time);
+        incident.first_time = incident.first_time.min(alert.time);
+        incident.alert_ids.push(alert.alert_id.clone());
+        let row = rows.get(&alert.alert_id);
+        let text = |name: &str| row.and_then(|r| r.get(name)).and_then(Value::as_str).unwrap_or_default();
+        if level_rank(text("level")) > level_rank(&incident.level) || incident.level.is_empty() {
+            incident.level = text("level").to_string();
+        }
+        incident.open_alerts += usize::from(text("state") != "closed");
+        incident.rules.insert(text("rule_title").to_string());
+        for entity in entities_wanted {
+            if let Some(value) = alert.group.get(entity) {
+                incident.entities.entry(entity.clone()).or_default().insert(value.clone());
+            }
+        }
+    }
+    incident
+}
+
 impl Triage {
     /// Every incident change the lake holds plus those accepted here, by incident id.
     async fn incident_changes(&self, caller: &Caller) -> Result<HashMap<String, Vec<AlertChange>>, QueryError> {
@@ -214,105 +320,9 @@ impl Triage {
         caller: &Caller,
         range: TimeRange,
     ) -> Result<(Vec<Incident>, HashMap<String, Map<String, Value>>), QueryError> {
-        let sql = "SELECT alert_id, alert_time, level, rule_title, state, group_values, event_ids FROM alert_status"
-            .to_string();
-        let rows = self.rows(caller, sql, range).await?;
-        let mut facts = Vec::with_capacity(rows.len());
-        let mut by_id = HashMap::with_capacity(rows.len());
-        for row in rows {
-            let text = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
-            let time = Timestamp::parse(&text("alert_time")).map_err(|e| QueryError::Execution(e.to_string()))?;
-            let group = row
-                .get("group_values")
-                .and_then(Value::as_object)
-                .map(|g| g.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
-                .unwrap_or_default();
-            let event_ids = row
-                .get("event_ids")
-                .and_then(Value::as_array)
-                .map(|ids| ids.iter().filter_map(|id| id.as_str().map(str::to_owned)).collect())
-                .unwrap_or_default();
-            facts.push(AlertFacts { alert_id: text("alert_id"), time, group, event_ids });
-            by_id.insert(text("alert_id"), row);
-        }
+        let rows = self.rows(caller, ALERT_FACTS_SQL.to_string(), range).await?;
         let changes = self.incident_changes(caller).await?;
-        let config = self.engine().config();
-        let window = i64::try_from(config.incident_window_minutes).unwrap_or(i64::MAX).saturating_mul(60_000_000);
-        let mut incidents = Vec::new();
-        let mut pending: Vec<usize> = (0..facts.len()).collect();
-        for _ in 0..MAX_SPLITS {
-            if pending.is_empty() {
-                break;
-            }
-            let subset: Vec<AlertFacts> = pending.iter().map(|&i| facts[i].clone()).collect();
-            let mut late = Vec::new();
-            for members in cluster(&subset, &config.incident_entities, window) {
-                let members: Vec<usize> = members.into_iter().map(|m| pending[m]).collect();
-                // Named after its oldest alert, unless it was worked on under another of its
-                // alerts' names: an older alert arriving late, or a link to another incident,
-                // must not rename an incident an analyst is working.
-                let id_of = |m: usize| format!("{INCIDENT_PREFIX}{}", facts[m].alert_id);
-                let named = members.iter().copied().find(|&m| changes.contains_key(&id_of(m))).unwrap_or(members[0]);
-                let incident_id = id_of(named);
-                let history = changes.get(&incident_id).cloned().unwrap_or_default();
-                let status = AlertStatus::from_changes(&history);
-                let closed = closed_at(&history, &status);
-                let mut kept = Vec::with_capacity(members.len());
-                for &m in &members {
-                    // The alert that names it stays, whatever its time.
-                    match closed {
-                        Some(closed) if m != named && facts[m].time > closed => late.push(m),
-                        _ => kept.push(m),
-                    }
-                }
-                incidents.push(self.incident_of(incident_id, status, &kept, &facts, &by_id));
-            }
-            pending = late;
-        }
-        incidents.sort_by(|a, b| (b.last_time, &b.incident_id).cmp(&(a.last_time, &a.incident_id)));
-        Ok((incidents, by_id))
-    }
-
-    fn incident_of(
-        &self,
-        incident_id: String,
-        status: AlertStatus,
-        members: &[usize],
-        facts: &[AlertFacts],
-        rows: &HashMap<String, Map<String, Value>>,
-    ) -> Incident {
-        let entities_wanted = &self.engine().config().incident_entities;
-        let mut incident = Incident {
-            incident_id,
-            status,
-            first_time: facts[members[0]].time,
-            last_time: facts[members[0]].time,
-            level: String::new(),
-            alerts: members.len(),
-            open_alerts: 0,
-            rules: BTreeSet::new(),
-            entities: BTreeMap::new(),
-            alert_ids: Vec::with_capacity(members.len()),
-        };
-        for &m in members.iter().rev() {
-            let alert = &facts[m];
-            incident.last_time = incident.last_time.max(alert.time);
-            incident.first_time = incident.first_time.min(alert.time);
-            incident.alert_ids.push(alert.alert_id.clone());
-            let row = rows.get(&alert.alert_id);
-            let text = |name: &str| row.and_then(|r| r.get(name)).and_then(Value::as_str).unwrap_or_default();
-            if level_rank(text("level")) > level_rank(&incident.level) || incident.level.is_empty() {
-                incident.level = text("level").to_string();
-            }
-            incident.open_alerts += usize::from(text("state") != "closed");
-            incident.rules.insert(text("rule_title").to_string());
-            for entity in entities_wanted {
-                if let Some(value) = alert.group.get(entity) {
-                    incident.entities.entry(entity.clone()).or_default().insert(value.clone());
-                }
-            }
-        }
-        incident
+        build_incidents(rows, &changes, self.engine().config())
     }
 
     /// One page of the window's incidents, newest first.
@@ -481,4 +491,120 @@ mod tests {
         assert_eq!(forward, backward);
         assert_eq!(forward.iter().map(Vec::len).sum::<usize>(), 40);
     }
+}
+
+/// How far back the SQL table `incidents` groups alerts.
+pub const INCIDENT_TABLE_DAYS: i64 = 30;
+
+/// The columns of the SQL table `incidents`.
+fn incident_table_schema() -> datafusion::arrow::datatypes::SchemaRef {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    let time = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let list = || DataType::List(std::sync::Arc::new(Field::new("item", DataType::Utf8, true)));
+    std::sync::Arc::new(Schema::new(vec![
+        Field::new("incident_id", DataType::Utf8, false),
+        Field::new("state", DataType::Utf8, false),
+        Field::new("assignee", DataType::Utf8, true),
+        Field::new("verdict", DataType::Utf8, true),
+        Field::new("updated_at", time(), true),
+        Field::new("first_time", time(), false),
+        Field::new("last_time", time(), false),
+        Field::new("level", DataType::Utf8, false),
+        Field::new("alerts", DataType::Int64, false),
+        Field::new("open_alerts", DataType::Int64, false),
+        Field::new("rules", list(), true),
+        Field::new("alert_ids", list(), true),
+        Field::new("entities", DataType::Utf8, false),
+    ]))
+}
+
+/// Runs `sql` in `ctx` and answers its rows as JSON objects (within the session's memory
+/// pool, with no concurrency slot of its own: it is part of the query that asked).
+async fn session_rows(
+    ctx: &datafusion::prelude::SessionContext,
+    sql: &str,
+) -> Result<Vec<Map<String, Value>>, QueryError> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let bytes = crate::format::json_rows(&batches).map_err(|e| QueryError::Execution(e.to_string()))?;
+    serde_json::from_slice(&bytes).map_err(|e| QueryError::Execution(e.to_string()))
+}
+
+/// Registers the SQL table `incidents` in `ctx`, which holds the lake's tables and the
+/// `alert_status` view: the incidents of the last [`INCIDENT_TABLE_DAYS`] days' alerts as the
+/// lake holds them, grouped as the API groups them. Empty unless `compute` (a client's
+/// catalog query only needs its columns).
+pub(crate) async fn register_table(
+    ctx: &datafusion::prelude::SessionContext,
+    config: &crate::QueryConfig,
+    compute: bool,
+) -> Result<(), QueryError> {
+    use datafusion::arrow::array::builder::{Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder};
+    use datafusion::arrow::array::{ArrayRef, RecordBatch};
+    let incidents = if compute {
+        let since =
+            Timestamp::from_micros(Timestamp::now().as_micros().saturating_sub(INCIDENT_TABLE_DAYS * DAY_MICROS));
+        let rows = session_rows(ctx, &format!("{ALERT_FACTS_SQL} WHERE alert_time >= TIMESTAMP '{since}'")).await?;
+        let sql = format!("SELECT * FROM alert_changes WHERE starts_with(alert_id, {})", quote(INCIDENT_PREFIX));
+        let mut changes: HashMap<String, Vec<AlertChange>> = HashMap::new();
+        for row in session_rows(ctx, &sql).await? {
+            let change = super::change_of_row(&row).map_err(QueryError::Execution)?;
+            changes.entry(change.alert_id.clone()).or_default().push(change);
+        }
+        build_incidents(rows, &changes, config)?.0
+    } else {
+        Vec::new()
+    };
+    let time = || TimestampMicrosecondBuilder::new().with_timezone("UTC");
+    let (mut updated, mut first, mut last) = (time(), time(), time());
+    let mut text: [StringBuilder; 6] = std::array::from_fn(|_| StringBuilder::new());
+    let (mut alerts, mut open) = (Int64Builder::new(), Int64Builder::new());
+    let (mut rules, mut ids) = (ListBuilder::new(StringBuilder::new()), ListBuilder::new(StringBuilder::new()));
+    for incident in &incidents {
+        let status = &incident.status;
+        let entities = serde_json::to_string(&incident.entities).expect("entities serialize");
+        let values = [
+            Some(incident.incident_id.as_str()),
+            Some(status.state.as_str()),
+            status.assignee.as_deref(),
+            status.verdict.map(|v| v.as_str()),
+            Some(incident.level.as_str()),
+            Some(entities.as_str()),
+        ];
+        for (builder, value) in text.iter_mut().zip(values) {
+            builder.append_option(value);
+        }
+        updated.append_option(status.updated_at.map(Timestamp::as_micros));
+        first.append_value(incident.first_time.as_micros());
+        last.append_value(incident.last_time.as_micros());
+        alerts.append_value(incident.alerts as i64);
+        open.append_value(incident.open_alerts as i64);
+        for rule in &incident.rules {
+            rules.values().append_value(rule);
+        }
+        rules.append(true);
+        for id in &incident.alert_ids {
+            ids.values().append_value(id);
+        }
+        ids.append(true);
+    }
+    let [mut id, mut state, mut assignee, mut verdict, mut level, mut entities] = text;
+    let columns: Vec<ArrayRef> = vec![
+        std::sync::Arc::new(id.finish()),
+        std::sync::Arc::new(state.finish()),
+        std::sync::Arc::new(assignee.finish()),
+        std::sync::Arc::new(verdict.finish()),
+        std::sync::Arc::new(updated.finish()),
+        std::sync::Arc::new(first.finish()),
+        std::sync::Arc::new(last.finish()),
+        std::sync::Arc::new(level.finish()),
+        std::sync::Arc::new(alerts.finish()),
+        std::sync::Arc::new(open.finish()),
+        std::sync::Arc::new(rules.finish()),
+        std::sync::Arc::new(ids.finish()),
+        std::sync::Arc::new(entities.finish()),
+    ];
+    let batch = RecordBatch::try_new(incident_table_schema(), columns).expect("columns match the incidents schema");
+    let table = datafusion::datasource::MemTable::try_new(incident_table_schema(), vec![vec![batch]])?;
+    ctx.register_table("incidents", std::sync::Arc::new(table))?;
+    Ok(())
 }

@@ -470,6 +470,23 @@ async fn alerts_sharing_an_entity_are_worked_as_one_incident() {
         "newest first, each with its alerts newest first"
     );
     assert_eq!(page.incidents[2].entities["enduser.id"], ["ana".to_string()].into());
+    // The same incidents as the SQL table `incidents` (for psql and Grafana).
+    let sql = "SELECT incident_id, state, alerts, alert_ids, entities FROM incidents ORDER BY last_time DESC, incident_id DESC";
+    let rows = t.rows(&ana, sql.to_string(), TimeRange::default()).await.unwrap();
+    let from_sql: Vec<(String, Vec<String>, AlertState)> = rows
+        .iter()
+        .map(|r| {
+            let ids = r["alert_ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+            (
+                r["incident_id"].as_str().unwrap().to_string(),
+                ids,
+                AlertState::parse(r["state"].as_str().unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(from_sql, found, "the SQL table groups as the API does");
+    assert_eq!(rows[2]["alerts"], 3);
+    assert!(rows[2]["entities"].as_str().unwrap().contains("\"ana\""), "{:?}", rows[2]);
 
     // Worked as one: acknowledged and assigned, seen at once; refused where it does not fit.
     let acked = t.change_incident(&ana, "INC-A4", ChangeAction::Acknowledge, "api").await.unwrap();
