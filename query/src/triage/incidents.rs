@@ -185,6 +185,9 @@ fn closed_at(changes: &[AlertChange], status: &AlertStatus) -> Option<Timestamp>
     })
 }
 
+/// Incidents, and the alert rows they were made of by alert id.
+type IncidentsAndRows = (Vec<Incident>, HashMap<String, Map<String, Value>>);
+
 /// What incidents are made of: the window's alerts as `alert_status` has them.
 pub(crate) const ALERT_FACTS_SQL: &str =
     "SELECT alert_id, alert_time, level, rule_title, state, group_values, event_ids FROM alert_status";
@@ -195,7 +198,7 @@ pub(crate) fn build_incidents(
     rows: Vec<Map<String, Value>>,
     changes: &HashMap<String, Vec<AlertChange>>,
     config: &crate::QueryConfig,
-) -> Result<(Vec<Incident>, HashMap<String, Map<String, Value>>), QueryError> {
+) -> Result<IncidentsAndRows, QueryError> {
     let mut facts = Vec::with_capacity(rows.len());
     let mut by_id = HashMap::with_capacity(rows.len());
     for row in rows {
@@ -315,11 +318,7 @@ impl Triage {
     }
 
     /// The incidents of the window's alerts, newest first, with the rows they were made of.
-    async fn all_incidents(
-        &self,
-        caller: &Caller,
-        range: TimeRange,
-    ) -> Result<(Vec<Incident>, HashMap<String, Map<String, Value>>), QueryError> {
+    async fn all_incidents(&self, caller: &Caller, range: TimeRange) -> Result<IncidentsAndRows, QueryError> {
         let rows = self.rows(caller, ALERT_FACTS_SQL.to_string(), range).await?;
         let changes = self.incident_changes(caller).await?;
         build_incidents(rows, &changes, self.engine().config())
@@ -410,86 +409,6 @@ impl Triage {
         history.extend(self.recent_changes(incident_id).into_iter().filter(|c| !known.contains(&c.change_id)));
         history.sort_by(|a, b| (a.changed_at, &a.change_id).cmp(&(b.changed_at, &b.change_id)));
         Ok(IncidentDetail { incident, alerts: alerts.into_iter().map(Value::Object).collect(), history, events })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn facts(id: &str, minute: i64, group: &[(&str, &str)]) -> AlertFacts {
-        AlertFacts {
-            alert_id: id.into(),
-            time: Timestamp::from_micros(1_790_000_000_000_000 + minute * 60_000_000),
-            group: group.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            event_ids: vec![format!("own-{id}")],
-        }
-    }
-
-    fn ids(alerts: &[AlertFacts], clusters: Vec<Vec<usize>>) -> Vec<Vec<String>> {
-        let mut out: Vec<Vec<String>> =
-            clusters.into_iter().map(|c| c.into_iter().map(|i| alerts[i].alert_id.clone()).collect()).collect();
-        out.sort();
-        out
-    }
-
-    #[test]
-    fn alerts_sharing_an_entity_within_the_window_form_one_incident() {
-        let entities = vec!["enduser.id".to_string(), "auth.token.fingerprint".to_string()];
-        let alerts = [
-            // A replayed token: the same fingerprint from two addresses, then the user's exfiltration.
-            facts("A1", 0, &[("auth.token.fingerprint", "tok1"), ("client.address", "10.0.0.1")]),
-            facts("A2", 5, &[("auth.token.fingerprint", "tok1"), ("enduser.id", "ana")]),
-            facts("A3", 50, &[("enduser.id", "ana")]),
-            // Chained: within the window of A3, not of A1.
-            facts("A4", 100, &[("enduser.id", "ana")]),
-            // Another user; the same address, which is not an incident entity here.
-            facts("B1", 1, &[("enduser.id", "bo"), ("client.address", "10.0.0.1")]),
-            // Ana again, but after a gap longer than the window.
-            facts("C1", 400, &[("enduser.id", "ana")]),
-            // No entity at all: alone.
-            facts("D1", 2, &[("mcp.server.name", "files")]),
-            facts("E1", 3, &[("enduser.id", "")]),
-        ];
-        let clusters = cluster(&alerts, &entities, 60 * 60_000_000);
-        assert_eq!(
-            ids(&alerts, clusters),
-            vec![vec!["A1", "A2", "A3", "A4"], vec!["B1"], vec!["C1"], vec!["D1"], vec!["E1"]]
-        );
-        // With the client address as an entity too, B1 joins through A1.
-        let wider = [entities.clone(), vec!["client.address".to_string()]].concat();
-        let clusters = cluster(&alerts, &wider, 60 * 60_000_000);
-        assert!(ids(&alerts, clusters).contains(&vec![
-            "A1".into(),
-            "B1".into(),
-            "A2".into(),
-            "A3".into(),
-            "A4".into()
-        ]));
-        // A session's secret read and the user's exfiltration chain over it share the read.
-        let mut read = facts("R1", 0, &[("mcp.session.id", "s1")]);
-        read.event_ids = vec!["e-read".into()];
-        let mut chain = facts("X1", 500, &[("enduser.id", "zoe")]);
-        chain.event_ids = vec!["e-read".into(), "e-post".into()];
-        let alerts = [read, chain, facts("Z1", 0, &[("mcp.session.id", "s2")])];
-        assert_eq!(ids(&alerts, cluster(&alerts, &entities, 60_000_000)), vec![vec!["R1", "X1"], vec!["Z1"]]);
-    }
-
-    #[test]
-    fn clustering_does_not_depend_on_the_order_alerts_come_in() {
-        let entities = vec!["enduser.id".to_string(), "mcp.session.id".to_string()];
-        let mut alerts: Vec<AlertFacts> = (0..40)
-            .map(|i| {
-                let user = format!("u{}", i % 5);
-                let session = format!("s{}", i % 7);
-                facts(&format!("A{i:02}"), i * 7, &[("enduser.id", &user), ("mcp.session.id", &session)])
-            })
-            .collect();
-        let forward = ids(&alerts, cluster(&alerts, &entities, 30 * 60_000_000));
-        alerts.reverse();
-        let backward = ids(&alerts, cluster(&alerts, &entities, 30 * 60_000_000));
-        assert_eq!(forward, backward);
-        assert_eq!(forward.iter().map(Vec::len).sum::<usize>(), 40);
     }
 }
 
@@ -607,4 +526,84 @@ pub(crate) async fn register_table(
     let table = datafusion::datasource::MemTable::try_new(incident_table_schema(), vec![vec![batch]])?;
     ctx.register_table("incidents", std::sync::Arc::new(table))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(id: &str, minute: i64, group: &[(&str, &str)]) -> AlertFacts {
+        AlertFacts {
+            alert_id: id.into(),
+            time: Timestamp::from_micros(1_790_000_000_000_000 + minute * 60_000_000),
+            group: group.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            event_ids: vec![format!("own-{id}")],
+        }
+    }
+
+    fn ids(alerts: &[AlertFacts], clusters: Vec<Vec<usize>>) -> Vec<Vec<String>> {
+        let mut out: Vec<Vec<String>> =
+            clusters.into_iter().map(|c| c.into_iter().map(|i| alerts[i].alert_id.clone()).collect()).collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn alerts_sharing_an_entity_within_the_window_form_one_incident() {
+        let entities = vec!["enduser.id".to_string(), "auth.token.fingerprint".to_string()];
+        let alerts = [
+            // A replayed token: the same fingerprint from two addresses, then the user's exfiltration.
+            facts("A1", 0, &[("auth.token.fingerprint", "tok1"), ("client.address", "10.0.0.1")]),
+            facts("A2", 5, &[("auth.token.fingerprint", "tok1"), ("enduser.id", "ana")]),
+            facts("A3", 50, &[("enduser.id", "ana")]),
+            // Chained: within the window of A3, not of A1.
+            facts("A4", 100, &[("enduser.id", "ana")]),
+            // Another user; the same address, which is not an incident entity here.
+            facts("B1", 1, &[("enduser.id", "bo"), ("client.address", "10.0.0.1")]),
+            // Ana again, but after a gap longer than the window.
+            facts("C1", 400, &[("enduser.id", "ana")]),
+            // No entity at all: alone.
+            facts("D1", 2, &[("mcp.server.name", "files")]),
+            facts("E1", 3, &[("enduser.id", "")]),
+        ];
+        let clusters = cluster(&alerts, &entities, 60 * 60_000_000);
+        assert_eq!(
+            ids(&alerts, clusters),
+            vec![vec!["A1", "A2", "A3", "A4"], vec!["B1"], vec!["C1"], vec!["D1"], vec!["E1"]]
+        );
+        // With the client address as an entity too, B1 joins through A1.
+        let wider = [entities.clone(), vec!["client.address".to_string()]].concat();
+        let clusters = cluster(&alerts, &wider, 60 * 60_000_000);
+        assert!(ids(&alerts, clusters).contains(&vec![
+            "A1".into(),
+            "B1".into(),
+            "A2".into(),
+            "A3".into(),
+            "A4".into()
+        ]));
+        // A session's secret read and the user's exfiltration chain over it share the read.
+        let mut read = facts("R1", 0, &[("mcp.session.id", "s1")]);
+        read.event_ids = vec!["e-read".into()];
+        let mut chain = facts("X1", 500, &[("enduser.id", "zoe")]);
+        chain.event_ids = vec!["e-read".into(), "e-post".into()];
+        let alerts = [read, chain, facts("Z1", 0, &[("mcp.session.id", "s2")])];
+        assert_eq!(ids(&alerts, cluster(&alerts, &entities, 60_000_000)), vec![vec!["R1", "X1"], vec!["Z1"]]);
+    }
+
+    #[test]
+    fn clustering_does_not_depend_on_the_order_alerts_come_in() {
+        let entities = vec!["enduser.id".to_string(), "mcp.session.id".to_string()];
+        let mut alerts: Vec<AlertFacts> = (0..40)
+            .map(|i| {
+                let user = format!("u{}", i % 5);
+                let session = format!("s{}", i % 7);
+                facts(&format!("A{i:02}"), i * 7, &[("enduser.id", &user), ("mcp.session.id", &session)])
+            })
+            .collect();
+        let forward = ids(&alerts, cluster(&alerts, &entities, 30 * 60_000_000));
+        alerts.reverse();
+        let backward = ids(&alerts, cluster(&alerts, &entities, 30 * 60_000_000));
+        assert_eq!(forward, backward);
+        assert_eq!(forward.iter().map(Vec::len).sum::<usize>(), 40);
+    }
 }
