@@ -81,6 +81,22 @@ pub struct AlertUpdate {
 }
 
 impl Delivery {
+    /// A delivery due `now`, never attempted: send `alert` to `destination` under `key`.
+    pub fn due_now(key: String, destination: &str, alert: Alert, now: Timestamp) -> Self {
+        Self {
+            key,
+            destination: destination.to_owned(),
+            alert,
+            attempts: 0,
+            enqueued_us: now.as_micros(),
+            next_attempt_us: now.as_micros(),
+            last_error: None,
+            last_status: None,
+            resolve: false,
+            update: None,
+        }
+    }
+
     /// A resolve or an update, which follows a delivery: never batched.
     pub fn is_follow_up(&self) -> bool {
         self.resolve || self.update.is_some()
@@ -192,18 +208,7 @@ impl Outbox {
                     {
                         continue;
                     }
-                    let delivery = Delivery {
-                        key: key.clone(),
-                        destination: destination.clone(),
-                        alert: alert.clone(),
-                        attempts: 0,
-                        enqueued_us: now.as_micros(),
-                        next_attempt_us: now.as_micros(),
-                        last_error: None,
-                        last_status: None,
-                        resolve: false,
-                        update: None,
-                    };
+                    let delivery = Delivery::due_now(key.clone(), destination, alert.clone(), now);
                     pending.insert(key.as_str(), encode(&delivery).as_slice())?;
                     added += 1;
                 }
@@ -299,16 +304,8 @@ impl Outbox {
         can_resolve: impl Fn(&str) -> bool,
     ) -> Result<usize, OutboxError> {
         self.enqueue_follow_ups(alert_id, can_resolve, |key, destination, alert| Delivery {
-            key: Delivery::resolve_key(key),
-            destination: destination.to_owned(),
-            alert,
-            attempts: 0,
-            enqueued_us: now.as_micros(),
-            next_attempt_us: now.as_micros(),
-            last_error: None,
-            last_status: None,
             resolve: true,
-            update: None,
+            ..Delivery::due_now(Delivery::resolve_key(key), destination, alert, now)
         })
     }
 
@@ -324,16 +321,8 @@ impl Outbox {
     ) -> Result<usize, OutboxError> {
         let references = self.references(alert_id)?;
         self.enqueue_follow_ups(alert_id, can_update, |key, destination, alert| Delivery {
-            key: Delivery::update_key(key, &update.change_id),
-            destination: destination.to_owned(),
-            alert,
-            attempts: 0,
-            enqueued_us: now.as_micros(),
-            next_attempt_us: now.as_micros(),
-            last_error: None,
-            last_status: None,
-            resolve: false,
             update: Some(AlertUpdate { reference: references.get(key).cloned().flatten(), ..update.clone() }),
+            ..Delivery::due_now(Delivery::update_key(key, &update.change_id), destination, alert, now)
         })
     }
 
@@ -481,16 +470,11 @@ impl Outbox {
                 let letter: DeadLetter = decode(&bytes)?;
                 let key = letter.record.key.clone();
                 let delivery = Delivery {
-                    key: key.clone(),
-                    destination: letter.record.destination.clone(),
-                    alert: letter.alert,
-                    attempts: 0,
-                    enqueued_us: now.as_micros(),
-                    next_attempt_us: now.as_micros(),
                     last_error: letter.record.last_error,
                     last_status: letter.record.last_status,
                     resolve: key.ends_with(":resolve"),
                     update: letter.record.update,
+                    ..Delivery::due_now(key.clone(), &letter.record.destination, letter.alert, now)
                 };
                 pending.insert(key.as_str(), encode(&delivery).as_slice())?;
                 dead.remove(key.as_str())?;
