@@ -198,13 +198,17 @@ fn a_silence_holds_back_matching_alerts_until_it_is_expired() {
     // A repeat recorded after the close (the detector had not read it yet) updates nothing.
     let late = AlertChange::repeated(&other.id, 1, (other.last_time, other.last_time), vec!["e-late".into()]);
     publish_change(&late);
-    // Time for the stage to read it: an update it wrongly queued would be sent within this.
-    std::thread::sleep(Duration::from_secs(3));
+    // Read by the stage once its alert-changes group committed the topic's end (offsets are
+    // stored after follow-ups are queued): an update it wrongly queued is then sent or pending.
+    support::wait_until(Duration::from_secs(60), "the stage read the late repeat", || {
+        support::group_caught_up(&kafka, "silences-delivery.alert-changes", &kafka.alert_changes_topic, 2)
+    });
     let triggered = |id: &str| paged.lock().unwrap().iter().any(|(a, d)| a == "trigger" && d == id);
     assert!(triggered(&other.id) && triggered(&after.id) && !triggered(&silenced.id), "{:?}", paged.lock().unwrap());
     stop_tx.send(true).unwrap();
     let summary = runtime.block_on(stage).unwrap().unwrap();
     assert_eq!(summary.alerts_read, 2 + sent_after.len() as u64);
+    assert_eq!(summary.pending, 0, "nothing left queued: no update for the late repeat");
     assert!(!delivered(&silenced.id));
     // Beside the silenced records: the close and the three repeat records.
     let expected = summary.silenced as usize + 4;
